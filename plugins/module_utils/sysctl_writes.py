@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright: dbfleet maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The order of live writes to /proc/sys/vm, and what "already applied" means.
+
+The one place that knows two kernel facts (mm/util.c, overcommit-accounting.rst):
+
+* Entering mode 2 must set admin_reserve_kbytes, then the limit (ratio or kbytes),
+  then the mode: the other way round the host runs for a moment in mode 2 with
+  the old, often 50 %, limit and can lock everyone out. Leaving mode 2 sets the
+  mode first so the host never runs mode 2 with a half-written limit.
+* overcommit_ratio and overcommit_kbytes exclude each other: writing the ratio
+  sets kbytes to 0 and writing kbytes (any value, even 0) sets the ratio to 0.
+  So we write only the managed one of the pair, never kbytes=0 (CommitLimit
+  would become swap only), and compare only managed keys for idempotence.
+
+Pure Python, no Ansible import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional
+
+MODE = "vm.overcommit_memory"
+RATIO = "vm.overcommit_ratio"
+KBYTES = "vm.overcommit_kbytes"
+ADMIN_RESERVE = "vm.admin_reserve_kbytes"
+MANAGED_KEYS = (ADMIN_RESERVE, RATIO, KBYTES, MODE)
+
+# What a freshly booted kernel uses when no sysctl file sets a key. admin_reserve
+# boots as min(free/32, 8 MiB), which is 8 MiB on any host with more than 256 MiB free.
+KERNEL_DEFAULTS = {MODE: "0", RATIO: "50", KBYTES: "0", ADMIN_RESERVE: "8192"}
+
+STRICT_MODE = "2"
+
+
+@dataclass(frozen=True)
+class Write:
+    key: str
+    before: Optional[str]
+    after: str
+
+    def as_dict(self) -> Dict[str, Optional[str]]:
+        return {"key": self.key, "before": self.before, "after": self.after}
+
+
+def canonical(value: object) -> str:
+    """The kernel's view of an integer sysctl value: '087 ' and 87 are '87'."""
+    text = str(value).strip()
+    if not text.isdigit():
+        raise ValueError("%r is not a non-negative integer" % (value,))
+    return str(int(text))
+
+
+def validate_desired(desired: Mapping[str, object]) -> Dict[str, str]:
+    """Canonical desired values, or ValueError saying what is wrong."""
+    unknown = sorted(set(desired) - set(MANAGED_KEYS))
+    if unknown:
+        raise ValueError(
+            "unsupported key(s) %s; allowed: %s" % (", ".join(unknown), ", ".join(MANAGED_KEYS))
+        )
+    out: Dict[str, str] = {}
+    for key, value in desired.items():
+        try:
+            out[key] = canonical(value)
+        except ValueError as exc:
+            raise ValueError("%s: %s" % (key, exc))
+    if MODE in out and out[MODE] not in ("0", "1", "2"):
+        raise ValueError("%s must be 0, 1 or 2, got %s" % (MODE, out[MODE]))
+    if RATIO in out and KBYTES in out:
+        raise ValueError(
+            "%s and %s exclude each other (writing one zeroes the other); manage exactly one"
+            % (RATIO, KBYTES)
+        )
+    if out.get(KBYTES) == "0":
+        raise ValueError(
+            "%s = 0 would make CommitLimit swap only; manage %s instead" % (KBYTES, RATIO)
+        )
+    return out
+
+
+def _differs(key: str, live: Mapping[str, str], want: Mapping[str, str]) -> bool:
+    if key == RATIO and live.get(KBYTES, "0") != "0":
+        # A non-zero kbytes overrides any ratio; only writing the ratio clears it.
+        return True
+    return live.get(key) != want[key]
+
+
+def _order(live: Mapping[str, str], want: Mapping[str, str]) -> List[str]:
+    leaving_strict = live.get(MODE) == STRICT_MODE and want.get(MODE, STRICT_MODE) != STRICT_MODE
+    rest = [ADMIN_RESERVE, RATIO, KBYTES]
+    return [MODE] + rest if leaving_strict else rest + [MODE]
+
+
+def plan_writes(live: Mapping[str, str], desired: Mapping[str, object]) -> List[Write]:
+    """The writes that take ``live`` to ``desired``, in the only safe order.
+
+    ``live`` holds what /proc/sys/vm reads now (canonical strings); ``desired``
+    holds only managed keys. Unmanaged keys are never written.
+    """
+    want = validate_desired(desired)
+    return [
+        Write(key, live.get(key), want[key])
+        for key in _order(live, want)
+        if key in want and _differs(key, live, want)
+    ]
+
+
+def limit_key_in_effect(snapshot: Mapping[str, str]) -> str:
+    """Which of ratio/kbytes governs CommitLimit in a full live snapshot."""
+    return KBYTES if snapshot.get(KBYTES, "0") != "0" else RATIO
+
+
+def restore_target(snapshot: Mapping[str, str], keys: Optional[List[str]] = None) -> Dict[str, str]:
+    """Desired values that bring the host back to ``snapshot``.
+
+    Of the ratio/kbytes pair only the one in effect is restored: restoring the
+    other would zero it (the ratio reads 0 while kbytes governs, and kbytes 0
+    while the ratio does).
+    """
+    keys = list(MANAGED_KEYS) if keys is None else keys
+    pair = {RATIO, KBYTES}
+    limit_key = limit_key_in_effect(snapshot)
+    target = {k: snapshot[k] for k in keys if k in snapshot and k not in pair}
+    if pair & set(keys) and limit_key in snapshot:
+        target[limit_key] = snapshot[limit_key]
+    return target
+
+
+def rollback_writes(live_now: Mapping[str, str], snapshot: Mapping[str, str], keys: List[str]) -> List[Write]:
+    """Writes that undo a partial apply, in the safe order for that direction."""
+    return plan_writes(live_now, restore_target(snapshot, keys))
+
+
+def simulate(live: Mapping[str, str], writes: List[Write]) -> Dict[str, str]:
+    """The live values after ``writes``, including the ratio/kbytes side effect."""
+    state = dict(live)
+    for w in writes:
+        state[w.key] = w.after
+        if w.key == RATIO and KBYTES in state:
+            state[KBYTES] = "0"
+        elif w.key == KBYTES and RATIO in state:
+            state[RATIO] = "0"
+    return state
+
+
+def settle_target(winners: Mapping[str, Optional[str]], keys: List[str]) -> Dict[str, str]:
+    """Live values a host should return to when our drop-in goes away.
+
+    ``winners`` maps keys to the value the remaining sysctl files set (None: no
+    file sets it, so the kernel default applies). Of the pair, a non-zero kbytes
+    from the files governs; otherwise the ratio (files or default 50) does.
+    """
+    value = {k: winners.get(k) or KERNEL_DEFAULTS[k] for k in MANAGED_KEYS}
+    target = {k: canonical(value[k]) for k in keys if k in (MODE, ADMIN_RESERVE)}
+    if RATIO in keys or KBYTES in keys:
+        if canonical(value[KBYTES]) != "0":
+            target[KBYTES] = canonical(value[KBYTES])
+        else:
+            target[RATIO] = canonical(value[RATIO])
+    return target
