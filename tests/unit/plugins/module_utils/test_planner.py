@@ -1,0 +1,183 @@
+"""The planner against real meminfo texts, with expectations worked out by hand.
+
+Defaults: headroom 20 %, kernel reserve 10 % of non-huge RAM, admin reserve 128 MiB
+(131072 kB), 4 kB pages. upper = (MemTotal - hugetlb) - reserve + swap; the chosen limit
+is the largest the kernel can express at or below it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import memory_from_meminfo
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+    PlanInputError,
+    PlanOptions,
+    plan_overcommit,
+)
+
+
+@pytest.mark.parametrize(
+    "fixture, expected_sysctl, upper_kb, commit_limit_kb, lower_kb",
+    [
+        # 2014124 - 201412 = 1812712 kB can be backed; ratio 90: 503531 pages * 90 // 100 = 453177 pages
+        ("small-vm-2g-noswap", {"vm.overcommit_ratio": "90"}, 1812712, 1812708, 612340 + 122468 + 131072),
+        # one ratio step is 2.5 GiB -> kbytes; (254248466 // 4 - 4194303) pages = 59367813 pages
+        ("db-host-256g-swap", {"vm.overcommit_kbytes": "237471252"}, 254248466, 254248464,
+         98765432 + 19753086 + 131072),
+        # 300 GiB of huge pages leave the budget: non-huge 213702236 kB, reserve 21370223 kB
+        ("oracle-hugepages-300g", {"vm.overcommit_kbytes": "192332012"}, 209109225, 209109224,
+         40000000 + 8000000 + 131072),
+        # Hugetlb (2 MiB and 1 GiB pages) = 18874368 kB; step 1129673 kB > 1 GiB -> kbytes
+        ("multi-hugepage-sizes", {"vm.overcommit_kbytes": "101670596"}, 110059203, 110059200,
+         30000000 + 6000000 + 131072),
+        # currently mode 2 with ratio 80; the plan does not depend on that
+        ("already-mode2-ratio80", {"vm.overcommit_ratio": "90"}, 18927570, 18927568, 9876543 + 1975308 + 131072),
+        ("el7-kernel-no-hugetlb-line", {"vm.overcommit_ratio": "90"}, 55871948, 55871944,
+         12000000 + 2400000 + 131072),
+    ],
+)
+def test_mode_2_plans_for_real_hosts(meminfo_text, fixture, expected_sysctl, upper_kb, commit_limit_kb, lower_kb):
+    plan = plan_overcommit(memory_from_meminfo(meminfo_text(fixture)), PlanOptions(profiles=("postgresql",)))
+    assert plan.sysctl == dict(expected_sysctl, **{"vm.overcommit_memory": "2", "vm.admin_reserve_kbytes": "131072"})
+    assert plan.bounds.upper_kb == upper_kb
+    assert plan.bounds.lower_kb == lower_kb
+    assert plan.commit_limit_kb == commit_limit_kb
+    assert plan.safe and plan.verdict == "safe"
+
+
+def test_sysctl_keys_are_ordered_for_entering_mode_2():
+    plan = plan_overcommit(memory_from_meminfo(SMALL), PlanOptions())
+    assert list(plan.sysctl) == ["vm.admin_reserve_kbytes", "vm.overcommit_ratio", "vm.overcommit_memory"]
+
+
+def test_infeasible_host_is_unsafe_and_says_by_how_much_and_what_fixes_it(meminfo_text):
+    # 4 GiB, no swap, Committed_AS 5 GiB: lower 5242880 + 1048576 + 131072 = 6422528 kB,
+    # best limit 3625412 kB -> short by 2797116 kB (2731.6 MiB)
+    plan = plan_overcommit(memory_from_meminfo(meminfo_text("vm-4g-overcommitted")), PlanOptions())
+    assert not plan.safe
+    assert plan.verdict == "unsafe"
+    assert plan.commit_limit_kb == 3625412
+    verdict = plan.reasons[-1]
+    assert "No safe mode-2 limit" in verdict
+    assert "by 2731 MiB" in verdict
+    assert "add at least 2732 MiB of swap" in verdict
+    # demand that fits: (3625412 - 131072) * 100 // 120 = 2911950 kB; 5242880 - 2911950 = 2330930 kB
+    assert "reduce the committed memory by 2277 MiB" in verdict
+
+
+def test_adding_the_suggested_swap_makes_the_same_host_safe(meminfo_text):
+    text = meminfo_text("vm-4g-overcommitted").replace("SwapTotal:             0 kB", "SwapTotal:       %d kB" % (2732 * 1024))
+    assert plan_overcommit(memory_from_meminfo(text), PlanOptions()).safe
+
+
+def test_workload_peak_raises_the_lower_bound_above_committed_as(meminfo_text):
+    memory = memory_from_meminfo(meminfo_text("small-vm-2g-noswap"))
+    plan = plan_overcommit(memory, PlanOptions(workload_commit_kb=1500 * 1024))
+    assert plan.bounds.demand_kb == 1536000
+    assert plan.bounds.lower_kb == 1536000 + 307200 + 131072
+    assert not plan.safe
+
+
+def test_the_chosen_value_does_not_depend_on_committed_as(meminfo_text):
+    text = meminfo_text("small-vm-2g-noswap")
+    busier = text.replace("Committed_AS:     612340 kB", "Committed_AS:    1000000 kB")
+    assert busier != text
+    assert plan_overcommit(memory_from_meminfo(busier), PlanOptions()).sysctl == plan_overcommit(
+        memory_from_meminfo(text), PlanOptions()
+    ).sysctl
+
+
+@pytest.mark.parametrize("profile", ["redis", "valkey"])
+def test_redis_and_valkey_plan_mode_1_and_keep_the_limit_as_shown(meminfo_text, profile):
+    plan = plan_overcommit(memory_from_meminfo(meminfo_text("db-host-256g-swap")), PlanOptions(profiles=(profile,)))
+    assert plan.sysctl == {"vm.overcommit_memory": "1"}
+    assert plan.mode == 1 and plan.limit_by is None
+    assert plan.commit_limit_kb == 148705684
+    assert plan.safe
+
+
+def test_mode_1_warns_when_demand_exceeds_what_memory_can_back(meminfo_text):
+    plan = plan_overcommit(memory_from_meminfo(meminfo_text("vm-4g-overcommitted")), PlanOptions(profiles=("redis",)))
+    assert plan.safe
+    assert any("OOM killer" in reason for reason in plan.reasons)
+
+
+@pytest.mark.parametrize(
+    "prefer, key, value, commit_limit_kb",
+    [
+        ("ratio", "vm.overcommit_ratio", "90", 1812708),
+        # kbytes reaches the upper bound (1812712 kB) to the page, the ratio only to its step
+        ("kbytes", "vm.overcommit_kbytes", "1812712", 1812712),
+    ],
+)
+def test_prefer_forces_ratio_or_kbytes(meminfo_text, prefer, key, value, commit_limit_kb):
+    plan = plan_overcommit(memory_from_meminfo(meminfo_text("small-vm-2g-noswap")), PlanOptions(prefer=prefer))
+    assert plan.sysctl[key] == value
+    assert plan.commit_limit_kb == commit_limit_kb
+
+
+def test_kbytes_falls_back_to_ratio_when_the_budget_is_zero():
+    # every byte is in huge pages: only swap can be committed, and kbytes=0 would mean "use the ratio"
+    text = "MemTotal: 8000 kB\nSwapTotal: 400 kB\nCommitted_AS: 10 kB\nHugetlb: 8000 kB\n"
+    plan = plan_overcommit(memory_from_meminfo(text), PlanOptions(prefer="kbytes"))
+    assert plan.sysctl["vm.overcommit_ratio"] == "0"
+    assert plan.commit_limit_kb == 400
+    assert any("cannot express a budget of zero" in reason for reason in plan.reasons)
+
+
+def test_reasons_let_a_reader_redo_the_arithmetic(meminfo_text):
+    plan = plan_overcommit(memory_from_meminfo(meminfo_text("small-vm-2g-noswap")), PlanOptions())
+    assert plan.formula == (
+        "CommitLimit = (MemTotal 2014124 kB - hugetlb 0 kB) * overcommit_ratio 90 / 100 + SwapTotal 0 kB "
+        "= 1812708 kB (in 4 kB pages, rounded down)"
+    )
+    assert "upper bound" in plan.reasons[0] and "lower bound" in plan.reasons[1]
+
+
+def test_unknown_committed_as_is_said_plainly():
+    from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
+
+    memory = MemoryShape(memtotal_kb=8388608, swaptotal_kb=0, hugetlb_kb=0, committed_as_kb=None)
+    plan = plan_overcommit(memory, PlanOptions())
+    assert plan.bounds.demand_kb == 0
+    assert "Committed_AS is unknown" in plan.reasons[0]
+
+
+@pytest.mark.parametrize(
+    "options, option, message",
+    [
+        (PlanOptions(profiles=()), "profile", "at least one profile"),
+        (PlanOptions(profiles=("postgres",)), "profile", "unknown profile\\(s\\) postgres \\(choices: generic, postgresql"),
+        (PlanOptions(profiles=("postgresql", "redis")), "profile",
+         "postgresql needs vm.overcommit_memory=2; redis needs vm.overcommit_memory=1"),
+        (PlanOptions(profiles=("valkey", "mysql")), "profile", "conflicting profiles"),
+        (PlanOptions(workload_commit_kb=-1024), "workload_commit_mb", "must be 0 or more"),
+        (PlanOptions(headroom_pct=-1), "headroom_pct", "between 0 and 100, got -1"),
+        (PlanOptions(headroom_pct=101), "headroom_pct", "between 0 and 100, got 101"),
+        (PlanOptions(kernel_reserve_pct=51), "kernel_reserve_pct", "between 0 and 50, got 51"),
+        (PlanOptions(admin_reserve_kb=4096), "admin_reserve_mb", "at least 8"),
+        (PlanOptions(prefer="pages"), "prefer", "one of auto, ratio, kbytes"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_option_and_what_is_allowed(options, option, message):
+    with pytest.raises(PlanInputError, match=message) as raised:
+        plan_overcommit(memory_from_meminfo(SMALL), options)
+    assert raised.value.option == option
+    assert str(raised.value).startswith(option + ": ")
+
+
+def test_compatible_mode_2_profiles_combine():
+    plan = plan_overcommit(memory_from_meminfo(SMALL), PlanOptions(profiles=("postgresql", "mysql")))
+    assert plan.mode == 2 and plan.safe
+
+
+def test_as_dict_has_the_module_result_keys():
+    result = plan_overcommit(memory_from_meminfo(SMALL), PlanOptions()).as_dict()
+    assert {"sysctl", "commit_limit_kb", "committed_as_kb", "safe", "verdict", "reasons", "memory", "bounds",
+            "formula", "limit_by", "mode", "profile", "options"} <= set(result)
+    assert result["committed_as_kb"] == 612340
+    assert result["memory"]["memtotal_kb"] == 2014124
+
+
+SMALL = "MemTotal: 2014124 kB\nSwapTotal: 0 kB\nCommitted_AS: 612340 kB\nCommitLimit: 1007060 kB\n"
