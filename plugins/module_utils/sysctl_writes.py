@@ -128,9 +128,23 @@ def restore_target(snapshot: Mapping[str, str], keys: Optional[List[str]] = None
     return target
 
 
-def rollback_writes(live_now: Mapping[str, str], snapshot: Mapping[str, str], keys: List[str]) -> List[Write]:
-    """Writes that undo a partial apply, in the safe order for that direction."""
-    return plan_writes(live_now, restore_target(snapshot, keys))
+def rollback_writes(applied: List[Write], snapshot: Mapping[str, str]) -> List[Write]:
+    """Writes that undo ``applied`` (a prefix of a plan), newest first.
+
+    Reversing a safe forward order is itself safe: entering mode 2 was reserve,
+    limit, mode, so undoing it leaves mode 2 first. A pair write is undone by
+    restoring whichever of ratio/kbytes governed in ``snapshot`` (see restore_target).
+    """
+    out: List[Write] = []
+    done = set()
+    limit_key = limit_key_in_effect(snapshot)
+    for w in reversed(applied):
+        key = limit_key if w.key in (RATIO, KBYTES) else w.key
+        if key in done or snapshot.get(key) is None:
+            continue
+        done.add(key)
+        out.append(Write(key, None, snapshot[key]))
+    return out
 
 
 def simulate(live: Mapping[str, str], writes: List[Write]) -> Dict[str, str]:

@@ -95,13 +95,19 @@ def test_rollback_after_entering_mode_2_leaves_mode_first_and_restores_kbytes():
     before = dict(BOOT, **{"vm.overcommit_ratio": "0", "vm.overcommit_kbytes": "4000000"})
     forward = sw.plan_writes(before, STRICT_RATIO)
     now = sw.simulate(before, forward)
-    back = sw.rollback_writes(now, before, sorted(STRICT_RATIO))
+    back = sw.rollback_writes(forward, before)
     assert [(w.key, w.after) for w in back] == [
         ("vm.overcommit_memory", "0"),
-        ("vm.admin_reserve_kbytes", "8192"),
         ("vm.overcommit_kbytes", "4000000"),  # not "ratio = 0", which would leave kbytes zeroed
+        ("vm.admin_reserve_kbytes", "8192"),
     ]
     assert sw.simulate(now, back) == before
+
+
+def test_rollback_of_a_partial_apply_undoes_only_what_was_written_newest_first():
+    forward = sw.plan_writes(BOOT, STRICT_RATIO)[:2]  # the mode write was refused
+    back = sw.rollback_writes(forward, BOOT)
+    assert [(w.key, w.after) for w in back] == [("vm.overcommit_ratio", "50"), ("vm.admin_reserve_kbytes", "8192")]
 
 
 @pytest.mark.parametrize(
