@@ -24,7 +24,7 @@ description:
     C(/proc/meminfo) after applying to within one page.
   - The module only reads; it changes nothing on the host.
 author:
-  - dbfleet contributors
+  - dbfleet maintainers (@dbfleet)
 options:
   profile:
     description:
@@ -86,12 +86,16 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module never changes anything, so check mode returns the same plan.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
     details: Nothing is changed, so there is nothing to diff.
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: [linux]
 notes:
   - Use the M(dbfleet.memory.overcommit_plan) filter to plan from gathered facts on the controller. Facts lack

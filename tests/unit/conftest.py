@@ -6,17 +6,16 @@ with that package importable: `make unit` puts scripts/collection-path.sh on PYT
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 
-try:
-    import ansible_collections.dbfleet.memory  # noqa: F401
-except ImportError as exc:  # pragma: no cover - a setup error, reported loudly
+if importlib.util.find_spec("ansible_collections.dbfleet.memory") is None:  # a setup error, reported loudly
     raise SystemExit(
         "ansible_collections.dbfleet.memory is not importable; run the tests through `make unit` "
         "or set PYTHONPATH=$(scripts/collection-path.sh)"
-    ) from exc
+    )
 
 MEMINFO_DIR = Path(__file__).parent / "fixtures" / "meminfo"
 

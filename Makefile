@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Every target installs
+# what it needs itself (Debian packages, the venv, images), cached outside the repo.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+IN_ENV := scripts/in-env.sh
+
+.PHONY: test demo deps unit build-check sanity lint molecule lab-test bench clean-cache
+
+test: deps unit build-check sanity lint molecule lab-test
+	@echo "make test: all suites passed"
+
+deps:
+	scripts/system-deps.sh
+	$(IN_ENV) true
+
+unit: deps
+	$(IN_ENV) pytest -p no:cacheprovider tests/unit
+
+# The built tarball installs and its module answers, as a user would run it.
+build-check: deps
+	$(IN_ENV) pytest -p no:cacheprovider tests/integration
+
+sanity: deps
+	scripts/sanity.sh
+
+lint: deps
+	$(IN_ENV) ansible-lint --profile production --offline
+
+molecule: deps
+	scripts/molecule.sh
+
+lab-test: deps
+	tests/lab/run-tests.sh
+
+demo: deps
+	$(IN_ENV) ansible-playbook -i localhost, -c local playbooks/plan_report.yml \
+	  -e ansible_python_interpreter=$$($(IN_ENV) printenv DBFLEET_CONTROLLER_PYTHON)
+
+clean-cache:
+	rm -rf $${DBFLEET_CACHE:-/var/cache/dbfleet}

@@ -1,0 +1,43 @@
+"""The collection as a user gets it: built with ansible-galaxy, installed, and run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(cmd, **kwargs):
+    completed = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
+    assert completed.returncode == 0, "%s failed:\n%s\n%s" % (cmd, completed.stdout, completed.stderr)
+    return completed
+
+
+def test_built_tarball_installs_and_its_module_plans_this_machine(tmp_path):
+    run(["ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), str(REPO)])
+    (tarball,) = tmp_path.glob("dbfleet-memory-*.tar.gz")
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+    assert "plugins/modules/overcommit_plan.py" in names
+    assert not any(name.startswith(("tests/lab", "molecule", ".ci", "scripts")) for name in names)
+
+    installed = tmp_path / "collections"
+    # Only the installed copy may be visible, not the checkout the tests run from.
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", PYTHONPATH="")
+    run(["ansible-galaxy", "collection", "install", "-p", str(installed), str(tarball)], env=env)
+    result = run(["ansible", "localhost", "-m", "dbfleet.memory.overcommit_plan", "-a", "profile=postgresql",
+                  "-e", "ansible_python_interpreter=" + sys.executable], env=env)
+    host_result = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert host_result["sysctl"]["vm.overcommit_memory"] == "2"
+    memtotal_kb = int(next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal:")))
+    assert host_result["memory"]["memtotal_kb"] == memtotal_kb
+    # The reader's check: the returned numbers give the returned CommitLimit.
+    ratio = int(host_result["sysctl"]["vm.overcommit_ratio"])
+    pages = (memtotal_kb // 4 - host_result["memory"]["hugetlb_kb"] // 4) * ratio // 100
+    assert host_result["commit_limit_kb"] == (pages + host_result["memory"]["swaptotal_kb"] // 4) * 4
