@@ -1,0 +1,550 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, dbfleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fleet audit: turn per-host plan results into a risk-ordered report.
+
+Pure Python, no Ansible import: the audit playbook reaches it through the filter
+plugins ``audit_row`` and ``fleet_report``; the unit tests import it directly.
+
+Risk, per host (all in kB; the numbers come from the host, the formulas from
+commit_limit.py and the planner, never copied here):
+
+* mode 2 (never overcommit): a process without CAP_SYS_ADMIN may commit up to
+  ``CommitLimit - admin_reserve_kbytes``. Headroom is that minus ``Committed_AS``, as a
+  share of CommitLimit. Headroom <= 0 means new shells and SSH logins already fail.
+* mode 0/1 (overcommit): CommitLimit is not enforced. Headroom is what RAM and swap can
+  back (the planner's upper bound: RAM - hugetlb - kernel reserve + swap) minus
+  ``Committed_AS``, as a share of that. Below 0, touching the memory already promised
+  wakes the OOM killer: the host is one spike away from an OOM kill.
+* "locked out by ratio=100": switching this host to mode 2 with ``overcommit_ratio=100``
+  (the usual copy-paste) would give a CommitLimit, computed with the kernel's formula,
+  below ``Committed_AS + admin_reserve_kbytes``: every new allocation would fail.
+
+Levels, worst first: critical (headroom <= 0), high (< 10 %), watch (< 25 %, or locked
+out by ratio=100, or no safe plan, or a shadowed drop-in), ok, unknown (no live data).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
+
+KIB_PER_MIB = 1024
+KIB_PER_GIB = 1024 * 1024
+COPY_PASTE_RATIO_PCT = 100
+HIGH_RISK_HEADROOM_PCT = 10.0
+WATCH_HEADROOM_PCT = 25.0
+
+LEVELS: Tuple[str, ...] = ("critical", "high", "watch", "ok", "unknown")
+LEVEL_COLOURS = {
+    "critical": "#b3261e",
+    "high": "#e8710a",
+    "watch": "#c9a100",
+    "ok": "#2e7d32",
+    "unknown": "#757575",
+}
+
+STATUS_OK = "ok"
+STATUS_UNREACHABLE = "unreachable"
+STATUS_FAILED = "failed"
+SOURCE_LIVE = "live"
+SOURCE_CACHED = "cached_facts"
+CACHED_LABEL = "from cached facts"
+
+CSV_COLUMNS: Tuple[str, ...] = (
+    "host", "status", "source", "risk", "headroom_kb", "headroom_pct", "headroom_reference",
+    "live_mode", "live_ratio_pct", "live_kbytes", "live_admin_reserve_kb",
+    "commit_limit_kb", "committed_as_kb", "backable_kb", "memtotal_kb", "swaptotal_kb", "hugetlb_kb",
+    "ratio100_commit_limit_kb", "locked_out_by_ratio100",
+    "plan_verdict", "planned_commit_limit_kb", "planned_sysctl", "shadowed_keys", "findings", "message",
+)
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """What the audit learned about one host; None where the source cannot know it."""
+
+    host: str
+    status: str = STATUS_OK
+    source: str = SOURCE_LIVE
+    message: str = ""
+    memtotal_kb: Optional[int] = None
+    swaptotal_kb: Optional[int] = None
+    hugetlb_kb: Optional[int] = None
+    committed_as_kb: Optional[int] = None
+    commit_limit_kb: Optional[int] = None  # CommitLimit in force, from /proc/meminfo
+    page_size_kb: int = 4
+    live_mode: Optional[int] = None
+    live_ratio_pct: Optional[int] = None
+    live_kbytes: Optional[int] = None
+    live_admin_reserve_kb: Optional[int] = None
+    backable_kb: Optional[int] = None  # the planner's upper bound: what RAM + swap can back
+    planned_admin_reserve_kb: Optional[int] = None
+    plan_verdict: Optional[str] = None
+    planned_commit_limit_kb: Optional[int] = None
+    planned_sysctl: Dict[str, str] = field(default_factory=dict)
+    plan_reasons: Tuple[str, ...] = ()
+    shadowed: Tuple[str, ...] = ()  # one message per managed key another sysctl file overrides
+
+
+@dataclass(frozen=True)
+class Assessment:
+    level: str
+    headroom_kb: Optional[int]
+    headroom_pct: Optional[float]
+    headroom_reference: str  # what the headroom is measured against
+    ratio100_commit_limit_kb: Optional[int]
+    locked_out_by_ratio100: Optional[bool]
+    findings: Tuple[str, ...]
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _shadow_messages(check_result: Optional[Mapping[str, Any]]) -> Tuple[str, ...]:
+    if not check_result:
+        return ()
+    shadowing = check_result.get("shadowing") or {}
+    return tuple(
+        str(entry.get("message") or "%s is shadowed" % key)
+        for key, entry in sorted(shadowing.items())
+        if isinstance(entry, Mapping) and entry.get("status") == "shadowed"
+    )
+
+
+def _failure_text(result: Mapping[str, Any]) -> str:
+    return str(result.get("msg") or result.get("module_stderr") or "no message").strip().splitlines()[0][:300]
+
+
+def row_from_results(
+    host: str,
+    plan_result: Optional[Mapping[str, Any]],
+    check_result: Optional[Mapping[str, Any]] = None,
+    cached_plan: Optional[Mapping[str, Any]] = None,
+) -> AuditRow:
+    """One row from the registered results of overcommit_plan and sysctl_apply (check mode).
+
+    An unreachable or failed host keeps its row; when a plan from cached facts is given
+    (the overcommit_plan filter's result), its numbers fill the row, marked as cached.
+    """
+    plan_result = plan_result or {}
+    status = STATUS_OK
+    message = ""
+    if plan_result.get("unreachable"):
+        status, message = STATUS_UNREACHABLE, _failure_text(plan_result)
+    elif plan_result.get("failed") or "memory" not in plan_result:
+        status = STATUS_FAILED
+        message = _failure_text(plan_result) if plan_result else "no result (the host was not audited)"
+    if status != STATUS_OK:
+        if cached_plan:
+            return _row_from_plan(host, cached_plan, status=status, source=SOURCE_CACHED,
+                                  message="%s; numbers %s" % (message, CACHED_LABEL))
+        return AuditRow(host=host, status=status, source=SOURCE_LIVE, message=message)
+    if check_result and check_result.get("failed") and not check_result.get("shadowing"):
+        message = "shadowing not checked: " + _failure_text(check_result)
+    return _row_from_plan(host, plan_result, status=STATUS_OK, source=SOURCE_LIVE, message=message,
+                          shadowed=_shadow_messages(check_result))
+
+
+def row_from_cached_plan(host: str, cached_plan: Optional[Mapping[str, Any]]) -> AuditRow:
+    """A row for audits run from the fact cache only (no remote call)."""
+    if not cached_plan:
+        return AuditRow(host=host, status=STATUS_FAILED, source=SOURCE_CACHED,
+                        message="no cached facts for this host (memtotal_mb/swaptotal_mb missing)")
+    return _row_from_plan(host, cached_plan, status=STATUS_OK, source=SOURCE_CACHED, message=CACHED_LABEL)
+
+
+def _row_from_plan(host: str, plan: Mapping[str, Any], status: str, source: str, message: str,
+                   shadowed: Tuple[str, ...] = ()) -> AuditRow:
+    memory = plan.get("memory") or {}
+    bounds = plan.get("bounds") or {}
+    live = plan.get("live_sysctl") or {}
+    sysctl = {str(k): str(v) for k, v in (plan.get("sysctl") or {}).items()}
+    return AuditRow(
+        host=host, status=status, source=source, message=message,
+        memtotal_kb=_int_or_none(memory.get("memtotal_kb")),
+        swaptotal_kb=_int_or_none(memory.get("swaptotal_kb")),
+        hugetlb_kb=_int_or_none(memory.get("hugetlb_kb")),
+        committed_as_kb=_int_or_none(memory.get("committed_as_kb")),
+        commit_limit_kb=_int_or_none(memory.get("commit_limit_kb")),
+        page_size_kb=_int_or_none(memory.get("page_size_kb")) or 4,
+        live_mode=_int_or_none(live.get("vm.overcommit_memory")),
+        live_ratio_pct=_int_or_none(live.get("vm.overcommit_ratio")),
+        live_kbytes=_int_or_none(live.get("vm.overcommit_kbytes")),
+        live_admin_reserve_kb=_int_or_none(live.get("vm.admin_reserve_kbytes")),
+        backable_kb=_int_or_none(bounds.get("upper_kb")),
+        planned_admin_reserve_kb=_int_or_none(bounds.get("admin_reserve_kb")),
+        plan_verdict=plan.get("verdict"),
+        planned_commit_limit_kb=_int_or_none(plan.get("commit_limit_kb")),
+        planned_sysctl=sysctl,
+        plan_reasons=tuple(str(r) for r in plan.get("reasons") or ()),
+        shadowed=shadowed,
+    )
+
+
+def assess(row: AuditRow) -> Assessment:
+    """The risk of one host; see the module docstring for the definitions."""
+    findings: List[str] = []
+    admin_reserve_kb = row.live_admin_reserve_kb
+    if admin_reserve_kb is None:
+        admin_reserve_kb = row.planned_admin_reserve_kb or 0
+
+    ratio100_kb: Optional[int] = None
+    locked_out: Optional[bool] = None
+    if row.memtotal_kb is not None and row.swaptotal_kb is not None:
+        ratio100_kb = commit_limit_kb(row.memtotal_kb, row.hugetlb_kb or 0, row.swaptotal_kb,
+                                      COPY_PASTE_RATIO_PCT, 0, row.page_size_kb)
+        if row.committed_as_kb is not None:
+            locked_out = ratio100_kb < row.committed_as_kb + admin_reserve_kb
+
+    headroom_kb: Optional[int] = None
+    headroom_pct: Optional[float] = None
+    reference = ""
+    known = row.committed_as_kb is not None and row.live_mode is not None
+    if known and row.live_mode == 2 and row.commit_limit_kb:
+        reference = "CommitLimit - admin reserve (mode 2)"
+        headroom_kb = row.commit_limit_kb - admin_reserve_kb - (row.committed_as_kb or 0)
+        headroom_pct = 100.0 * headroom_kb / row.commit_limit_kb
+    elif known and row.backable_kb:
+        reference = "RAM + swap can back (mode %d)" % (row.live_mode or 0)
+        headroom_kb = row.backable_kb - (row.committed_as_kb or 0)
+        headroom_pct = 100.0 * headroom_kb / row.backable_kb
+
+    if headroom_kb is None:
+        level = "unknown"
+        if row.status != STATUS_OK:
+            findings.append("host %s: %s" % (row.status, row.message))
+        elif row.source == SOURCE_CACHED:
+            findings.append("Committed_AS and live sysctl values are not in cached facts: risk not assessed")
+        else:
+            findings.append("live values incomplete: risk not assessed")
+    elif headroom_kb <= 0:
+        level = "critical"
+        if row.live_mode == 2:
+            findings.append("locked out now: Committed_AS + admin reserve exceeds CommitLimit by %s; "
+                            "new processes and SSH logins fail" % human_kb(-headroom_kb))
+        else:
+            findings.append("one spike away from an OOM kill: Committed_AS exceeds what RAM + swap can back "
+                            "by %s" % human_kb(-headroom_kb))
+    elif headroom_pct is not None and headroom_pct < HIGH_RISK_HEADROOM_PCT:
+        level = "high"
+        findings.append("only %s (%.1f %%) headroom against %s" % (human_kb(headroom_kb), headroom_pct, reference))
+    else:
+        level = "ok"
+        if headroom_pct is not None and headroom_pct < WATCH_HEADROOM_PCT:
+            level = "watch"
+            findings.append("%.1f %% headroom against %s" % (headroom_pct, reference))
+
+    if locked_out:
+        findings.append("overcommit_ratio=100 in mode 2 would lock it out: CommitLimit %s < Committed_AS + "
+                        "admin reserve %s" % (human_kb(ratio100_kb or 0),
+                                              human_kb((row.committed_as_kb or 0) + admin_reserve_kb)))
+    if row.plan_verdict == "unsafe":
+        findings.append("no safe mode-2 plan: " + (row.plan_reasons[-1] if row.plan_reasons else "see reasons"))
+    findings.extend(row.shadowed)
+    if level == "ok" and (locked_out or row.plan_verdict == "unsafe" or row.shadowed):
+        level = "watch"
+    return Assessment(level=level, headroom_kb=headroom_kb, headroom_pct=headroom_pct, headroom_reference=reference,
+                      ratio100_commit_limit_kb=ratio100_kb, locked_out_by_ratio100=locked_out,
+                      findings=tuple(findings))
+
+
+def order_by_risk(rows: Sequence[AuditRow]) -> List[Tuple[AuditRow, Assessment]]:
+    """Worst first: by level, then by smallest headroom share, then by name for a stable order."""
+    assessed = [(row, assess(row)) for row in rows]
+
+    def key(pair: Tuple[AuditRow, Assessment]) -> Tuple[int, float, str]:
+        row, risk = pair
+        pct = risk.headroom_pct if risk.headroom_pct is not None else float("inf")
+        return LEVELS.index(risk.level), pct, row.host
+
+    return sorted(assessed, key=key)
+
+
+def human_kb(value_kb: Optional[int]) -> str:
+    """kB to a short human size: GiB with one decimal from 1 GiB up, else MiB."""
+    if value_kb is None:
+        return "-"
+    if abs(value_kb) >= KIB_PER_GIB:
+        return "%.1f GiB" % (value_kb / KIB_PER_GIB)
+    return "%d MiB" % (value_kb // KIB_PER_MIB)
+
+
+def _live_limit_text(row: AuditRow) -> str:
+    if row.live_mode is None:
+        return "-"
+    if row.live_kbytes:
+        return "%d, kbytes=%d" % (row.live_mode, row.live_kbytes)
+    return "%d, ratio=%s" % (row.live_mode, "-" if row.live_ratio_pct is None else row.live_ratio_pct)
+
+
+def _planned_text(row: AuditRow) -> str:
+    if not row.planned_sysctl:
+        return "-"
+    short = ", ".join("%s=%s" % (k.replace("vm.", ""), v) for k, v in sorted(row.planned_sysctl.items()))
+    return "%s: %s" % (row.plan_verdict or "?", short)
+
+
+def _source_text(row: AuditRow) -> str:
+    if row.source == SOURCE_CACHED:
+        return CACHED_LABEL
+    return row.status if row.status != STATUS_OK else "live"
+
+
+def summary_counts(ordered: Sequence[Tuple[AuditRow, Assessment]]) -> Dict[str, int]:
+    counts = {level: 0 for level in LEVELS}
+    for _row, risk in ordered:
+        counts[risk.level] += 1
+    counts["unreachable"] = sum(1 for row, _ in ordered if row.status == STATUS_UNREACHABLE)
+    counts["failed"] = sum(1 for row, _ in ordered if row.status == STATUS_FAILED)
+    counts["cached_facts"] = sum(1 for row, _ in ordered if row.source == SOURCE_CACHED)
+    counts["locked_out_by_ratio100"] = sum(1 for _, risk in ordered if risk.locked_out_by_ratio100)
+    counts["hosts"] = len(ordered)
+    return counts
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(rows: Sequence[AuditRow], generated_at: str = "") -> str:
+    ordered = order_by_risk(rows)
+    counts = summary_counts(ordered)
+    lines = [
+        "# Overcommit audit" + (" (%s)" % generated_at if generated_at else ""),
+        "",
+        "%d hosts: %s. Unreachable: %d, failed: %d, %s: %d. Locked out by ratio=100: %d." % (
+            counts["hosts"], ", ".join("%s %d" % (level, counts[level]) for level in LEVELS),
+            counts["unreachable"], counts["failed"], CACHED_LABEL, counts["cached_facts"],
+            counts["locked_out_by_ratio100"]),
+        "",
+        "Headroom: mode 2 = CommitLimit - admin reserve - Committed_AS; mode 0/1 = what RAM + swap can back "
+        "(RAM - hugetlb - kernel reserve + swap) - Committed_AS. Sorted worst first.",
+        "",
+        "| Host | Risk | Source | Mode (live) | CommitLimit | Committed_AS | RAM+swap can back | Headroom "
+        "| ratio=100 locks out | Plan | Findings |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |",
+    ]
+    for row, risk in ordered:
+        headroom = "-" if risk.headroom_kb is None else "%s (%.1f %%)" % (human_kb(risk.headroom_kb), risk.headroom_pct or 0.0)
+        locked = {None: "-", True: "**yes**", False: "no"}[risk.locked_out_by_ratio100]
+        cells = [row.host, "**%s**" % risk.level if risk.level in ("critical", "high") else risk.level,
+                 _source_text(row), _live_limit_text(row), human_kb(row.commit_limit_kb),
+                 human_kb(row.committed_as_kb), human_kb(row.backable_kb), headroom, locked,
+                 _planned_text(row), "; ".join(risk.findings) or "-"]
+        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def report_dicts(rows: Sequence[AuditRow], generated_at: str = "") -> Dict[str, Any]:
+    """The JSON report: every row's inputs plus its assessment, in risk order."""
+    ordered = order_by_risk(rows)
+    hosts = []
+    for row, risk in ordered:
+        item = asdict(row)
+        item["plan_reasons"] = list(row.plan_reasons)
+        item["shadowed"] = list(row.shadowed)
+        item["risk"] = asdict(risk)
+        item["risk"]["findings"] = list(risk.findings)
+        hosts.append(item)
+    return {"generated_at": generated_at, "summary": summary_counts(ordered), "hosts": hosts}
+
+
+def render_json(rows: Sequence[AuditRow], generated_at: str = "") -> str:
+    return json.dumps(report_dicts(rows, generated_at), indent=2, sort_keys=True) + "\n"
+
+
+def render_csv(rows: Sequence[AuditRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row, risk in order_by_risk(rows):
+        values = {
+            "host": row.host, "status": row.status, "source": row.source, "risk": risk.level,
+            "headroom_kb": risk.headroom_kb,
+            "headroom_pct": None if risk.headroom_pct is None else "%.2f" % risk.headroom_pct,
+            "headroom_reference": risk.headroom_reference,
+            "live_mode": row.live_mode, "live_ratio_pct": row.live_ratio_pct, "live_kbytes": row.live_kbytes,
+            "live_admin_reserve_kb": row.live_admin_reserve_kb, "commit_limit_kb": row.commit_limit_kb,
+            "committed_as_kb": row.committed_as_kb, "backable_kb": row.backable_kb,
+            "memtotal_kb": row.memtotal_kb, "swaptotal_kb": row.swaptotal_kb, "hugetlb_kb": row.hugetlb_kb,
+            "ratio100_commit_limit_kb": risk.ratio100_commit_limit_kb,
+            "locked_out_by_ratio100": risk.locked_out_by_ratio100,
+            "plan_verdict": row.plan_verdict, "planned_commit_limit_kb": row.planned_commit_limit_kb,
+            "planned_sysctl": " ".join("%s=%s" % kv for kv in sorted(row.planned_sysctl.items())),
+            "shadowed_keys": len(row.shadowed), "findings": "; ".join(risk.findings), "message": row.message,
+        }
+        writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+# Chart geometry (px). Each host is scaled to its own largest value: fleets mix 4 GiB VMs
+# and 1 TiB hosts, and what matters is each host's bars relative to each other.
+_LABEL_W = 250
+_BAR_W = 560
+_VALUE_W = 170
+_ROW_H = 58
+_BAR_H = 12
+_TOP = 44
+_BARS = (
+    ("committed_as_kb", "Committed_AS", "#b3261e"),
+    ("commit_limit_kb", "CommitLimit in force", "#1a73e8"),
+    ("backable_kb", "RAM + swap can back", "#9e9e9e"),
+)
+_PLANNED_COLOUR = "#2e7d32"
+
+
+def render_svg(ordered: Sequence[Tuple[AuditRow, Assessment]]) -> str:
+    width = _LABEL_W + _BAR_W + _VALUE_W
+    height = _TOP + _ROW_H * max(1, len(ordered)) + 10
+    esc = html.escape
+    parts = [
+        '<svg xmlns="http://www.w3.org/2000/svg" role="img" width="%d" height="%d" viewBox="0 0 %d %d" '
+        'font-family="sans-serif" font-size="12">' % (width, height, width, height),
+        "<title>Committed_AS vs CommitLimit vs what RAM + swap can back, per host, worst first</title>",
+    ]
+    x = _LABEL_W
+    for _attr, label, colour in _BARS:
+        parts.append('<rect x="%d" y="8" width="12" height="12" fill="%s"/><text x="%d" y="18">%s</text>'
+                     % (x, colour, x + 16, esc(label)))
+        x += 20 + 8 * len(label)
+    parts.append('<line x1="%d" y1="8" x2="%d" y2="22" stroke="%s" stroke-width="3"/><text x="%d" y="18">'
+                 'planned CommitLimit</text>' % (x + 4, x + 4, _PLANNED_COLOUR, x + 12))
+    for index, (row, risk) in enumerate(ordered):
+        y = _TOP + index * _ROW_H
+        parts.append('<g class="host" data-host="%s" data-risk="%s" transform="translate(0,%d)">'
+                     % (esc(row.host), risk.level, y))
+        parts.append('<rect x="0" y="0" width="6" height="%d" fill="%s"/>' % (_ROW_H - 8, LEVEL_COLOURS[risk.level]))
+        parts.append('<text x="12" y="16" font-weight="bold">%s</text>' % esc(row.host[:32]))
+        sub = risk.level
+        if row.source == SOURCE_CACHED:
+            sub += " - " + CACHED_LABEL
+        elif row.status != STATUS_OK:
+            sub += " - " + row.status
+        elif row.live_mode is not None:
+            sub += " - mode %d" % row.live_mode
+        parts.append('<text x="12" y="32" fill="%s">%s</text>' % (LEVEL_COLOURS[risk.level], esc(sub)))
+        if risk.headroom_pct is not None:
+            parts.append('<text x="12" y="46" fill="#555">headroom %s (%.1f %%)</text>'
+                         % (esc(human_kb(risk.headroom_kb)), risk.headroom_pct))
+        values = [getattr(row, attr) for attr, _label, _colour in _BARS]
+        scale_kb = max([v for v in values + [row.planned_commit_limit_kb] if v] or [0])
+        if not scale_kb:
+            parts.append('<text x="%d" y="28" fill="#757575">no memory data (%s)</text>'
+                         % (_LABEL_W, esc(row.status if row.status != STATUS_OK else row.source)))
+            parts.append("</g>")
+            continue
+        for bar_index, ((attr, label, colour), value) in enumerate(zip(_BARS, values)):
+            by = 4 + bar_index * (_BAR_H + 3)
+            if value is None:
+                parts.append('<text x="%d" y="%d" fill="#757575">%s unknown</text>' % (_LABEL_W, by + 10, esc(label)))
+                continue
+            bw = max(1, int(_BAR_W * value / scale_kb))
+            # CommitLimit is only enforced in mode 2: drawn pale otherwise.
+            opacity = "0.35" if attr == "commit_limit_kb" and row.live_mode != 2 else "1"
+            parts.append('<rect class="%s" x="%d" y="%d" width="%d" height="%d" fill="%s" fill-opacity="%s">'
+                         '<title>%s: %d kB</title></rect>'
+                         % (attr, _LABEL_W, by, bw, _BAR_H, colour, opacity, esc(label), value))
+            parts.append('<text x="%d" y="%d" fill="#333">%s</text>'
+                         % (_LABEL_W + bw + 4, by + 10, esc(human_kb(value))))
+        if row.planned_commit_limit_kb:
+            px = _LABEL_W + int(_BAR_W * row.planned_commit_limit_kb / scale_kb)
+            parts.append('<line class="planned" x1="%d" y1="1" x2="%d" y2="%d" stroke="%s" stroke-width="3">'
+                         '<title>planned CommitLimit: %d kB</title></line>'
+                         % (px, px, 3 * (_BAR_H + 3) + 5, _PLANNED_COLOUR, row.planned_commit_limit_kb))
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+_CSS = """
+body{font-family:sans-serif;margin:24px;color:#222}
+table{border-collapse:collapse;font-size:13px;margin-top:16px}
+th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}
+th{background:#f3f3f3;text-align:left}
+td.num{text-align:right;white-space:nowrap}
+.badge{color:#fff;border-radius:3px;padding:1px 5px;font-size:12px}
+.note{color:#555;font-size:13px;max-width:1000px}
+"""
+
+
+def render_html(rows: Sequence[AuditRow], generated_at: str = "") -> str:
+    """A self-contained page: inline CSS and SVG, no script, no external resource."""
+    ordered = order_by_risk(rows)
+    counts = summary_counts(ordered)
+    esc = html.escape
+    summary = ", ".join(
+        '<span class="badge" style="background:%s">%s %d</span>' % (LEVEL_COLOURS[level], level, counts[level])
+        for level in LEVELS
+    )
+    body_rows = []
+    for row, risk in ordered:
+        headroom = "-" if risk.headroom_kb is None else "%s (%.1f %%)" % (human_kb(risk.headroom_kb), risk.headroom_pct or 0.0)
+        locked = {None: "-", True: "<b>yes</b>", False: "no"}[risk.locked_out_by_ratio100]
+        body_rows.append(
+            "<tr><td>%s</td><td><span class=\"badge\" style=\"background:%s\">%s</span></td><td>%s</td><td>%s</td>"
+            "<td class=\"num\">%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td>"
+            "<td>%s</td><td>%s</td><td>%s</td></tr>" % (
+                esc(row.host), LEVEL_COLOURS[risk.level], risk.level, esc(_source_text(row)),
+                esc(_live_limit_text(row)), human_kb(row.commit_limit_kb), human_kb(row.committed_as_kb),
+                human_kb(row.backable_kb), esc(headroom), locked, esc(_planned_text(row)),
+                "<br>".join(esc(f) for f in risk.findings) or "-"))
+    return """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Overcommit audit</title><style>%s</style></head>
+<body>
+<h1>Overcommit audit</h1>
+<p>%s%d hosts: %s &middot; unreachable %d &middot; failed %d &middot; %s %d &middot; locked out by ratio=100: %d</p>
+<p class="note">Per host, worst first: <b>Committed_AS</b> (memory promised to processes), the <b>CommitLimit</b> in
+force (enforced only in mode 2, pale otherwise) and what <b>RAM + swap can back</b> (RAM - hugetlb - kernel reserve +
+swap, the planner's upper bound); the green tick is the planned CommitLimit. Each host is drawn to its own scale.
+Headroom: mode 2 = CommitLimit - admin reserve - Committed_AS; mode 0/1 = RAM + swap can back - Committed_AS.</p>
+%s
+<table>
+<tr><th>Host</th><th>Risk</th><th>Source</th><th>Mode (live)</th><th>CommitLimit</th><th>Committed_AS</th>
+<th>RAM+swap can back</th><th>Headroom</th><th>ratio=100 locks out</th><th>Plan</th><th>Findings</th></tr>
+%s
+</table>
+</body></html>
+""" % (_CSS, esc(generated_at) + " &middot; " if generated_at else "", counts["hosts"], summary,
+       counts["unreachable"], counts["failed"], CACHED_LABEL, counts["cached_facts"],
+       counts["locked_out_by_ratio100"], render_svg(ordered), "\n".join(body_rows))
+
+
+RENDERERS = ("markdown", "html", "json", "csv")
+
+
+def rows_from_dicts(items: Sequence[Mapping[str, Any]]) -> List[AuditRow]:
+    """Rows back from the plain dicts that travel through Ansible variables."""
+    names = set(AuditRow.__dataclass_fields__)
+    rows = []
+    for item in items:
+        data = {k: v for k, v in item.items() if k in names}
+        data["plan_reasons"] = tuple(data.get("plan_reasons") or ())
+        data["shadowed"] = tuple(data.get("shadowed") or ())
+        data["planned_sysctl"] = dict(data.get("planned_sysctl") or {})
+        rows.append(AuditRow(**data))
+    return rows
+
+
+def render(rows: Sequence[AuditRow], fmt: str, generated_at: str = "") -> str:
+    if fmt == "markdown":
+        return render_markdown(rows, generated_at)
+    if fmt == "html":
+        return render_html(rows, generated_at)
+    if fmt == "json":
+        return render_json(rows, generated_at)
+    if fmt == "csv":
+        return render_csv(rows)
+    raise ValueError("format must be one of %s, got %r" % (", ".join(RENDERERS), fmt))
