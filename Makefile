@@ -38,3 +38,10 @@ demo: deps
 
 clean-cache:
 	rm -rf $${DBFLEET_CACHE:-/var/cache/dbfleet}
+
+# Fleet benchmark over real SSH to N sshd containers (N=8 by default): ping floor, our role
+# and the one-task-per-key baseline, first and no-op runs, at N and at 1,4,8,16 hosts.
+# Not part of `make test` (several minutes); writes bench/results/latest.json.
+N ?= 8
+bench: deps
+	$(IN_ENV) python bench/fleet_bench.py bench --hosts $(N)

@@ -252,7 +252,7 @@ def assess(row: AuditRow) -> Assessment:
                         "admin reserve %s" % (human_kb(ratio100_kb or 0),
                                               human_kb((row.committed_as_kb or 0) + admin_reserve_kb)))
     if row.plan_verdict == "unsafe":
-        findings.append("no safe mode-2 plan: " + (row.plan_reasons[-1] if row.plan_reasons else "see reasons"))
+        findings.append("no safe mode-2 plan: " + (row.plan_reasons[-1].split(". ")[0] if row.plan_reasons else "see reasons"))
     findings.extend(row.shadowed)
     if level == "ok" and (locked_out or row.plan_verdict == "unsafe" or row.shadowed):
         level = "watch"
@@ -471,7 +471,8 @@ def render_svg(ordered: Sequence[Tuple[AuditRow, Assessment]]) -> str:
 
 _CSS = """
 body{font-family:sans-serif;margin:24px;color:#222}
-table{border-collapse:collapse;font-size:13px;margin-top:16px}
+table{border-collapse:collapse;font-size:13px;margin-top:16px;width:100%}
+td:last-child{min-width:280px}
 th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}
 th{background:#f3f3f3;text-align:left}
 td.num{text-align:right;white-space:nowrap}
