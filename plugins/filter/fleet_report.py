@@ -31,6 +31,13 @@ options:
     description: A timestamp or label printed in the report's title.
     type: str
     default: ""
+  hosts:
+    description:
+      - Every host the audit targeted (for example C(ansible_play_hosts_all)). A host without a row is reported
+        as failed, so no host is silently dropped.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -54,11 +61,11 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.dbfleet.memory.plugins.module_utils.fleet_report import render, rows_from_dicts
 
 
-def fleet_report(rows, format="markdown", generated_at=""):  # pylint: disable=redefined-builtin
+def fleet_report(rows, format="markdown", generated_at="", hosts=()):  # pylint: disable=redefined-builtin
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise AnsibleFilterError("fleet_report: input must be a list of rows made by dbfleet.memory.audit_row")
     try:
-        return render(rows_from_dicts(rows), str(format), str(generated_at))
+        return render(rows_from_dicts(rows, [str(h) for h in hosts or ()]), str(format), str(generated_at))
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError("fleet_report: %s" % exc)
 

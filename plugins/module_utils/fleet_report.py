@@ -307,10 +307,10 @@ def summary_counts(ordered: Sequence[Tuple[AuditRow, Assessment]]) -> Dict[str, 
     counts = {level: 0 for level in LEVELS}
     for _row, risk in ordered:
         counts[risk.level] += 1
-    counts["unreachable"] = sum(1 for row, _ in ordered if row.status == STATUS_UNREACHABLE)
-    counts["failed"] = sum(1 for row, _ in ordered if row.status == STATUS_FAILED)
-    counts["cached_facts"] = sum(1 for row, _ in ordered if row.source == SOURCE_CACHED)
-    counts["locked_out_by_ratio100"] = sum(1 for _, risk in ordered if risk.locked_out_by_ratio100)
+    counts["unreachable"] = sum(1 for row, _risk in ordered if row.status == STATUS_UNREACHABLE)
+    counts["failed"] = sum(1 for row, _risk in ordered if row.status == STATUS_FAILED)
+    counts["cached_facts"] = sum(1 for row, _risk in ordered if row.source == SOURCE_CACHED)
+    counts["locked_out_by_ratio100"] = sum(1 for _row, risk in ordered if risk.locked_out_by_ratio100)
     counts["hosts"] = len(ordered)
     return counts
 
@@ -526,8 +526,12 @@ Headroom: mode 2 = CommitLimit - admin reserve - Committed_AS; mode 0/1 = RAM + 
 RENDERERS = ("markdown", "html", "json", "csv")
 
 
-def rows_from_dicts(items: Sequence[Mapping[str, Any]]) -> List[AuditRow]:
-    """Rows back from the plain dicts that travel through Ansible variables."""
+def rows_from_dicts(items: Sequence[Mapping[str, Any]], expected_hosts: Sequence[str] = ()) -> List[AuditRow]:
+    """Rows back from the plain dicts that travel through Ansible variables.
+
+    A host of expected_hosts without a row (the play failed for it before its row was
+    built) gets a failed row: the report never silently drops a host.
+    """
     names = set(AuditRow.__dataclass_fields__)
     rows = []
     for item in items:
@@ -536,6 +540,9 @@ def rows_from_dicts(items: Sequence[Mapping[str, Any]]) -> List[AuditRow]:
         data["shadowed"] = tuple(data.get("shadowed") or ())
         data["planned_sysctl"] = dict(data.get("planned_sysctl") or {})
         rows.append(AuditRow(**data))
+    seen = {row.host for row in rows}
+    rows.extend(AuditRow(host=str(host), status=STATUS_FAILED, message="no audit row: the play failed for this host")
+                for host in expected_hosts if str(host) not in seen)
     return rows
 
 

@@ -165,3 +165,9 @@ def test_csv_has_a_fixed_header_and_one_line_per_host():
 def test_unknown_format_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="markdown, html, json, csv"):
         render([], "pdf")
+
+
+def test_a_targeted_host_without_a_row_is_reported_as_failed_not_dropped():
+    rows = [audit_row(CASES["mode2-healthy"][0], host="db1")]
+    report = json.loads(fleet_report(rows, format="json", hosts=["db1", "db2"]))
+    assert [(h["host"], h["status"]) for h in report["hosts"]] == [("db1", "ok"), ("db2", "failed")]

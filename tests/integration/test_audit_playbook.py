@@ -1,0 +1,86 @@
+"""dbfleet.memory.audit as a user runs it: this machine plus a host that cannot be reached.
+
+Read-only on every host (planner + sysctl_apply in check mode with live=never), so it is
+safe against the CI machine itself. Also run from a fact cache with no host contacted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def audit(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    inventory = tmp_path / "inventory"
+    inventory.write_text(
+        "this-machine ansible_connection=local ansible_python_interpreter=%s\n"
+        # Nothing listens on port 1: the host must end up in the report as unreachable.
+        "gone ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='-o ConnectTimeout=3'\n" % sys.executable)
+    env = dict(os.environ, ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile",
+               ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path / "facts"), ANSIBLE_HOST_KEY_CHECKING="False")
+    return subprocess.run(["ansible-playbook", "-i", str(inventory), "dbfleet.memory.audit",
+                           "-e", "overcommit_audit_dir=%s" % (tmp_path / "report"), *extra],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL)
+
+
+def host_state():
+    """What an audit must not change: the sysctl.d files and the live overcommit values."""
+    files = {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in Path("/etc/sysctl.d").glob("*")}
+    live = {name: Path("/proc/sys/vm", name).read_text() for name in
+            ("overcommit_memory", "overcommit_ratio", "overcommit_kbytes", "admin_reserve_kbytes")}
+    return files, live
+
+
+@pytest.fixture(scope="module")
+def live_report(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("audit")
+    before = host_state()
+    proc = audit(tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return tmp_path, proc, before, host_state()
+
+
+def test_live_audit_writes_four_reports_and_lists_the_unreachable_host(live_report):
+    tmp_path, proc, _before, _after = live_report
+    report = tmp_path / "report"
+    assert sorted(p.name for p in report.iterdir()) == ["report.csv", "report.html", "report.json", "report.md"]
+    hosts = {h["host"]: h for h in json.loads((report / "report.json").read_text())["hosts"]}
+    assert hosts["gone"]["status"] == "unreachable"
+    this = hosts["this-machine"]
+    memtotal_kb = int(next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal:")))
+    assert (this["status"], this["source"], this["memtotal_kb"]) == ("ok", "live", memtotal_kb)
+    assert this["live_mode"] in (0, 1, 2) and this["risk"]["level"] != "unknown"
+    page = (report / "report.html").read_text()
+    assert sorted(re.findall(r'<g class="host" data-host="([^"]+)"', page)) == ["gone", "this-machine"]
+    assert "| gone | unknown | unreachable |" in proc.stdout.replace('\\"', '"')
+
+
+def test_the_audit_changes_nothing_on_the_host(live_report):
+    _tmp_path, _proc, before, after = live_report
+    assert after == before
+
+
+def test_cache_only_audit_marks_rows_from_cached_facts(tmp_path):
+    # Fill the fact cache the way a fleet's earlier runs would.
+    inventory_line = "this-machine ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable
+    (tmp_path / "inventory").write_text(inventory_line)
+    env = dict(os.environ, ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile",
+               ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path / "facts"))
+    subprocess.run(["ansible", "-i", str(tmp_path / "inventory"), "all", "-m", "ansible.builtin.setup",
+                    "-a", "gather_subset=!all,hardware"], check=True, capture_output=True, env=env,
+                   stdin=subprocess.DEVNULL)
+    proc = audit(tmp_path, "-e", "overcommit_audit_from_cache=true")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    hosts = {h["host"]: h for h in json.loads((tmp_path / "report" / "report.json").read_text())["hosts"]}
+    assert hosts["this-machine"]["source"] == "cached_facts"
+    assert hosts["this-machine"]["memtotal_kb"] > 0 and hosts["this-machine"]["committed_as_kb"] is None
+    assert hosts["gone"]["status"] == "failed"  # no cached facts for it
+    assert "from cached facts" in (tmp_path / "report" / "report.md").read_text()
