@@ -508,7 +508,11 @@ class Lab:
     def open_shell(self, name: str) -> "GuestShell":
         """A root shell that stays open: builtins in it (kill, echo > /proc/sys/...,
         read) need no fork, so it still works when the guest cannot start processes."""
-        return GuestShell(self.ssh_argv(name, multiplex=False) + ["--", "exec bash --noprofile --norc"])
+        # -i: a non-interactive bash exits when fork() fails; an interactive one
+        # reports it and reads the next line. 2>&1 inside the guest: the shell's own
+        # errors ("fork: Cannot allocate memory") arrive in order with the output.
+        return GuestShell(self.ssh_argv(name, multiplex=False)
+                          + ["--", "exec bash --noprofile --norc --noediting -i 2>&1"])
 
     def meminfo(self, name: str) -> dict[str, int]:
         """/proc/meminfo of the guest, values in kB (or plain counts)."""
@@ -547,7 +551,10 @@ class Lab:
                 "-o StrictHostKeyChecking=no", "-o UserKnownHostsFile=/dev/null",
                 "-o ControlMaster=auto", "-o ControlPersist=60s",
                 f"-o ControlPath={self.control_path(guest, 'ans')}",
-                "-o ServerAliveInterval=2", "-o ServerAliveCountMax=3"])
+                # A module run keeps a slow guest busy for seconds, and guests starve when
+                # the host is loaded: a 6 s keepalive budget dropped healthy connections
+                # mid-play ("Data could not be sent"). Two minutes still catch a dead guest.
+                "-o ServerAliveInterval=15", "-o ServerAliveCountMax=8"])
             lines.append(
                 f"{guest.name} ansible_host={guest.ip} ansible_user=root"
                 f" ansible_ssh_private_key_file={self.key_path}"
@@ -615,20 +622,24 @@ class Lab:
 
 
 class GuestShell:
-    """A long-lived `bash` on a guest, fed through stdin. Each `run` appends a marker
-    so the output of one command can be read without any process being started."""
+    """A long-lived interactive `bash` on a guest, fed through stdin (stderr merged
+    into stdout). Each `run` is followed by a marker line carrying `$?`, so the output
+    of one command can be read without the guest starting any process."""
 
     _MARK = "__LAB_DONE__"
 
     def __init__(self, argv: list[str]) -> None:
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, bufsize=0)
-        self.run("true", timeout=60)  # the login finished and bash answers
+        # No prompts, no history expansion; also proves the login finished and bash answers.
+        self.run("PS1= PS2= PROMPT_COMMAND=; set +H", timeout=60)
 
     def run(self, line: str, timeout: float = 30) -> tuple[int, str]:
         """Runs one line in the shell (stderr merged); returns (status, output)."""
         assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.write(f"{line} 2>&1; echo {self._MARK}$?\n".encode())
+        # The marker on a line of its own: after a failed fork bash drops the rest of
+        # the current line, but reads the next one.
+        self._proc.stdin.write(f"{line}\necho {self._MARK}$?\n".encode())
         buf = b""
         deadline = time.monotonic() + timeout
         fd = self._proc.stdout.fileno()

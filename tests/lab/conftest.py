@@ -1,0 +1,80 @@
+"""Session fixtures for the lab suite: one lab of UML guests shared by all tests.
+
+The lab needs root and user-mode-linux. When they are missing the fixture raises
+(the tests error out loudly); it never skips.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from helpers import (OVERCOMMIT_KEYS, install_memhog, kill_memhogs,  # noqa: E402
+                     read_overcommit, write_overcommit)
+from umlab import GuestSpec, Lab, LabError, check_host, cleanup_stale  # noqa: E402
+
+# Four small guests, booted in parallel once per session (about 10-20 s on 2 cores):
+#   plain  - no swap: boots, CommitLimit formula without swap, the naive disaster
+#   swap   - with swap: SwapTotal, the formula's swap term, reboot persistence
+#   mode0 / mode2 - identical twins for the side-by-side memory-pressure test
+GUESTS = [
+    GuestSpec("plain", mem_mb=512, swap_mb=0),
+    GuestSpec("swap", mem_mb=768, swap_mb=256),
+    GuestSpec("mode0", mem_mb=640, swap_mb=0),
+    GuestSpec("mode2", mem_mb=640, swap_mb=0),
+]
+
+_boot_report: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    check_host()
+    removed = cleanup_stale()
+    if removed:
+        print(f"lab: removed stale labs {removed}")
+    with Lab(GUESTS) as the_lab:
+        for name, guest in the_lab.guests.items():
+            install_memhog(the_lab, name)
+        _boot_report.append("initial parallel boot of %d guests: %s" % (
+            len(GUESTS), ", ".join(f"{g.name} {g.boot_seconds[0]:.1f} s" for g in the_lab.guests.values())))
+        the_lab.boot_defaults = {name: read_overcommit(the_lab, name) for name in the_lab.guests}  # type: ignore[attr-defined]
+        yield the_lab
+        for guest in the_lab.guests.values():
+            if len(guest.boot_seconds) > 1:
+                _boot_report.append(f"{guest.name} re-boots: {guest.boot_seconds[1:]} s")
+
+
+@pytest.fixture(autouse=True)
+def restore_guests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test: every guest answers SSH (else it is power-cycled), runs no
+    memory hog, and has the overcommit settings it booted with."""
+    yield
+    if "lab" not in request.fixturenames:
+        return
+    the_lab: Lab = request.getfixturevalue("lab")
+    for name in the_lab.guests:
+        try:
+            the_lab.run(name, "true", new_connection=True, timeout=30)
+        except LabError:
+            the_lab.power_cycle(name)
+        kill_memhogs(the_lab, name)
+        defaults = the_lab.boot_defaults[name]  # type: ignore[attr-defined]
+        # Leave mode 2 first, then restore the rest; ratio/kbytes exclude each other,
+        # so write only the one that was non-zero at boot.
+        order = ["vm.overcommit_memory", "vm.admin_reserve_kbytes", "vm.user_reserve_kbytes",
+                 "vm.overcommit_kbytes" if defaults["vm.overcommit_kbytes"] else "vm.overcommit_ratio"]
+        assert set(order) <= set(OVERCOMMIT_KEYS)
+        write_overcommit(the_lab, name, {key: defaults[key] for key in order})
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _boot_report:
+        terminalreporter.section("lab boot times (UML start -> SSH answers)")
+        for line in _boot_report:
+            terminalreporter.write_line(line)

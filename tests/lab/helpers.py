@@ -1,0 +1,105 @@
+"""Guest-side helpers shared by the lab tests: memory hogs, overcommit settings and
+the kernel's CommitLimit formula (Documentation/mm/overcommit-accounting.rst)."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from umlab import Lab, LabError
+
+MEMHOG_SOURCE = (Path(__file__).parent / "guest" / "memhog.py").read_text()
+MEMHOG = "/usr/local/bin/memhog.py"   # not under /root (0700): nobody runs it
+PAGE_KB = 4            # x86_64 (UML on x86_64 included)
+MIB_KB = 1024
+# Databases do not run as root. Running the stand-ins unprivileged also makes the
+# kernel hold admin_reserve_kbytes back from them, as it would for a real server.
+AS_NOBODY = "setpriv --reuid=nobody --regid=nogroup --clear-groups"
+OVERCOMMIT_KEYS = ("vm.overcommit_memory", "vm.overcommit_ratio", "vm.overcommit_kbytes",
+                   "vm.admin_reserve_kbytes", "vm.user_reserve_kbytes")
+
+
+def install_memhog(lab: Lab, guest: str) -> None:
+    lab.put(guest, MEMHOG, MEMHOG_SOURCE, mode="0755")
+
+
+def expected_commit_limit_kb(meminfo: dict[str, int], ratio: int, kbytes: int) -> int:
+    """CommitLimit as the kernel computes it (mm/util.c, vm_commit_limit), in pages
+    with integer division, returned in kB."""
+    hugetlb_pages = meminfo.get("Hugetlb", 0) // PAGE_KB   # UML has no hugetlb: 0
+    swap_pages = meminfo["SwapTotal"] // PAGE_KB
+    if kbytes:
+        allowed_pages = kbytes // PAGE_KB
+    else:
+        allowed_pages = (meminfo["MemTotal"] // PAGE_KB - hugetlb_pages) * ratio // 100
+    return (allowed_pages + swap_pages) * PAGE_KB
+
+
+def sensible_ratio(meminfo: dict[str, int]) -> int:
+    """A mode-2 ratio for a swapless guest that keeps the whole commit budget below
+    physical RAM: MemTotal minus headroom for the kernel and page cache (1/8 of RAM,
+    at least 64 MiB). Committed memory can then always be backed by real pages, so
+    the OOM killer never has to choose a victim; requests beyond it get ENOMEM.
+    (The role computes its own value later; this is the test's independent one.)"""
+    mem_kb = meminfo["MemTotal"]
+    headroom_kb = max(64 * MIB_KB, mem_kb // 8)
+    return (mem_kb - headroom_kb) * 100 // mem_kb
+
+
+def read_overcommit(lab: Lab, guest: str) -> dict[str, int]:
+    out = lab.run(guest, "sysctl " + " ".join(OVERCOMMIT_KEYS)).stdout
+    return {k.strip(): int(v) for k, v in (line.split("=", 1) for line in out.splitlines())}
+
+
+def write_overcommit(lab: Lab, guest: str, values: dict[str, int]) -> None:
+    """Applies values with `sysctl -w` in the given order (the order matters when
+    entering mode 2: reserve, then ratio/kbytes, then the mode)."""
+    lab.run(guest, "sysctl -q " + " ".join(f"-w {k}={v}" for k, v in values.items()))
+
+
+@dataclass
+class Holder:
+    """A background process holding touched anonymous memory (a buffer-pool stand-in)."""
+
+    guest: str
+    pid: int
+    mb: int
+
+    def alive(self, lab: Lab) -> bool:
+        return lab.run(self.guest, f"kill -0 {self.pid}", check=False).returncode == 0
+
+
+def start_holder(lab: Lab, guest: str, mb: int, tag: str = "holder", timeout_s: float = 120) -> Holder:
+    """Starts memhog --hold as nobody, detached from the SSH session, and waits until
+    all its pages are touched (it writes a ready file with its pid)."""
+    ready = f"/tmp/{tag}.ready"
+    lab.run(guest, f"rm -f {ready}; setsid -f {AS_NOBODY} python3 {MEMHOG} --mb {mb} --hold"
+                   f" --ready {ready} >/tmp/{tag}.log 2>&1 </dev/null")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        out = lab.run(guest, f"cat {ready} 2>/dev/null || true").stdout.split()
+        if out and out[0] == "READY":
+            return Holder(guest, int(out[1]), mb)
+        # memhog prints nothing before READY unless it failed: fail fast then.
+        log = lab.run(guest, f"cat /tmp/{tag}.log", check=False).stdout
+        if log.strip() and not log.startswith("READY"):
+            raise LabError(f"{guest}: {tag} ({mb} MiB) failed: {log}")
+        time.sleep(0.5)
+    log = lab.run(guest, f"cat /tmp/{tag}.log", check=False).stdout
+    raise LabError(f"{guest}: {tag} ({mb} MiB) not ready after {timeout_s} s; log: {log}")
+
+
+def run_hog(lab: Lab, guest: str, mb: int, timeout_s: float = 300) -> tuple[int, str]:
+    """Runs memhog (no --hold) as nobody in the foreground; returns (status, output)."""
+    proc = lab.run(guest, f"{AS_NOBODY} python3 {MEMHOG} --mb {mb} 2>&1; echo EXIT=$?",
+                   check=False, timeout=timeout_s)
+    lines = proc.stdout.strip().splitlines()
+    status = int(lines[-1].split("=", 1)[1]) if lines and lines[-1].startswith("EXIT=") else -1
+    return status, "\n".join(lines[:-1]) + proc.stderr
+
+
+def kill_memhogs(lab: Lab, guest: str) -> None:
+    """Ends every memhog in the guest (inside the guest only; never on the host)."""
+    lab.run(guest, f"pkill -KILL -f {shlex.quote(MEMHOG)} || true", check=False)

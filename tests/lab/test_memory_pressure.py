@@ -1,0 +1,90 @@
+"""Memory pressure, side by side on two identical guests (640 MiB, no swap).
+
+A database stand-in holds 55 % of RAM (touched pages, like a buffer pool); then a
+second process asks for 50 % more.
+  mode 0 (kernel default): the request is granted, RAM runs out, the OOM killer
+         kills the biggest process - the database.
+  mode 2 with a sensible ratio and a 128 MiB admin reserve: the request fails with
+         ENOMEM up front; the database keeps running and root can still log in.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from helpers import MIB_KB, expected_commit_limit_kb, run_hog, sensible_ratio, start_holder, write_overcommit
+from umlab import Lab
+
+ADMIN_RESERVE_KB = 128 * MIB_KB   # what the kernel docs advise for mode 2 on x86_64
+
+
+@dataclass
+class Outcome:
+    guest: str
+    mode: int
+    settings: str
+    holder_pid: int
+    holder_mb: int
+    hog_mb: int
+    hog_status: int
+    hog_output: str
+    holder_alive: bool
+    oom_kills: list[int]
+    root_login_ok: bool
+
+    def line(self) -> str:
+        db = "still running" if self.holder_alive else "KILLED"
+        oom = f"OOM killer killed pids {self.oom_kills}" if self.oom_kills else "no OOM kill"
+        hog = self.hog_output.strip().splitlines()[-1] if self.hog_output.strip() else f"status {self.hog_status}"
+        return (f"mode {self.mode} ({self.settings}): database stand-in {self.holder_mb} MiB (pid {self.holder_pid})"
+                f" {db}; second process asking {self.hog_mb} MiB -> {hog!r}; {oom};"
+                f" root login {'works' if self.root_login_ok else 'FAILS'}")
+
+
+def scenario(lab: Lab, name: str, mode: int) -> Outcome:
+    lab.run(name, "dmesg -C")   # this guest's kernel log only shows this scenario
+    meminfo = lab.meminfo(name)
+    holder_mb = meminfo["MemTotal"] * 55 // 100 // MIB_KB
+    hog_mb = meminfo["MemTotal"] * 50 // 100 // MIB_KB
+    holder = start_holder(lab, name, holder_mb, tag="db")
+    settings = "kernel default"
+    if mode == 2:
+        ratio = sensible_ratio(meminfo)
+        # The safe order: reserve, then the ratio, then the mode.
+        write_overcommit(lab, name, {"vm.admin_reserve_kbytes": ADMIN_RESERVE_KB,
+                                     "vm.overcommit_ratio": ratio, "vm.overcommit_memory": 2})
+        after = lab.meminfo(name)
+        limit_kb = expected_commit_limit_kb(after, ratio=ratio, kbytes=0)
+        settings = (f"ratio {ratio} -> CommitLimit {after['CommitLimit'] // MIB_KB} MiB, "
+                    f"Committed_AS {after['Committed_AS'] // MIB_KB} MiB, admin reserve 128 MiB")
+        assert abs(after["CommitLimit"] - limit_kb) <= 4
+        # The planner's promise: the running database fits, with the reserve left for root.
+        assert after["Committed_AS"] < after["CommitLimit"] - ADMIN_RESERVE_KB, settings
+    hog_status, hog_output = run_hog(lab, name, hog_mb)
+    holder_alive = holder.alive(lab)
+    dmesg = lab.run(name, "dmesg").stdout
+    oom_kills = [int(pid) for pid in re.findall(r"Out of memory: Killed process (\d+)", dmesg)]
+    login = lab.run(name, "id -u", new_connection=True, check=False, timeout=60)
+    return Outcome(name, mode, settings, holder.pid, holder_mb, hog_mb, hog_status, hog_output,
+                   holder_alive, oom_kills, login.returncode == 0 and login.stdout.strip() == "0")
+
+
+def test_oom_kill_in_mode0_versus_enomem_in_mode2(lab: Lab) -> None:
+    with ThreadPoolExecutor(max_workers=2) as pool:   # both guests at once: same load, half the time
+        fut0 = pool.submit(scenario, lab, "mode0", 0)
+        fut2 = pool.submit(scenario, lab, "mode2", 2)
+        mode0, mode2 = fut0.result(), fut2.result()
+    print("\n=== memory pressure, side by side ===")
+    print(mode0.line())
+    print(mode2.line())
+
+    # Mode 0: the OOM killer chose the database, and its kernel says so.
+    assert not mode0.holder_alive, mode0.line()
+    assert mode0.holder_pid in mode0.oom_kills, f"no 'Out of memory: Killed process {mode0.holder_pid}' in dmesg"
+    # Mode 2: the greedy request failed cleanly, nothing was killed, root still gets in.
+    assert mode2.hog_status == 3 and "ENOMEM" in mode2.hog_output, mode2.line()
+    assert mode2.holder_alive, mode2.line()
+    assert mode2.oom_kills == [], mode2.line()
+    assert mode2.root_login_ok, mode2.line()

@@ -1,0 +1,149 @@
+"""The role on real kernels: what the planner predicts is what the kernel does.
+
+Containers share this machine's kernel, so only here can a test see the live values
+taken, CommitLimit become the predicted number, values return after a reboot, and a
+host stay reachable under mode 2. Every role run goes over SSH like in production.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from helpers import MIB_KB, read_overcommit, start_holder
+from role_runner import run_role
+from umlab import Lab
+
+from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
+
+DROPIN = "/etc/sysctl.d/90-dbfleet-overcommit.conf"
+PAGE_KB = 4
+
+
+def live_matches_plan(lab: Lab, host: str, plan: dict) -> None:
+    """Every planned key is live, and /proc/meminfo shows the predicted CommitLimit."""
+    live = read_overcommit(lab, host)
+    for key, value in plan["sysctl"].items():
+        assert live[key] == int(value), f"{host}: live {key}={live[key]}, planned {value}"
+    shown_kb = lab.meminfo(host)["CommitLimit"]
+    assert abs(shown_kb - plan["commit_limit_kb"]) <= PAGE_KB, (
+        f"{host}: kernel shows CommitLimit {shown_kb} kB, planner predicted {plan['commit_limit_kb']} kB")
+    print(f"{host}: live {plan['sysctl']} -> CommitLimit {shown_kb} kB (predicted {plan['commit_limit_kb']} kB)")
+
+
+def file_text(lab: Lab, host: str, path: str = DROPIN) -> str | None:
+    proc = lab.run(host, f"cat {shlex.quote(path)}", check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def remove_files(lab: Lab, host: str, *paths: str) -> None:
+    lab.run(host, "rm -f " + " ".join(shlex.quote(p) for p in paths))
+
+
+def test_apply_idempotence_drift_repair_and_absent_on_live_kernels(lab: Lab) -> None:
+    hosts = "plain,swap"   # 512 MiB without swap (ratio); 768 MiB + 256 MiB swap (kbytes forced)
+    try:
+        first = run_role(lab, hosts, lab_profiles={"plain": "postgresql", "swap": "mysql"},
+                         lab_prefer={"swap": "kbytes"})
+        assert first.returncode == 0, first.output
+        assert first.plan("plain")["limit_by"] == "ratio" and first.plan("swap")["limit_by"] == "kbytes"
+        for host in ("plain", "swap"):
+            assert first.changed(host) == 1
+            live_matches_plan(lab, host, first.plan(host))
+            text = file_text(lab, host)
+            assert text is not None
+            for key, value in first.plan(host)["sysctl"].items():
+                assert f"{key} = {value}\n" in text
+
+        second = run_role(lab, hosts, lab_profiles={"plain": "postgresql", "swap": "mysql"},
+                          lab_prefer={"swap": "kbytes"})
+        assert second.returncode == 0, second.output
+        assert {host: second.changed(host) for host in ("plain", "swap")} == {"plain": 0, "swap": 0}
+        assert second.apply("plain")["live_changes"] == [] and not second.apply("plain")["file_changed"]
+        print("second run: changed=0 on both guests (no live write, no file write)")
+
+        lab.run("plain", "sysctl -q -w vm.overcommit_ratio=70")   # someone tunes by hand
+        repair = run_role(lab, "plain", lab_profile="postgresql")
+        assert repair.returncode == 0, repair.output
+        assert repair.changed("plain") == 1
+        assert [change["key"] for change in repair.apply("plain")["live_changes"]] == ["vm.overcommit_ratio"]
+        live_matches_plan(lab, "plain", repair.plan("plain"))
+        print("drift after `sysctl -w vm.overcommit_ratio=70` repaired: ratio back to",
+              repair.plan("plain")["sysctl"]["vm.overcommit_ratio"])
+
+        gone = run_role(lab, hosts, overcommit_state="absent")
+        assert gone.returncode == 0, gone.output
+        for host in ("plain", "swap"):
+            assert file_text(lab, host) is None
+            live = read_overcommit(lab, host)
+            boot = lab.boot_defaults[host]  # type: ignore[attr-defined]
+            for key in ("vm.overcommit_memory", "vm.overcommit_ratio", "vm.overcommit_kbytes",
+                        "vm.admin_reserve_kbytes"):
+                assert live[key] == boot[key], f"{host}: {key} {live[key]} after absent, {boot[key]} at boot"
+        print("absent: drop-in removed, live values back to the kernel defaults")
+    finally:
+        for host in ("plain", "swap"):
+            remove_files(lab, host, DROPIN)
+
+
+def test_values_return_after_reboot_and_a_shadowing_file_fails_before_it(lab: Lab) -> None:
+    host = "swap"
+    shadow = "/etc/sysctl.d/99-zz-tuning.conf"
+    try:
+        applied = run_role(lab, host, lab_profile="postgresql")
+        assert applied.returncode == 0, applied.output
+        plan = applied.plan(host)
+        lab.reboot(host)
+        live_matches_plan(lab, host, plan)   # systemd-sysctl applied the drop-in at boot
+        print(f"{host}: after reboot the drop-in's values are live again")
+
+        lab.put(host, shadow, "# a later-sorting file someone left behind\nvm.overcommit_ratio = 40\n")
+        dropin_before = file_text(lab, host)
+        blocked = run_role(lab, host, lab_profile="postgresql")
+        assert blocked.returncode != 0 and blocked.failed(host)
+        message = blocked.apply(host)["msg"]
+        assert shadow in message and "40" in message, message
+        assert file_text(lab, host) == dropin_before   # the failing run changed nothing
+        print(f"{host}: role refused, naming the shadowing file: {message.splitlines()[0]}")
+
+        lab.reboot(host)
+        live = read_overcommit(lab, host)
+        # What the failure said would win, wins: no surprise after the reboot.
+        assert live["vm.overcommit_ratio"] == 40
+        assert live["vm.overcommit_memory"] == int(plan["sysctl"]["vm.overcommit_memory"])
+    finally:
+        remove_files(lab, host, DROPIN, shadow)
+
+
+def test_role_refuses_an_unsafe_plan_and_a_safe_one_keeps_ssh_working(lab: Lab) -> None:
+    host = "plain"   # 512 MiB, no swap
+    meminfo = lab.meminfo(host)
+    limit_at_ratio_50_kb = commit_limit_kb(meminfo["MemTotal"], 0, meminfo["SwapTotal"], 50)
+    try:
+        # A "database" committing almost all RAM: no mode-2 limit can cover it plus root's reserve.
+        greedy = start_holder(lab, host, meminfo["MemTotal"] * 2 // 3 // MIB_KB, tag="greedy")
+        refused = run_role(lab, host, lab_profile="postgresql", overcommit_headroom_pct=0)
+        assert refused.returncode != 0 and refused.failed(host)
+        reasons = refused.plan(host)["msg"]
+        assert "No safe mode-2 limit exists" in reasons and "of swap" in reasons, reasons
+        assert file_text(lab, host) is None
+        assert read_overcommit(lab, host)["vm.overcommit_memory"] == lab.boot_defaults[host]["vm.overcommit_memory"]  # type: ignore[attr-defined]
+        print(f"{host}: role refused with Committed_AS {lab.meminfo(host)['Committed_AS']} kB: {reasons[:160]}...")
+        lab.run(host, f"kill {greedy.pid}")
+
+        # A database that commits more than the naive ratio 50 allows, but fits our plan.
+        planned_upper_kb = meminfo["MemTotal"] * 90 // 100
+        target_committed_kb = (limit_at_ratio_50_kb + planned_upper_kb - 128 * MIB_KB) // 2
+        holder_mb = (target_committed_kb - lab.meminfo(host)["Committed_AS"]) // MIB_KB
+        holder = start_holder(lab, host, holder_mb, tag="db")
+        committed_kb = lab.meminfo(host)["Committed_AS"]
+        assert committed_kb > limit_at_ratio_50_kb, "precondition: ratio 50 would lock this host out"
+        applied = run_role(lab, host, lab_profile="postgresql", overcommit_headroom_pct=0)
+        assert applied.returncode == 0, applied.output
+        live_matches_plan(lab, host, applied.plan(host))
+        login = lab.run(host, "bash -c 'echo shell-started'", new_connection=True, timeout=60)
+        assert "shell-started" in login.stdout
+        assert holder.alive(lab)
+        print(f"{host}: Committed_AS {committed_kb} kB > {limit_at_ratio_50_kb} kB (ratio 50 would lock out); "
+              f"under the role's CommitLimit {lab.meminfo(host)['CommitLimit']} kB a new SSH login starts a shell")
+    finally:
+        remove_files(lab, host, DROPIN)
