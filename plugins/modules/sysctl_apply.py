@@ -27,7 +27,7 @@ description:
   - Usually called by the P(dbfleet.memory.overcommit#role) role with the plan of
     M(dbfleet.memory.overcommit_plan).
 author:
-  - dbfleet maintainers
+  - dbfleet maintainers (@dbfleet)
 options:
   path:
     description:
@@ -42,7 +42,7 @@ options:
     type: str
   values:
     description:
-      - The values to hold live, key to value, for example C({"vm.overcommit_memory": "2"}).
+      - The values to hold live, key to value, for example C(vm.overcommit_memory=2).
       - Keys are C(vm.overcommit_memory), C(vm.overcommit_ratio), C(vm.overcommit_kbytes) and
         C(vm.admin_reserve_kbytes); values are non-negative integers.
       - C(vm.overcommit_ratio) and C(vm.overcommit_kbytes) exclude each other, and C(vm.overcommit_kbytes=0)
@@ -178,7 +178,7 @@ commit_limit_kb:
   returned: always
   type: int
   sample: 14562000
-values:
+target_values:
   description: The values held, in canonical form (for O(state=absent), the values the host was returned to).
   returned: always
   type: dict
@@ -546,7 +546,7 @@ def main():
     result = dict(
         changed=changed, file_changed=bool(file_changed), live_changes=live_changes,
         live_applied=False, live_skipped_reason=skip, container=container, shadowing=shadowing,
-        values=target, path=path, live_values=live, commit_limit_kb=read_commit_limit_kb(),
+        target_values=target, path=path, live_values=live, commit_limit_kb=read_commit_limit_kb(),
     )
     if module._diff:
         new_text = content if state == "present" else None
