@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -168,9 +169,9 @@ def measure(fleet: Fleet, count: int, runs: int, workdir: Path) -> Dict[str, Dic
     inventory = str(fleet.inventory(count, workdir / ("inventory-%d" % count)))
     commands = {
         "ping": ["ansible", "-i", inventory, "all", "-m", "ansible.builtin.ping"],
-        "ours": ["ansible-playbook", "-i", inventory, str(BENCH / "playbooks" / "ours.yml")],
+        "ours": ["ansible-playbook", "-i", inventory, str(BENCH / "ours.yml")],
         # File-only in containers (see the module docstring); reload/live set stay on for real kernels.
-        "baseline": ["ansible-playbook", "-i", inventory, str(BENCH / "playbooks" / "baseline.yml"),
+        "baseline": ["ansible-playbook", "-i", inventory, str(BENCH / "baseline.yml"),
                      "-e", "baseline_sysctl_set=false", "-e", "baseline_sysctl_reload=false"],
     }
     samples: Dict[str, List[Dict[str, object]]] = {name: [] for name in SCENARIOS}
@@ -255,8 +256,11 @@ def print_tables(results: Dict[int, Dict[str, Dict[str, object]]], main_n: int, 
 
 
 def bench(args: argparse.Namespace) -> int:
-    sizes = sorted(set([args.hosts] + [int(n) for n in args.scale.split(",") if n.strip()]))
+    # The main size first, so its table is there even if a long scaling run is cut short.
+    sizes = [args.hosts] + sorted(set(int(n) for n in args.scale.split(",") if n.strip()) - {args.hosts})
     ensure_image()
+    out = Path(args.results)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dbfleet-bench-") as tmp:
         workdir = Path(tmp)
         results: Dict[int, Dict[str, Dict[str, object]]] = {}
@@ -265,15 +269,15 @@ def bench(args: argparse.Namespace) -> int:
                 runs = args.runs if n == args.hosts else args.scale_runs
                 print("bench: N=%d, %d runs" % (n, runs), file=sys.stderr, flush=True)
                 results[n] = measure(fleet, n, runs, workdir)
-        lines = print_tables(results, args.hosts, args.runs)
-    out = Path(args.results)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
-        "hosts": args.hosts, "runs": args.runs, "scale_runs": args.scale_runs, "pipelining": True,
-        "results": {str(n): r for n, r in results.items()}, "table": lines,
-    }, indent=2) + "\n")
+                lines = print_tables(results, args.hosts, args.runs)
+                print(flush=True)
+                out.write_text(json.dumps({
+                    "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
+                                "load_avg_1m": os.getloadavg()[0]},
+                    "hosts": args.hosts, "runs": args.runs, "scale_runs": args.scale_runs, "pipelining": True,
+                    "results": {str(k): r for k, r in sorted(results.items())}, "table": lines,
+                }, indent=2) + "\n")
     print("bench: results written to %s" % out, file=sys.stderr)
     return 0
 
@@ -317,6 +321,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("run as root: rootful podman with --network host")
+    # SIGTERM (a CI timeout, kill PID) unwinds like Ctrl-C, so the containers are removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     return audit_demo(args) if args.command == "audit-demo" else bench(args)
 
 
