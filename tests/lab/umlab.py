@@ -305,6 +305,7 @@ class Lab:
         self._started = True
         try:
             self.dir.mkdir(parents=True)
+            self._save_state()   # at once: a directory without state looks abandoned
             (self.dir / "ctl").mkdir()
             _sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"lab-{self.name}",
                  "-f", str(self.key_path)])
@@ -690,7 +691,8 @@ def list_labs() -> list[dict]:
                 labs.append(read_state(lab_dir))
             except (LabError, json.JSONDecodeError):
                 labs.append({"name": lab_dir.name, "dir": str(lab_dir), "netns": NETNS_PREFIX + lab_dir.name,
-                             "keep": False, "owner_pid": None, "guests": [], "broken": True})
+                             "keep": False, "owner_pid": None, "guests": [], "broken": True,
+                             "age_s": time.time() - lab_dir.stat().st_mtime})
     return labs
 
 
@@ -699,6 +701,8 @@ def is_stale(state: dict) -> bool:
     owner = state.get("owner_pid")
     if state.get("keep"):
         return False
+    if state.get("broken"):   # no lab.json: abandoned, unless another process is creating it right now
+        return state.get("age_s", 0) > 60
     return owner is None or not _alive(owner)
 
 
@@ -748,6 +752,8 @@ def cleanup_stale() -> list[str]:
             removed.append(state["name"])
     known = {NETNS_PREFIX + s["name"] for s in list_labs()}
     for ns in list_netns():
+        # A lab's directory is made before its netns and removed after it, so a lab
+        # netns without a directory is left over from a killed teardown.
         if ns.startswith(NETNS_PREFIX) and ns not in known:
             destroy_lab(RUN_ROOT / ns[len(NETNS_PREFIX):])
             removed.append(ns)

@@ -66,5 +66,10 @@ echo lab-guest >"$root/etc/hostname"   # replaced per boot by systemd.hostname=
 mkfs.ext4 -q -L labroot -d "$root" "$work/image" "${image_size_mb}M" >&2
 chmod 444 "$work/image"   # COW files record the backing file's mtime: never touch it
 mv "$work/image" "$image"
-find "$cache" -maxdepth 1 -name 'bookworm-*.img' ! -path "$image" -delete   # stale recipes
+# Drop images of stale recipes, except those a running lab still boots from (its
+# COW files name their backing file; power-cycles would fail without it).
+for old in "$cache"/bookworm-*.img; do
+  [[ $old == "$image" ]] && continue
+  grep -qsF "\"$old\"" "${DBFLEET_LAB_RUN:-/run/dbfleet-lab}"/*/lab.json || rm -f "$old"
+done
 echo "$image"
