@@ -8,7 +8,6 @@ runs the role a second time to show it changes nothing, and tears the fleet down
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -16,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from umlab import GuestSpec, Lab, ensure_image  # noqa: E402  (the lab lives beside this file)
+from role_runner import run_role  # noqa: E402  (the lab lives beside this file)
+from umlab import GuestSpec, Lab, ensure_image  # noqa: E402
 
 from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import parse_meminfo  # noqa: E402
 
-PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "overcommit.yml"
 FLEET = [
     (GuestSpec("pg1", mem_mb=1024, swap_mb=512), "postgresql"),
     (GuestSpec("small1", mem_mb=512), "generic"),
@@ -53,22 +52,6 @@ def read_state(lab: Lab, guest: str) -> KernelState:
                        committed_as_kb=fields["Committed_AS"])
 
 
-def run_role(lab: Lab, profiles: dict[str, str]) -> dict[str, dict[str, dict]]:
-    """Runs the playbook; returns {host: {module name: result}} from the json callback."""
-    proc = lab.ansible_playbook(PLAYBOOK, "-e", json.dumps({"lab_profiles": profiles}),
-                                env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
-    try:
-        report = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        raise SystemExit("ansible-playbook did not produce a report:\n%s\n%s" % (proc.stdout, proc.stderr))
-    results: dict[str, dict[str, dict]] = {}
-    for task in report["plays"][0]["tasks"]:
-        for host, result in task["hosts"].items():
-            results.setdefault(host, {})[result.get("action", task["task"]["name"])] = result
-    results["_stats"] = report["stats"]
-    return results
-
-
 def main() -> int:
     started = time.monotonic()
     say("building or reusing the guest disk image (cached after the first run)")
@@ -81,15 +64,13 @@ def main() -> int:
     with Lab([spec for spec, _ in FLEET], name="demo-%d" % (int(time.time()) % 100000)) as lab:
         say("guests answer SSH; boot times: %s" % ", ".join(
             "%s %.1f s" % (name, guest.boot_seconds[-1]) for name, guest in lab.guests.items()))
-        inventory = lab.write_inventory()
-        # UML guests starve under load; a 6 s keepalive budget drops healthy connections.
-        inventory.write_text(inventory.read_text().replace("ServerAliveInterval=2", "ServerAliveInterval=15"))
+        lab.write_inventory()
         before = {name: read_state(lab, name) for name in profiles}
         say("applying the role dbfleet.memory.overcommit over SSH (Python is slow inside UML: about a minute)")
-        first = run_role(lab, profiles)
+        first = run_role(lab, lab_profiles=profiles)
         after = {name: read_state(lab, name) for name in profiles}
         say("running the role again: it must change nothing")
-        second = run_role(lab, profiles)
+        second = run_role(lab, lab_profiles=profiles)
 
         print()
         header = "%-7s %-10s %-22s %-20s %-25s %-14s %-8s %s" % (
@@ -97,7 +78,7 @@ def main() -> int:
         print(header)
         print("-" * len(header))
         for name, profile in profiles.items():
-            plan = first[name].get("dbfleet.memory.overcommit_plan", {})
+            plan = first.results[name].get("dbfleet.memory.overcommit_plan", {})
             b, a = before[name], after[name]
             predicted = plan.get("commit_limit_kb")
             matches = predicted is not None and abs(predicted - a.commit_limit_kb) <= 4
@@ -108,7 +89,7 @@ def main() -> int:
                 "%d kB" % a.committed_as_kb, plan.get("verdict", "failed"),
                 "yes (%d)" % predicted if matches else "NO (planned %s)" % predicted))
         print()
-        stats_first, stats_second = first["_stats"], second["_stats"]
+        stats_first, stats_second = first.stats, second.stats
         for name in profiles:
             print("%-7s first run: changed=%d failed=%d   second run: changed=%d failed=%d" % (
                 name, stats_first[name]["changed"], stats_first[name]["failures"],

@@ -1,0 +1,58 @@
+"""Run the role against lab guests and read its per-host results.
+
+The json callback gives every task's result per host, so tests and the demo can
+compare what the planner predicted with what the guest's kernel shows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from umlab import Lab, LabError
+
+PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "overcommit.yml"
+PLAN_ACTION = "dbfleet.memory.overcommit_plan"
+APPLY_ACTION = "dbfleet.memory.sysctl_apply"
+
+
+@dataclass
+class RoleRun:
+    returncode: int
+    stats: dict[str, dict[str, int]]
+    # {host: {module name: that task's result}}
+    results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    output: str = ""
+
+    def plan(self, host: str) -> dict[str, Any]:
+        return self.results[host][PLAN_ACTION]
+
+    def apply(self, host: str) -> dict[str, Any]:
+        return self.results[host][APPLY_ACTION]
+
+    def changed(self, host: str) -> int:
+        return self.stats[host]["changed"]
+
+    def failed(self, host: str) -> bool:
+        return self.stats[host]["failures"] > 0 or self.stats[host]["unreachable"] > 0
+
+
+def run_role(lab: Lab, limit: str = "all", **extra_vars: Any) -> RoleRun:
+    """ansible-playbook with the role over SSH; extra_vars become -e JSON (e.g.
+    lab_profile='postgresql', overcommit_state='absent')."""
+    proc = lab.ansible_playbook(PLAYBOOK, "--limit", limit, "-e", json.dumps(extra_vars),
+                                env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise LabError(f"ansible-playbook gave no JSON report (rc {proc.returncode}):\n"
+                       f"{proc.stdout}\n{proc.stderr}") from exc
+    run = RoleRun(proc.returncode, report["stats"], output=proc.stdout)
+    for task in report["plays"][0]["tasks"]:
+        for host, result in task["hosts"].items():
+            if result.get("skipped"):   # e.g. the absent task on a present run: same module
+                continue
+            run.results.setdefault(host, {})[result.get("action", task["task"]["name"])] = result
+    return run
