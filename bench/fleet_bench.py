@@ -222,7 +222,7 @@ TARGETS = {
 }
 
 
-def print_tables(results: Dict[int, Dict[str, Dict[str, object]]], main_n: int, runs: int) -> List[str]:
+def format_tables(results: Dict[int, Dict[str, Dict[str, object]]], main_n: int, runs: int) -> List[str]:
     lines: List[str] = []
     main = results[main_n]
     lines.append("Fleet benchmark, N = %d hosts, median of %d cold runs (wall seconds; pipelining on)" % (main_n, runs))
@@ -251,7 +251,6 @@ def print_tables(results: Dict[int, Dict[str, Dict[str, object]]], main_n: int, 
                 r["ratios"]["ours_vs_baseline_noop"], r["ratios"]["ours_noop_over_ping_ms_per_host"],
                 r["ours_noop"]["modules_per_host"], r["baseline_noop"]["modules_per_host"]))
         lines.append("mod/host = remote module executions per host in a no-op run, ours/baseline.")
-    print("\n".join(lines))
     return lines
 
 
@@ -269,8 +268,7 @@ def bench(args: argparse.Namespace) -> int:
                 runs = args.runs if n == args.hosts else args.scale_runs
                 print("bench: N=%d, %d runs" % (n, runs), file=sys.stderr, flush=True)
                 results[n] = measure(fleet, n, runs, workdir)
-                lines = print_tables(results, args.hosts, args.runs)
-                print(flush=True)
+                lines = format_tables(results, args.hosts, args.runs)
                 out.write_text(json.dumps({
                     "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
@@ -278,6 +276,7 @@ def bench(args: argparse.Namespace) -> int:
                     "hosts": args.hosts, "runs": args.runs, "scale_runs": args.scale_runs, "pipelining": True,
                     "results": {str(k): r for k, r in sorted(results.items())}, "table": lines,
                 }, indent=2) + "\n")
+    print("\n".join(format_tables(results, args.hosts, args.runs)))
     print("bench: results written to %s" % out, file=sys.stderr)
     return 0
 
