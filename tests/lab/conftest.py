@@ -7,6 +7,7 @@ The lab needs root and user-mode-linux. When they are missing the fixture raises
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -14,8 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import (OVERCOMMIT_KEYS, install_memhog, kill_memhogs,  # noqa: E402
-                     read_overcommit, write_overcommit)
+from helpers import MEMHOG_PATTERN, OVERCOMMIT_KEYS, install_memhog, read_overcommit  # noqa: E402
 from umlab import GuestSpec, Lab, LabError, check_host, cleanup_stale  # noqa: E402
 
 # Four small guests, booted in parallel once per session (about 10-20 s on 2 cores):
@@ -52,25 +52,31 @@ def lab() -> Iterator[Lab]:
 
 @pytest.fixture(autouse=True)
 def restore_guests(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each test: every guest answers SSH (else it is power-cycled), runs no
-    memory hog, and has the overcommit settings it booted with."""
+    """After each test, on every guest at once: no memory hog runs and the overcommit
+    settings are the ones it booted with. A guest that cannot run that (locked out,
+    hung) is power-cycled. One multiplexed SSH command per guest keeps this ~1 s."""
     yield
     if "lab" not in request.fixturenames:
         return
     the_lab: Lab = request.getfixturevalue("lab")
-    for name in the_lab.guests:
-        try:
-            the_lab.run(name, "true", new_connection=True, timeout=30)
-        except LabError:
-            the_lab.power_cycle(name)
-        kill_memhogs(the_lab, name)
+
+    def restore(name: str) -> None:
         defaults = the_lab.boot_defaults[name]  # type: ignore[attr-defined]
-        # Leave mode 2 first, then restore the rest; ratio/kbytes exclude each other,
+        # Leave mode 2 first, then the reserves; ratio and kbytes exclude each other,
         # so write only the one that was non-zero at boot.
         order = ["vm.overcommit_memory", "vm.admin_reserve_kbytes", "vm.user_reserve_kbytes",
                  "vm.overcommit_kbytes" if defaults["vm.overcommit_kbytes"] else "vm.overcommit_ratio"]
         assert set(order) <= set(OVERCOMMIT_KEYS)
-        write_overcommit(the_lab, name, {key: defaults[key] for key in order})
+        command = (f"pkill -KILL -f {MEMHOG_PATTERN} ; sysctl -q "
+                   + " ".join(f"-w {key}={defaults[key]}" for key in order))
+        try:
+            the_lab.run(name, command, timeout=30)
+        except LabError:
+            the_lab.power_cycle(name)
+            the_lab.run(name, command, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=len(the_lab.guests)) as pool:
+        list(pool.map(restore, the_lab.guests))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

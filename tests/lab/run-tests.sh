@@ -31,6 +31,8 @@ status=0
 # Test paths given: run those; otherwise the whole lab suite (with any pytest options).
 targets=("$here")
 for arg in "$@"; do [[ $arg == tests/* || $arg == /* ]] && targets=(); done
-"$venv/bin/pytest" -p no:cacheprovider -rA --durations=0 "${targets[@]}" "$@" </dev/null || status=$?
+# in-env.sh makes this checkout importable as the collection dbfleet.memory (the
+# role-driven lab tests import its module_utils); pytest is the venv's.
+scripts/in-env.sh "$venv/bin/pytest" -p no:cacheprovider -rA --durations=15 "${targets[@]}" "$@" </dev/null || status=$?
 echo "run-tests.sh: lab suite finished in $(( $(date +%s) - start )) s with status $status"
 exit $status
