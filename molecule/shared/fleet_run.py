@@ -1,0 +1,46 @@
+"""Run a playbook against the scenario's instances and return per-host recap and module counts.
+
+Used by the verify steps: a no-op run must change nothing and execute at most two
+modules per host, in check mode and for real (the fleet benchmark allows three).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parent
+
+
+def run_playbook(playbook: str, *extra: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        count_file = os.path.join(tmp, "count.json")
+        env = dict(os.environ)
+        env.update(
+            DBFLEET_MODULE_COUNT_FILE=count_file,
+            ANSIBLE_CALLBACK_PLUGINS=str(SHARED / "callback_plugins"),
+            ANSIBLE_CALLBACKS_ENABLED="dbfleet_module_count",
+        )
+        cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SHARED / playbook), *extra]
+        started = time.monotonic()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        elapsed = time.monotonic() - started
+        if proc.returncode != 0:
+            raise AssertionError("%s failed (rc=%d):\n%s\n%s" % (" ".join(cmd), proc.returncode, proc.stdout[-4000:], proc.stderr[-2000:]))
+        with open(count_file) as f:
+            data = json.load(f)
+    data["elapsed_s"] = elapsed
+    data["stdout"] = proc.stdout
+    return data
+
+
+def ping_seconds() -> float:
+    """Wall time of `ansible -m ping` over the same inventory, the benchmark's yardstick."""
+    started = time.monotonic()
+    subprocess.run(["ansible", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "all:!localhost", "-m", "ansible.builtin.ping"],
+                   capture_output=True, check=True)
+    return time.monotonic() - started
