@@ -20,7 +20,17 @@ image=$cache/bookworm-$key.img
 mkdir -p "$cache"
 exec 9>"$cache/.build.lock"          # parallel lab runs build the image once
 flock 9
-if [[ -f $image ]]; then echo "$image"; exit 0; fi
+
+drop_stale_images() {
+  # Images of older recipes go, except those a running lab still boots from (its COW
+  # files name their backing file; a power-cycle would fail without it).
+  local old
+  for old in "$cache"/bookworm-*.img; do
+    [[ -e $old && $old != "$image" ]] || continue
+    grep -qsF "\"$old\"" "${DBFLEET_LAB_RUN:-/run/dbfleet-lab}"/*/lab.json || rm -f "$old"
+  done
+}
+if [[ -f $image ]]; then drop_stale_images; echo "$image"; exit 0; fi
 
 work=$(mktemp -d "$cache/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -66,10 +76,5 @@ echo lab-guest >"$root/etc/hostname"   # replaced per boot by systemd.hostname=
 mkfs.ext4 -q -L labroot -d "$root" "$work/image" "${image_size_mb}M" >&2
 chmod 444 "$work/image"   # COW files record the backing file's mtime: never touch it
 mv "$work/image" "$image"
-# Drop images of stale recipes, except those a running lab still boots from (its
-# COW files name their backing file; power-cycles would fail without it).
-for old in "$cache"/bookworm-*.img; do
-  [[ $old == "$image" ]] && continue
-  grep -qsF "\"$old\"" "${DBFLEET_LAB_RUN:-/run/dbfleet-lab}"/*/lab.json || rm -f "$old"
-done
+drop_stale_images
 echo "$image"
