@@ -1,5 +1,5 @@
 """Guest-side helpers shared by the lab tests: memory hogs, overcommit settings and
-the kernel's CommitLimit formula (Documentation/mm/overcommit-accounting.rst)."""
+predictions from the product's CommitLimit formula."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from umlab import Lab, LabError
+
+from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
+from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import memory_from_fields
 
 MEMHOG_SOURCE = (Path(__file__).parent / "guest" / "memhog.py").read_text()
 MEMHOG = "/usr/local/bin/memhog.py"   # not under /root (0700): nobody runs it
@@ -27,15 +30,11 @@ def install_memhog(lab: Lab, guest: str) -> None:
 
 
 def expected_commit_limit_kb(meminfo: dict[str, int], ratio: int, kbytes: int) -> int:
-    """CommitLimit as the kernel computes it (mm/util.c, vm_commit_limit), in pages
-    with integer division, returned in kB."""
-    hugetlb_pages = meminfo.get("Hugetlb", 0) // PAGE_KB   # UML has no hugetlb: 0
-    swap_pages = meminfo["SwapTotal"] // PAGE_KB
-    if kbytes:
-        allowed_pages = kbytes // PAGE_KB
-    else:
-        allowed_pages = (meminfo["MemTotal"] // PAGE_KB - hugetlb_pages) * ratio // 100
-    return (allowed_pages + swap_pages) * PAGE_KB
+    """CommitLimit predicted by the product's formula (commit_limit.py, the one place it
+    lives) for this guest's meminfo: the lab tests that formula against a real kernel."""
+    memory = memory_from_fields(meminfo, page_size_kb=PAGE_KB)
+    return commit_limit_kb(memory.memtotal_kb, memory.hugetlb_kb, memory.swaptotal_kb,
+                           overcommit_ratio_pct=ratio, overcommit_kbytes=kbytes, page_size_kb=PAGE_KB)
 
 
 def sensible_ratio(meminfo: dict[str, int]) -> int:

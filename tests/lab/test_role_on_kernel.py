@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import shlex
 
-from helpers import MIB_KB, read_overcommit, start_holder
+from helpers import MIB_KB, PAGE_KB, read_overcommit, start_holder
 from role_runner import run_role
 from umlab import Lab
 
 from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
 
 DROPIN = "/etc/sysctl.d/90-dbfleet-overcommit.conf"
-PAGE_KB = 4
 
 
 def live_matches_plan(lab: Lab, host: str, plan: dict) -> None:
