@@ -34,7 +34,11 @@ cp "$here/scripts/ansible-test-get-pip.py" "$get_pip"
 dest=$cache/sanity/$(printf '%s' "$here" | sha256sum | cut -c1-12)/ansible_collections/dbfleet/memory
 rm -rf "$dest"
 mkdir -p "$dest"
-git -C "$here" ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- "$here/" "$dest/"
+# Only what ships in the collection (galaxy.yml build_ignore keeps the rest out): the
+# lab, molecule scenarios, bench and scripts are our tooling, linted by ansible-lint.
+git -C "$here" ls-files -co --exclude-standard -z \
+  | grep -zvE '^(bench|molecule|scripts|tests/lab|\.ci)/' \
+  | rsync -a --from0 --files-from=- "$here/" "$dest/"
 cd "$dest"
 version=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 PATH=$venv/bin:$PATH exec "$venv/bin/ansible-test" sanity --color=no --python "$version" "$@"

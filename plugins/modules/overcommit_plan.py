@@ -25,17 +25,9 @@ description:
   - The module only reads; it changes nothing on the host.
 author:
   - dbfleet maintainers (@dbfleet)
+extends_documentation_fragment:
+  - dbfleet.memory.planner
 options:
-  profile:
-    description:
-      - The databases this host runs. V(redis) and V(valkey) need C(vm.overcommit_memory=1); every other profile
-        plans mode 2 with a computed limit.
-      - Profiles that need different modes on one host fail with a message naming them, whatever O(report_only)
-        says. A kernel has one overcommit mode.
-    type: list
-    elements: str
-    choices: [generic, postgresql, mysql, mariadb, oracle, redis, valkey]
-    default: [generic]
   meminfo_path:
     description:
       - File to read the memory shape from.
@@ -47,37 +39,6 @@ options:
         of reading O(meminfo_path). For what-if plans and plans from collected data.
       - Needs at least C(MemTotal), C(SwapTotal) and C(Committed_AS).
     type: dict
-  workload_commit_mb:
-    description:
-      - Expected peak committed memory of the database in MiB (for example shared buffers plus per-connection
-        memory). The lower bound covers the larger of this and the current C(Committed_AS).
-    type: int
-    default: 0
-  headroom_pct:
-    description:
-      - Headroom in percent added on top of the demand for the lower bound. Between 0 and 100.
-    type: int
-    default: 20
-  kernel_reserve_pct:
-    description:
-      - Share of the non-huge-page RAM, in percent, kept out of the commit budget for the kernel's own memory
-        and the page cache. Between 0 and 50.
-    type: int
-    default: 10
-  admin_reserve_mb:
-    description:
-      - Planned C(vm.admin_reserve_kbytes) in MiB, memory only root may commit under mode 2 so it can log in and
-        recover. The kernel documentation sizes it at about 128 MiB on x86_64 (sshd or login, bash, top). At
-        least 8.
-    type: int
-    default: 128
-  prefer:
-    description:
-      - How to express the limit. V(auto) uses C(vm.overcommit_ratio) unless one percent of it is more than
-        1 GiB on this host, then C(vm.overcommit_kbytes). V(ratio) and V(kbytes) force one.
-    type: str
-    choices: [auto, ratio, kbytes]
-    default: auto
   report_only:
     description:
       - When V(false), an unsafe plan (no mode-2 limit satisfies both bounds) fails the task with the reasons.
@@ -211,17 +172,11 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
     memory_from_fields,
     parse_meminfo,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
-    DEFAULT_ADMIN_RESERVE_MB,
-    DEFAULT_HEADROOM_PCT,
-    DEFAULT_KERNEL_RESERVE_PCT,
-    KIB_PER_MIB,
-    PREFER_CHOICES,
-    PROFILE_MODES,
-    PlanInputError,
-    PlanOptions,
-    plan_overcommit,
+from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
+    PLANNER_ARGUMENT_SPEC,
+    plan_options_from_params,
 )
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanInputError, plan_overcommit
 
 PROC_SYS_VM = "/proc/sys/vm"
 LIVE_KEYS = ("overcommit_memory", "overcommit_ratio", "overcommit_kbytes", "admin_reserve_kbytes")
@@ -242,14 +197,9 @@ def read_live_sysctl():
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            profile=dict(type="list", elements="str", choices=list(PROFILE_MODES), default=["generic"]),
+            PLANNER_ARGUMENT_SPEC,
             meminfo_path=dict(type="path", default="/proc/meminfo"),
             meminfo=dict(type="dict"),
-            workload_commit_mb=dict(type="int", default=0),
-            headroom_pct=dict(type="int", default=DEFAULT_HEADROOM_PCT),
-            kernel_reserve_pct=dict(type="int", default=DEFAULT_KERNEL_RESERVE_PCT),
-            admin_reserve_mb=dict(type="int", default=DEFAULT_ADMIN_RESERVE_MB),
-            prefer=dict(type="str", choices=list(PREFER_CHOICES), default="auto"),
             report_only=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
@@ -268,15 +218,7 @@ def main():
                 module.fail_json(msg="meminfo_path: cannot read %s: %s" % (source, exc))
             fields = parse_meminfo(text)
         memory = memory_from_fields(fields, page_size_kb=os.sysconf("SC_PAGE_SIZE") // 1024)
-        options = PlanOptions(
-            profiles=tuple(params["profile"]),
-            workload_commit_kb=params["workload_commit_mb"] * KIB_PER_MIB,
-            headroom_pct=params["headroom_pct"],
-            kernel_reserve_pct=params["kernel_reserve_pct"],
-            admin_reserve_kb=params["admin_reserve_mb"] * KIB_PER_MIB,
-            prefer=params["prefer"],
-        )
-        plan = plan_overcommit(memory, options)
+        plan = plan_overcommit(memory, plan_options_from_params(params))
     except MeminfoError as exc:
         module.fail_json(msg="meminfo: %s" % exc)
     except PlanInputError as exc:

@@ -14,8 +14,7 @@ from typing import Any
 from umlab import Lab, LabError
 
 PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "overcommit.yml"
-PLAN_ACTION = "dbfleet.memory.overcommit_plan"
-APPLY_ACTION = "dbfleet.memory.sysctl_apply"
+ROLE_ACTION = "dbfleet.memory.overcommit_apply"   # the role's one task: plan, render, apply
 
 
 @dataclass
@@ -26,11 +25,13 @@ class RoleRun:
     results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     output: str = ""
 
-    def plan(self, host: str) -> dict[str, Any]:
-        return self.results[host][PLAN_ACTION]
-
     def apply(self, host: str) -> dict[str, Any]:
-        return self.results[host][APPLY_ACTION]
+        """The module's result: what was applied, or the failure message."""
+        return self.results[host][ROLE_ACTION]
+
+    def plan(self, host: str) -> dict[str, Any]:
+        """The plan the module made on the host (also present when it refused to apply)."""
+        return self.apply(host)["plan"]
 
     def changed(self, host: str) -> int:
         return self.stats[host]["changed"]

@@ -132,7 +132,7 @@ def test_role_refuses_an_unsafe_plan_and_a_safe_one_keeps_ssh_working(lab: Lab) 
         greedy = start_holder(lab, host, meminfo["MemTotal"] * 2 // 3 // MIB_KB, tag="greedy")
         refused = run_role(lab, host, lab_profile="postgresql", overcommit_headroom_pct=0)
         assert refused.returncode != 0 and refused.failed(host)
-        reasons = refused.plan(host)["msg"]
+        reasons = refused.apply(host)["msg"]
         assert "No safe mode-2 limit exists" in reasons and "of swap" in reasons, reasons
         assert file_text(lab, host) is None
         assert read_overcommit(lab, host)["vm.overcommit_memory"] == lab.boot_defaults[host]["vm.overcommit_memory"]  # type: ignore[attr-defined]

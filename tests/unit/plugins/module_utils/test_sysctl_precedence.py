@@ -164,7 +164,7 @@ def test_unset_key_has_no_winner():
 
 
 def test_effective_files_sorted_by_basename_across_directories():
-    got = [p for p, _ in prec.effective_files(DEBIAN)]
+    got = [path for path, _text in prec.effective_files(DEBIAN)]
     assert got == [
         "/usr/lib/sysctl.d/50-default.conf",
         "/usr/lib/sysctl.d/50-pid-max.conf",

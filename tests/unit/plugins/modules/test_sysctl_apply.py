@@ -12,95 +12,14 @@ import stat
 
 import pytest
 
-from ansible.module_utils import _internal, basic
+from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.dbfleet.memory.plugins.modules import sysctl_apply
-
-PATH = "/etc/sysctl.d/90-dbfleet-overcommit.conf"
-MEMTOTAL_KB = 4000000
-SWAP_KB = 1000000
-PLAN = {"vm.admin_reserve_kbytes": "131072", "vm.overcommit_ratio": "87", "vm.overcommit_memory": "2"}
-PLAN_LIMIT_KB = MEMTOTAL_KB * 87 // 100 + SWAP_KB
-CONTENT = (
-    "# Managed by Ansible role dbfleet.memory.overcommit; do not edit.\n"
-    "vm.admin_reserve_kbytes = 131072\n"
-    "vm.overcommit_ratio = 87\n"
-    "vm.overcommit_memory = 2\n"
-)
-BOOT = {"overcommit_memory": "0", "overcommit_ratio": "50", "overcommit_kbytes": "0", "admin_reserve_kbytes": "8192"}
-DEBIAN_SYSCTL_CONF = "#\n# /etc/sysctl.conf - Configuration file for setting system variables\n#kernel.domainname = x\n"
-
-
-class FakeKernel:
-    def __init__(self, root):
-        self.root = root
-        self.vm = root / "proc" / "sys" / "vm"
-        self.writes = []
-        self.refuse = set()
-
-    def get(self, name):
-        return (self.vm / name).read_text().strip()
-
-    def set(self, name, value):
-        (self.vm / name).write_text(value + "\n")
-
-    def live(self):
-        return {name: self.get(name) for name in BOOT}
-
-    def update_meminfo(self):
-        kbytes = int(self.get("overcommit_kbytes"))
-        limit = (kbytes if kbytes else MEMTOTAL_KB * int(self.get("overcommit_ratio")) // 100) + SWAP_KB
-        (self.root / "proc" / "meminfo").write_text(
-            "MemTotal:       %8d kB\nSwapTotal:      %8d kB\nCommitLimit:    %8d kB\nCommitted_AS:    1000000 kB\n"
-            % (MEMTOTAL_KB, SWAP_KB, limit)
-        )
-
-    def write(self, key, value):
-        self.writes.append((key, value))
-        if key in self.refuse:
-            raise OSError(22, "Invalid argument")
-        name = key.split(".", 1)[1]
-        self.set(name, value)
-        if name == "overcommit_ratio":
-            self.set("overcommit_kbytes", "0")
-        elif name == "overcommit_kbytes":
-            self.set("overcommit_ratio", "0")
-        self.update_meminfo()
-
-
-@pytest.fixture
-def kernel(tmp_path, monkeypatch):
-    k = FakeKernel(tmp_path)
-    k.vm.mkdir(parents=True)
-    for name, value in BOOT.items():
-        k.set(name, value)
-    k.update_meminfo()
-    for d in ("etc/sysctl.d", "usr/lib/sysctl.d"):
-        (tmp_path / d).mkdir(parents=True)
-    (tmp_path / "etc" / "sysctl.conf").write_text(DEBIAN_SYSCTL_CONF)
-    os.symlink("../sysctl.conf", tmp_path / "etc" / "sysctl.d" / "99-sysctl.conf")
-    (tmp_path / "usr/lib/sysctl.d/50-pid-max.conf").write_text("kernel.pid_max = 4194304\n")
-    monkeypatch.setattr(sysctl_apply, "_ROOT", str(tmp_path))
-    monkeypatch.setattr(sysctl_apply, "write_live", k.write)
-    monkeypatch.setattr(sysctl_apply, "page_size_kb", lambda: 4)
-    # Importing controller code (other tests do) flips warnings to the controller's
-    # display; a module run on a target always returns them in its result.
-    monkeypatch.setattr(_internal, "is_controller", False)
-    return k
+from fake_kernel import BOOT, CONTENT, PATH, PLAN, PLAN_LIMIT_KB, snapshot
 
 
 def dropin(kernel):
     return kernel.root / PATH.lstrip("/")
-
-
-def snapshot(root):
-    """Every file and link under the fake root, to prove that nothing changed."""
-    out = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            p = os.path.join(dirpath, name)
-            out[p] = os.readlink(p) if os.path.islink(p) else (open(p).read(), stat.S_IMODE(os.lstat(p).st_mode))
-    return out
 
 
 def run(args, check_mode=False, diff=False):
@@ -170,8 +89,8 @@ def test_check_mode_changes_nothing_and_predicts_the_writes(kernel, result):
     r = result(PRESENT, check_mode=True)
     assert snapshot(kernel.root) == before and kernel.writes == []
     assert r["changed"] and r["file_changed"] and not r["live_applied"]
-    assert [c["key"] for c in r["live_changes"]] == ["vm.admin_reserve_kbytes", "vm.overcommit_ratio",
-                                                      "vm.overcommit_memory"]
+    assert [c["key"] for c in r["live_changes"]] == [
+        "vm.admin_reserve_kbytes", "vm.overcommit_ratio", "vm.overcommit_memory"]
     assert r["live_skipped_reason"] == "check mode"
 
 
@@ -211,7 +130,7 @@ def test_switch_from_kbytes_writes_only_the_ratio(kernel, result):
     kernel.write("vm.overcommit_kbytes", "3000000")
     kernel.writes.clear()
     result(PRESENT)
-    assert "vm.overcommit_kbytes" not in [k for k, _ in kernel.writes]
+    assert "vm.overcommit_kbytes" not in [key for key, _value in kernel.writes]
     assert kernel.get("overcommit_kbytes") == "0" and kernel.get("overcommit_ratio") == "87"
 
 
@@ -284,8 +203,8 @@ def test_absent_removes_dropin_and_returns_to_kernel_defaults(kernel, result):
     r = result({"path": PATH, "state": "absent"})
     assert r["changed"] and r["file_changed"] and not dropin(kernel).exists()
     assert kernel.live() == BOOT
-    assert [k for k, _ in kernel.writes] == ["vm.overcommit_memory", "vm.admin_reserve_kbytes",
-                                             "vm.overcommit_ratio"]
+    assert [key for key, _value in kernel.writes] == [
+        "vm.overcommit_memory", "vm.admin_reserve_kbytes", "vm.overcommit_ratio"]
     assert result({"path": PATH, "state": "absent"})["changed"] is False
 
 
@@ -338,7 +257,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("change, fragment", BAD, ids=[f for _, f in BAD])
+@pytest.mark.parametrize("change, fragment", BAD, ids=[fragment for _change, fragment in BAD])
 def test_bad_input_fails_clearly_and_changes_nothing(kernel, result, change, fragment):
     before = snapshot(kernel.root)
     r = result(dict(PRESENT, **change))

@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, dbfleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+    # The planner's options, shared by overcommit_plan and overcommit_apply.
+    DOCUMENTATION = r"""
+options:
+  profile:
+    description:
+      - The databases this host runs. V(redis) and V(valkey) need C(vm.overcommit_memory=1); every other profile
+        plans mode 2 with a computed limit.
+      - Profiles that need different modes on one host fail with a message naming them, even when only a report
+        is asked for. A kernel has one overcommit mode.
+    type: list
+    elements: str
+    choices: [generic, postgresql, mysql, mariadb, oracle, redis, valkey]
+    default: [generic]
+  workload_commit_mb:
+    description:
+      - Expected peak committed memory of the database in MiB (for example shared buffers plus per-connection
+        memory). The lower bound covers the larger of this and the current C(Committed_AS).
+    type: int
+    default: 0
+  headroom_pct:
+    description:
+      - Headroom in percent added on top of the demand for the lower bound. Between 0 and 100.
+    type: int
+    default: 20
+  kernel_reserve_pct:
+    description:
+      - Share of the non-huge-page RAM, in percent, kept out of the commit budget for the kernel's own memory
+        and the page cache. Between 0 and 50.
+    type: int
+    default: 10
+  admin_reserve_mb:
+    description:
+      - Planned C(vm.admin_reserve_kbytes) in MiB, memory only root may commit under mode 2 so it can log in and
+        recover. The kernel documentation sizes it at about 128 MiB on x86_64 (sshd or login, bash, top). At
+        least 8.
+    type: int
+    default: 128
+  prefer:
+    description:
+      - How to express the limit. V(auto) uses C(vm.overcommit_ratio) unless one percent of it is more than
+        1 GiB on this host, then C(vm.overcommit_kbytes). V(ratio) and V(kbytes) force one.
+    type: str
+    choices: [auto, ratio, kbytes]
+    default: auto
+"""

@@ -1,0 +1,71 @@
+"""A fake /proc and sysctl.d tree for the apply modules' tests.
+
+The fake kernel behaves like mm/util.c where it matters: writing the ratio zeroes
+kbytes and vice versa, CommitLimit follows the values, and it can refuse a write.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+PATH = "/etc/sysctl.d/90-dbfleet-overcommit.conf"
+MEMTOTAL_KB = 4000000
+SWAP_KB = 1000000
+PLAN = {"vm.admin_reserve_kbytes": "131072", "vm.overcommit_ratio": "87", "vm.overcommit_memory": "2"}
+PLAN_LIMIT_KB = MEMTOTAL_KB * 87 // 100 + SWAP_KB
+CONTENT = (
+    "# Managed by Ansible role dbfleet.memory.overcommit; do not edit.\n"
+    "vm.admin_reserve_kbytes = 131072\n"
+    "vm.overcommit_ratio = 87\n"
+    "vm.overcommit_memory = 2\n"
+)
+BOOT = {"overcommit_memory": "0", "overcommit_ratio": "50", "overcommit_kbytes": "0", "admin_reserve_kbytes": "8192"}
+DEBIAN_SYSCTL_CONF = "#\n# /etc/sysctl.conf - Configuration file for setting system variables\n#kernel.domainname = x\n"
+
+
+class FakeKernel:
+    def __init__(self, root):
+        self.root = root
+        self.vm = root / "proc" / "sys" / "vm"
+        self.writes = []
+        self.refuse = set()
+
+    def get(self, name):
+        return (self.vm / name).read_text().strip()
+
+    def set(self, name, value):
+        (self.vm / name).write_text(value + "\n")
+
+    def live(self):
+        return {name: self.get(name) for name in BOOT}
+
+    def update_meminfo(self):
+        kbytes = int(self.get("overcommit_kbytes"))
+        limit = (kbytes if kbytes else MEMTOTAL_KB * int(self.get("overcommit_ratio")) // 100) + SWAP_KB
+        (self.root / "proc" / "meminfo").write_text(
+            "MemTotal:       %8d kB\nSwapTotal:      %8d kB\nCommitLimit:    %8d kB\nCommitted_AS:    1000000 kB\n"
+            % (MEMTOTAL_KB, SWAP_KB, limit)
+        )
+
+    def write(self, key, value):
+        self.writes.append((key, value))
+        if key in self.refuse:
+            raise OSError(22, "Invalid argument")
+        name = key.split(".", 1)[1]
+        self.set(name, value)
+        if name == "overcommit_ratio":
+            self.set("overcommit_kbytes", "0")
+        elif name == "overcommit_kbytes":
+            self.set("overcommit_ratio", "0")
+        self.update_meminfo()
+
+
+def snapshot(root):
+    """Every file and link under the fake root, to prove that nothing changed."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = os.path.join(dirpath, name)
+            out[p] = os.readlink(p) if os.path.islink(p) else (open(p).read(), stat.S_IMODE(os.lstat(p).st_mode))
+    return out
