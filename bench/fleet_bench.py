@@ -145,7 +145,7 @@ def timed_ansible(cmd: List[str], workdir: Path) -> Dict[str, object]:
     control_dir = Path(tempfile.mkdtemp(prefix="cp-", dir=workdir))
     count_file = workdir / "count.json"
     count_file.unlink(missing_ok=True)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(BENCH / "ansible.cfg"), DBFLEET_BENCH_COUNT_FILE=str(count_file),
+    env = dict(os.environ, ANSIBLE_CONFIG=str(BENCH / "ansible.cfg"), DBFLEET_MODULE_COUNT_FILE=str(count_file),
                ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir))
     started = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=BENCH)

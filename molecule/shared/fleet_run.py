@@ -1,7 +1,7 @@
 """Run a playbook against the scenario's instances and return per-host recap and module counts.
 
-Used by the verify steps: a no-op run must change nothing and execute at most two
-modules per host, in check mode and for real (the fleet benchmark allows three).
+Used by the verify steps: a no-op run must change nothing and execute one module per
+host, in check mode and for real.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parent
+CALLBACKS = SHARED.parents[1] / "tests" / "callback_plugins"   # shared with the benchmark
 
 
 def run_playbook(playbook: str, *extra: str) -> dict:
@@ -22,7 +23,7 @@ def run_playbook(playbook: str, *extra: str) -> dict:
         env = dict(os.environ)
         env.update(
             DBFLEET_MODULE_COUNT_FILE=count_file,
-            ANSIBLE_CALLBACK_PLUGINS=str(SHARED / "callback_plugins"),
+            ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
             ANSIBLE_CALLBACKS_ENABLED="dbfleet_module_count",
         )
         cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SHARED / playbook), *extra]
@@ -32,7 +33,8 @@ def run_playbook(playbook: str, *extra: str) -> dict:
         if proc.returncode != 0:
             raise AssertionError("%s failed (rc=%d):\n%s\n%s" % (" ".join(cmd), proc.returncode, proc.stdout[-4000:], proc.stderr[-2000:]))
         with open(count_file) as f:
-            data = json.load(f)
+            counts = json.load(f)
+    data = {"hosts": counts, "stats": {host: count["recap"] for host, count in counts.items()}}
     data["elapsed_s"] = elapsed
     data["stdout"] = proc.stdout
     return data

@@ -1,21 +1,22 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Count remote module executions per host for the fleet benchmark.
+"""Count remote module executions per host, for the molecule no-op test and the benchmark.
 
-Like molecule/shared/callback_plugins/dbfleet_module_count.py, but a loop counts once per
-item: the baseline runs ansible.posix.sysctl in a loop, and every item is a separate
-module execution (a separate SSH round trip) on the target.
+Every task result that ran a module on the target counts, controller-side actions
+(assert, set_fact, include_role, ...) do not, and a loop counts once per item: the
+baseline runs ansible.posix.sysctl in a loop, and every item is a separate module
+execution (a separate SSH round trip) on the target.
 """
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-name: bench_module_count
+name: dbfleet_module_count
 type: aggregate
-short_description: Count remote module executions per host, loop items included (benchmark only)
+short_description: Count remote module executions per host, loop items included (tests only)
 description:
   - "At the end of the run, writes per host the module count, the actions, the changed count and the recap as
-    JSON to the file named by the environment variable E(DBFLEET_BENCH_COUNT_FILE)."
+    JSON to the file named by the environment variable E(DBFLEET_MODULE_COUNT_FILE)."
 requirements:
   - enable in callbacks_enabled
 """
@@ -37,7 +38,7 @@ CONTROLLER_ONLY = {
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
-    CALLBACK_NAME = "bench_module_count"
+    CALLBACK_NAME = "dbfleet_module_count"
     CALLBACK_NEEDS_ENABLED = True
 
     def __init__(self):
@@ -66,7 +67,7 @@ class CallbackModule(CallbackBase):
         self._count(result, item=True)
 
     def v2_playbook_on_stats(self, stats):
-        path = os.environ.get("DBFLEET_BENCH_COUNT_FILE")
+        path = os.environ.get("DBFLEET_MODULE_COUNT_FILE")
         if not path:
             return
         hosts = sorted(stats.processed)
