@@ -60,14 +60,17 @@ def test_apply_idempotence_drift_repair_and_absent_on_live_kernels(lab: Lab) -> 
         assert second.apply("plain")["live_changes"] == [] and not second.apply("plain")["file_changed"]
         print("second run: changed=0 on both guests (no live write, no file write)")
 
-        lab.run("plain", "sysctl -q -w vm.overcommit_ratio=70")   # someone tunes by hand
+        rendered = file_text(lab, "plain")
+        lab.run("plain", "sysctl -q -w vm.overcommit_ratio=70")   # someone tunes by hand,
+        lab.run("plain", f"sed -i 's/^vm.overcommit_ratio = .*/vm.overcommit_ratio = 70/' {DROPIN}")   # in both places
         repair = run_role(lab, "plain", lab_profile="postgresql")
         assert repair.returncode == 0, repair.output
-        assert repair.changed("plain") == 1
+        assert repair.changed("plain") == 1 and repair.apply("plain")["file_changed"]
         assert [change["key"] for change in repair.apply("plain")["live_changes"]] == ["vm.overcommit_ratio"]
+        assert file_text(lab, "plain") == rendered
         live_matches_plan(lab, "plain", repair.plan("plain"))
-        print("drift after `sysctl -w vm.overcommit_ratio=70` repaired: ratio back to",
-              repair.plan("plain")["sysctl"]["vm.overcommit_ratio"])
+        print("drift after `sysctl -w vm.overcommit_ratio=70` and a hand-edited drop-in repaired: ratio back to",
+              repair.plan("plain")["sysctl"]["vm.overcommit_ratio"], "live and in the file")
 
         gone = run_role(lab, hosts, overcommit_state="absent")
         assert gone.returncode == 0, gone.output

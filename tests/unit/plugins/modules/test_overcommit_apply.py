@@ -40,6 +40,18 @@ def test_second_run_changes_nothing(kernel, run_module):
     assert result["live_changes"] == [] and len(kernel.writes) == writes
 
 
+def test_a_hand_edited_dropin_is_restored(kernel, run_module):
+    run_module(overcommit_apply.main, {"profile": ["postgresql"]})
+    path = kernel.root / DROPIN
+    rendered = path.read_text()
+    path.write_text(rendered.replace("vm.overcommit_ratio = 90", "vm.overcommit_ratio = 100"))
+    writes = len(kernel.writes)
+    failed, result = run_module(overcommit_apply.main, {"profile": ["postgresql"]})
+    assert not failed and result["changed"] and result["file_changed"]
+    assert path.read_text() == rendered
+    assert result["live_changes"] == [] and len(kernel.writes) == writes   # the live values were right
+
+
 def test_check_mode_predicts_and_changes_nothing(kernel, run_module):
     before = snapshot(kernel.root)
     failed, result = run_module(overcommit_apply.main, {"profile": ["postgresql"], "_ansible_check_mode": True,
