@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, dbfleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+    # What the apply step returns, shared by sysctl_apply and overcommit_apply.
+    DOCUMENTATION = r"""
+options: {}
+"""
+
+    RETURN = r"""
+file_changed:
+  description: Whether the drop-in was (or in check mode would be) written, removed, or had its owner or mode fixed.
+  returned: always
+  type: bool
+  sample: true
+live_changes:
+  description:
+    - The live writes done (or in check mode to be done), in the order they were made.
+    - Empty when live application is skipped.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"key": "vm.overcommit_ratio", "before": "50", "after": "87"}, {"key": "vm.overcommit_memory", "before": "0", "after": "2"}]
+live_applied:
+  description: Whether the managed live values now hold what was asked (written now or already equal).
+  returned: always
+  type: bool
+  sample: true
+live_skipped_reason:
+  description: Why live values were not handled (container, O(live=never), check mode), or null.
+  returned: always
+  type: str
+  sample: "container (podman): vm.* sysctls are not namespaced, a write would change the host kernel"
+container:
+  description: The container kind detected on the target (for example V(podman), V(docker), V(lxc)), or null.
+  returned: always
+  type: str
+  sample: podman
+shadowing:
+  description:
+    - Per managed key, the file that wins under each rule (V(systemd) at boot, V(procps) for C(sysctl --system)),
+      whether it is ours, and a status V(ours), V(agrees) (another file wins with the same value) or V(shadowed).
+    - Empty for O(state=absent).
+  returned: always
+  type: dict
+  sample:
+    vm.overcommit_memory:
+      status: shadowed
+      message: "vm.overcommit_memory = 2 in /etc/sysctl.d/90-dbfleet-overcommit.conf is shadowed: ..."
+      systemd: {"path": "/etc/sysctl.d/99-sysctl.conf", "value": "0", "lineno": 3, "ours": false}
+      procps: {"path": "/etc/sysctl.conf", "value": "0", "lineno": 3, "ours": false}
+live_values:
+  description: The managed live values read from C(/proc/sys/vm) at the end of the run.
+  returned: always
+  type: dict
+  sample: {"vm.overcommit_memory": "2", "vm.overcommit_ratio": "87", "vm.overcommit_kbytes": "0", "vm.admin_reserve_kbytes": "131072"}
+commit_limit_kb:
+  description: C(CommitLimit) read from C(/proc/meminfo) at the end of the run (null if unreadable).
+  returned: always
+  type: int
+  sample: 14562000
+target_values:
+  description: The values held, in canonical form (for O(state=absent), the values the host was returned to).
+  returned: always
+  type: dict
+  sample: {"vm.overcommit_memory": "2", "vm.overcommit_ratio": "87", "vm.admin_reserve_kbytes": "131072"}
+path:
+  description: The drop-in path.
+  returned: always
+  type: str
+  sample: /etc/sysctl.d/90-dbfleet-overcommit.conf
+"""
