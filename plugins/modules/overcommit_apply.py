@@ -26,6 +26,7 @@ description:
 author:
   - dbfleet maintainers (@dbfleet)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - dbfleet.memory.planner
 options:
   state:
@@ -62,14 +63,11 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows the drop-in's text and the live values, before and after.
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: [linux]
 notes:

@@ -26,6 +26,7 @@ description:
 author:
   - dbfleet maintainers (@dbfleet)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - dbfleet.memory.planner
 options:
   meminfo_path:
@@ -47,15 +48,12 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module never changes anything, so check mode returns the same plan.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
     details: Nothing is changed, so there is nothing to diff.
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: [linux]
 notes:

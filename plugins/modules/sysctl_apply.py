@@ -28,6 +28,8 @@ description:
     M(dbfleet.memory.overcommit_plan).
 author:
   - dbfleet maintainers (@dbfleet)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   path:
     description:
@@ -83,14 +85,11 @@ options:
     type: int
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Returns details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
     details: The diff shows the drop-in before and after, and the managed live values before and after.
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: posix
     details: Linux only; needs C(/proc/sys/vm) and C(/proc/meminfo).
