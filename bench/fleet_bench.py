@@ -35,7 +35,6 @@ from typing import Dict, List, Optional, Sequence
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-IMAGE = "localhost/dbfleet-bench:bookworm"
 PREFIX = "dbfleet-bench-"
 BASE_PORT = int(os.environ.get("DBFLEET_BENCH_BASE_PORT", "42200"))
 SSH_READY_TIMEOUT_S = 60.0
@@ -52,15 +51,9 @@ def run(cmd: Sequence[str], check: bool = True, env: Optional[Dict[str, str]] = 
 
 
 def ensure_image() -> str:
-    """Import the project's rootfs as our own image, re-imported when the recipe (tarball name) changes."""
-    tarball = run([ROOT / "scripts" / "build-rootfs.sh", "bookworm"]).stdout.strip()
-    recipe = Path(tarball).stem
-    have = run(["podman", "image", "inspect", "--format", '{{ index .Labels "dbfleet.recipe" }}', IMAGE],
-               check=False).stdout.strip()
-    if have != recipe:
-        print("bench: importing %s from %s" % (IMAGE, tarball), file=sys.stderr)
-        run(["podman", "import", "--quiet", "--change", "LABEL=dbfleet.recipe=" + recipe, tarball, IMAGE])
-    return IMAGE
+    """The project's Debian 12 image (scripts/podman-image.sh), shared with molecule; the
+    fleet runs sshd in it instead of its default systemd."""
+    return run([ROOT / "scripts" / "podman-image.sh", "bookworm"]).stdout.strip()
 
 
 class Fleet:
@@ -93,6 +86,7 @@ class Fleet:
             run(["podman", "rm", "-f", "-t", "0", *existing], check=False)
 
     def start(self) -> None:
+        image = ensure_image()
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.key])
         host_key = self.workdir / "ssh_host_ed25519_key"
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key])
@@ -107,7 +101,7 @@ class Fleet:
                     "-o HostKey=/etc/ssh/bench_host_key -o UsePAM=no -o PermitRootLogin=prohibit-password "
                     "-o UseDNS=no -o MaxStartups=100" % port)
             run(["podman", "run", "-d", "--name", name, "--hostname", name, "--network", "host",
-                 *mounts, IMAGE, "/bin/sh", "-c", sshd])
+                 *mounts, image, "/bin/sh", "-c", sshd])
         deadline = time.monotonic() + SSH_READY_TIMEOUT_S
         for port in self.ports:
             while not _ssh_banner(port):
@@ -257,7 +251,6 @@ def format_tables(results: Dict[int, Dict[str, Dict[str, object]]], main_n: int,
 def bench(args: argparse.Namespace) -> int:
     # The main size first, so its table is there even if a long scaling run is cut short.
     sizes = [args.hosts] + sorted(set(int(n) for n in args.scale.split(",") if n.strip()) - {args.hosts})
-    ensure_image()
     out = Path(args.results)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dbfleet-bench-") as tmp:
@@ -283,7 +276,6 @@ def bench(args: argparse.Namespace) -> int:
 
 def audit_demo(args: argparse.Namespace) -> int:
     """A small fleet of different memory shapes plus one unreachable host, audited for real."""
-    ensure_image()
     shapes = sorted(DEMO_MEMINFO.glob("*.meminfo"))
     out = Path(args.out).resolve()
     with tempfile.TemporaryDirectory(prefix="dbfleet-bench-") as tmp:

@@ -17,6 +17,7 @@ import tempfile
 from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import container_detect
+from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MeminfoError, parse_meminfo
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_precedence as prec
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_writes as sw
 
@@ -65,12 +66,9 @@ def write_live(key, value):
 def read_commit_limit_kb():
     try:
         with open(host_path("/proc/meminfo")) as f:
-            for line in f:
-                if line.startswith("CommitLimit:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+            return parse_meminfo(f.read()).get("CommitLimit")
+    except (OSError, MeminfoError):
+        return None
 
 
 def page_size_kb():

@@ -22,10 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional
 
-MODE = "vm.overcommit_memory"
-RATIO = "vm.overcommit_ratio"
-KBYTES = "vm.overcommit_kbytes"
-ADMIN_RESERVE = "vm.admin_reserve_kbytes"
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_ADMIN_RESERVE as ADMIN_RESERVE
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_KBYTES as KBYTES
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_MODE as MODE
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_RATIO as RATIO
+
 MANAGED_KEYS = (ADMIN_RESERVE, RATIO, KBYTES, MODE)
 
 # What a freshly booted kernel uses when no sysctl file sets a key. admin_reserve

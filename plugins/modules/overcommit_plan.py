@@ -160,9 +160,10 @@ source:
   type: str
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dbfleet.memory.plugins.module_utils import dropin_apply
+from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_writes as sw
 
 from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
     MeminfoError,
@@ -176,20 +177,11 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
 )
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanInputError, plan_overcommit
 
-PROC_SYS_VM = "/proc/sys/vm"
-LIVE_KEYS = ("overcommit_memory", "overcommit_ratio", "overcommit_kbytes", "admin_reserve_kbytes")
-
 
 def read_live_sysctl():
     """The live overcommit values, for the report; keys the kernel lacks are left out."""
-    live = {}
-    for name in LIVE_KEYS:
-        try:
-            with open(os.path.join(PROC_SYS_VM, name)) as handle:
-                live["vm." + name] = handle.read().strip()
-        except (IOError, OSError):
-            continue
-    return live
+    live = dropin_apply.read_live(sw.MANAGED_KEYS)
+    return dict((key, value) for key, value in live.items() if value is not None)
 
 
 def main():
@@ -215,7 +207,7 @@ def main():
             except (IOError, OSError) as exc:
                 module.fail_json(msg="meminfo_path: cannot read %s: %s" % (source, exc))
             fields = parse_meminfo(text)
-        memory = memory_from_fields(fields, page_size_kb=os.sysconf("SC_PAGE_SIZE") // 1024)
+        memory = memory_from_fields(fields, page_size_kb=dropin_apply.page_size_kb())
         plan = plan_overcommit(memory, plan_options_from_params(params))
     except MeminfoError as exc:
         module.fail_json(msg="meminfo: %s" % exc)

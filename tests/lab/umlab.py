@@ -519,9 +519,9 @@ class Lab:
 
     def meminfo(self, name: str) -> dict[str, int]:
         """/proc/meminfo of the guest, values in kB (or plain counts)."""
-        text = self.run(name, "cat /proc/meminfo").stdout
-        return {key: int(value.split()[0]) for key, value in
-                (line.split(":", 1) for line in text.splitlines() if ":" in line)}
+        # The product's parser; imported here so labctl runs without the collection path.
+        from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import parse_meminfo
+        return parse_meminfo(self.run(name, "cat /proc/meminfo").stdout)
 
     def sysctl(self, name: str, key: str) -> str:
         return self.run(name, f"sysctl -n {shlex.quote(key)}").stdout.strip()

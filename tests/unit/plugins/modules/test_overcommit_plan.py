@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.dbfleet.memory.plugins.module_utils import dropin_apply
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit_plan
 
 NOT_MEMINFO = str(Path(__file__).resolve().parents[2] / "conftest.py")
@@ -65,11 +66,11 @@ def test_redis_plans_mode_1(run_module, meminfo_file):
 
 
 def test_live_values_are_reported_when_readable(run_module, meminfo_file, tmp_path, monkeypatch):
-    vm = tmp_path / "vm"
-    vm.mkdir()
+    vm = tmp_path / "proc" / "sys" / "vm"
+    vm.mkdir(parents=True)
     for name, value in {"overcommit_memory": "0", "overcommit_ratio": "50", "overcommit_kbytes": "0"}.items():
         (vm / name).write_text(value + "\n")
-    monkeypatch.setattr(overcommit_plan, "PROC_SYS_VM", str(vm))
+    monkeypatch.setattr(dropin_apply, "_ROOT", str(tmp_path))
     failed, result = run_module(overcommit_plan.main, {"meminfo_path": meminfo_file("small-vm-2g-noswap")})
     assert not failed
     assert result["live_sysctl"] == {"vm.overcommit_memory": "0", "vm.overcommit_ratio": "50", "vm.overcommit_kbytes": "0"}
