@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # What the apply step returns, shared by sysctl_apply and overcommit_apply.
+    # What the overcommit module returns about its apply step.
     DOCUMENTATION = r"""
 options: {}
 """
@@ -17,6 +17,14 @@ file_changed:
   returned: always
   type: bool
   sample: true
+files:
+  description:
+    - Every file operation of the run (or in check mode, to be made), in order, as C(path), C(action)
+      (V(create), V(update), V(remove)) and C(why).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/etc/sysctl.d/90-dbfleet-overcommit.conf", "action": "create", "why": "the planned drop-in"}]
 live_changes:
   description:
     - The live writes done (or in check mode to be done), in the order they were made.
@@ -40,6 +48,19 @@ container:
   returned: always
   type: str
   sample: podman
+container_evidence:
+  description: The evidence that decided RV(container), or null.
+  returned: always
+  type: str
+  sample: "/run/.containerenv exists"
+rollback:
+  description:
+    - After a failure, whether the rollback brought every live value and file back (C(complete)), what is still
+      different from before the run (C(left), read back from the host), and errors met while restoring
+      (C(problems)). An incomplete rollback reports C(changed=true).
+  returned: when the run failed after a change began
+  type: dict
+  sample: {"complete": true, "left": [], "problems": []}
 shadowing:
   description:
     - Per managed key, the file that wins under each rule (V(systemd) at boot, V(procps) for C(sysctl --system)),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # The planner's options, shared by overcommit_plan and overcommit_apply.
+    # The planner's options, shared by the overcommit and overcommit_info modules.
     DOCUMENTATION = r"""
 options:
   profile:

@@ -7,11 +7,10 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 name: audit_row
-short_description: One fleet-audit row from a host's registered plan and shadowing results
+short_description: One fleet-audit row from a host's registered overcommit_info result
 version_added: "0.1.0"
 description:
-  - Turns the registered result of M(dbfleet.memory.overcommit_plan) (and optionally of
-    M(dbfleet.memory.sysctl_apply) in check mode, for shadowing) into the plain row the
+  - Turns the registered result of M(dbfleet.memory.overcommit_info) into the plain row the
     P(dbfleet.memory.fleet_report#filter) filter renders.
   - An unreachable or failed host still gives a row, with its status and message. When O(cached_plan) is given
     (the P(dbfleet.memory.overcommit_plan#filter) filter's result over cached facts), its numbers fill the row,
@@ -19,16 +18,13 @@ description:
   - Runs on the controller; no remote call.
 options:
   _input:
-    description: The registered result of M(dbfleet.memory.overcommit_plan), or V(null) in cache-only mode.
+    description: The registered result of M(dbfleet.memory.overcommit_info), or V(null) in cache-only mode.
     type: dict
     required: true
   host:
     description: The inventory name of the host.
     type: str
     required: true
-  check_result:
-    description: The registered result of M(dbfleet.memory.sysctl_apply) run in check mode.
-    type: dict
   cached_plan:
     description: A plan from cached facts, used when the host gave no live result.
     type: dict
@@ -41,7 +37,7 @@ options:
 EXAMPLES = r"""
 - name: Collect this host's audit row
   ansible.builtin.set_fact:
-    overcommit_audit_row: "{{ plan_result | dbfleet.memory.audit_row(host=inventory_hostname) }}"
+    overcommit_audit_row: "{{ info_result | dbfleet.memory.audit_row(host=inventory_hostname) }}"
 """
 
 RETURN = r"""
@@ -60,13 +56,13 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.fleet_report import
 )
 
 
-def audit_row(plan_result, host, check_result=None, cached_plan=None, cache_only=False):
-    if plan_result is not None and not isinstance(plan_result, dict):
-        raise AnsibleFilterError("audit_row: input must be a registered result (dict), got %s" % type(plan_result).__name__)
+def audit_row(info_result, host, cached_plan=None, cache_only=False):
+    if info_result is not None and not isinstance(info_result, dict):
+        raise AnsibleFilterError("audit_row: input must be a registered result (dict), got %s" % type(info_result).__name__)
     if cache_only:
         row = row_from_cached_plan(str(host), cached_plan)
     else:
-        row = row_from_results(str(host), plan_result, check_result, cached_plan)
+        row = row_from_results(str(host), info_result, cached_plan)
     result = asdict(row)
     result["plan_reasons"] = list(row.plan_reasons)
     result["shadowed"] = list(row.shadowed)

@@ -113,10 +113,10 @@ def _int_or_none(value: Any) -> Optional[int]:
         return None
 
 
-def _shadow_messages(check_result: Optional[Mapping[str, Any]]) -> Tuple[str, ...]:
-    if not check_result:
+def _shadow_messages(info_result: Optional[Mapping[str, Any]]) -> Tuple[str, ...]:
+    if not info_result:
         return ()
-    shadowing = check_result.get("shadowing") or {}
+    shadowing = info_result.get("shadowing") or {}
     return tuple(
         str(entry.get("message") or "%s is shadowed" % key)
         for key, entry in sorted(shadowing.items())
@@ -130,32 +130,29 @@ def _failure_text(result: Mapping[str, Any]) -> str:
 
 def row_from_results(
     host: str,
-    plan_result: Optional[Mapping[str, Any]],
-    check_result: Optional[Mapping[str, Any]] = None,
+    info_result: Optional[Mapping[str, Any]],
     cached_plan: Optional[Mapping[str, Any]] = None,
 ) -> AuditRow:
-    """One row from the registered results of overcommit_plan and sysctl_apply (check mode).
+    """One row from the registered result of the overcommit_info module.
 
     An unreachable or failed host keeps its row; when a plan from cached facts is given
     (the overcommit_plan filter's result), its numbers fill the row, marked as cached.
     """
-    plan_result = plan_result or {}
+    info_result = info_result or {}
     status = STATUS_OK
     message = ""
-    if plan_result.get("unreachable"):
-        status, message = STATUS_UNREACHABLE, _failure_text(plan_result)
-    elif plan_result.get("failed") or "memory" not in plan_result:
+    if info_result.get("unreachable"):
+        status, message = STATUS_UNREACHABLE, _failure_text(info_result)
+    elif info_result.get("failed") or "memory" not in info_result:
         status = STATUS_FAILED
-        message = _failure_text(plan_result) if plan_result else "no result (the host was not audited)"
+        message = _failure_text(info_result) if info_result else "no result (the host was not audited)"
     if status != STATUS_OK:
         if cached_plan:
             return _row_from_plan(host, cached_plan, status=status, source=SOURCE_CACHED,
                                   message="%s; numbers %s" % (message, CACHED_LABEL))
         return AuditRow(host=host, status=status, source=SOURCE_LIVE, message=message)
-    if check_result and check_result.get("failed") and not check_result.get("shadowing"):
-        message = "shadowing not checked: " + _failure_text(check_result)
-    return _row_from_plan(host, plan_result, status=STATUS_OK, source=SOURCE_LIVE, message=message,
-                          shadowed=_shadow_messages(check_result))
+    return _row_from_plan(host, info_result, status=STATUS_OK, source=SOURCE_LIVE, message=message,
+                          shadowed=_shadow_messages(info_result))
 
 
 def row_from_cached_plan(host: str, cached_plan: Optional[Mapping[str, Any]]) -> AuditRow:
@@ -170,7 +167,7 @@ def _row_from_plan(host: str, plan: Mapping[str, Any], status: str, source: str,
                    shadowed: Tuple[str, ...] = ()) -> AuditRow:
     memory = plan.get("memory") or {}
     bounds = plan.get("bounds") or {}
-    live = plan.get("live_sysctl") or {}
+    live = plan.get("live_values") or {}
     sysctl = {str(k): str(v) for k, v in (plan.get("sysctl") or {}).items()}
     return AuditRow(
         host=host, status=status, source=source, message=message,

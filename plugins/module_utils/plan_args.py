@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, dbfleet contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The planner's module options in one place: their argument spec and their translation
-into PlanOptions. Used by overcommit_plan and overcommit_apply (docs: doc_fragments/planner.py).
+into PlanOptions. Used by the overcommit and overcommit_info modules (docs: doc_fragments/planner.py).
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_RATIO as RATIO
 
 MANAGED_KEYS = (ADMIN_RESERVE, RATIO, KBYTES, MODE)
+# Read, never written: the kernel holds it back from each non-root request in mode 2.
+USER_RESERVE = "vm.user_reserve_kbytes"
+OBSERVED_KEYS = MANAGED_KEYS + (USER_RESERVE,)
 
 # What a freshly booted kernel uses when no sysctl file sets a key. admin_reserve
 # boots as min(free/32, 8 MiB), which is 8 MiB on any host with more than 256 MiB free.

@@ -1,6 +1,6 @@
 """dbfleet.memory.audit as a user runs it: this machine plus a host that cannot be reached.
 
-Read-only on every host (planner + sysctl_apply in check mode with live=never), so it is
+Read-only on every host (one overcommit_info run per host), so it is
 safe against the CI machine itself. Also run from a fact cache with no host contacted.
 """
 

@@ -23,7 +23,7 @@ def test_built_tarball_installs_and_its_module_plans_this_machine(tmp_path):
     (tarball,) = tmp_path.glob("dbfleet-memory-*.tar.gz")
     with tarfile.open(tarball) as archive:
         names = archive.getnames()
-    assert "plugins/modules/overcommit_plan.py" in names
+    assert "plugins/modules/overcommit_info.py" in names
     assert not any(name.startswith(("tests/lab", "molecule", ".ci", "scripts")) for name in names)
 
     installed = tmp_path / "collections"
@@ -31,7 +31,7 @@ def test_built_tarball_installs_and_its_module_plans_this_machine(tmp_path):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_STDOUT_CALLBACK="json",
                ANSIBLE_LOAD_CALLBACK_PLUGINS="1", PYTHONPATH="")
     run(["ansible-galaxy", "collection", "install", "-p", str(installed), str(tarball)], env=env)
-    result = run(["ansible", "localhost", "-m", "dbfleet.memory.overcommit_plan", "-a", "profile=postgresql",
+    result = run(["ansible", "localhost", "-m", "dbfleet.memory.overcommit_info", "-a", "profile=postgresql",
                   "-e", "ansible_python_interpreter=" + sys.executable], env=env)
     host_result = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     assert host_result["sysctl"]["vm.overcommit_memory"] == "2"

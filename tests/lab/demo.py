@@ -78,7 +78,7 @@ def main() -> int:
         print(header)
         print("-" * len(header))
         for name, profile in profiles.items():
-            plan = first.results[name].get("dbfleet.memory.overcommit_apply", {}).get("plan") or {}
+            plan = first.results[name].get("dbfleet.memory.overcommit", {}).get("plan") or {}
             b, a = before[name], after[name]
             predicted = plan.get("commit_limit_kb")
             matches = predicted is not None and abs(predicted - a.commit_limit_kb) <= 4

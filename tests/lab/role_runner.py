@@ -14,7 +14,7 @@ from typing import Any
 from umlab import Lab, LabError
 
 PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "overcommit.yml"
-ROLE_ACTION = "dbfleet.memory.overcommit_apply"   # the role's one task: plan, render, apply
+ROLE_ACTION = "dbfleet.memory.overcommit"   # the role's one task: plan, render, apply
 
 
 @dataclass

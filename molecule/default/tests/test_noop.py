@@ -27,6 +27,6 @@ def test_noop_run_changes_nothing_with_one_module_per_host(host, noop_runs, mode
     run = noop_runs[mode]
     assert run["stats"][name]["changed"] == 0, run["stdout"][-3000:]
     assert run["stats"][name]["failures"] == 0
-    assert run["hosts"][name]["actions"] == ["dbfleet.memory.overcommit_apply"]
+    assert run["hosts"][name]["actions"] == ["dbfleet.memory.overcommit"]
     print("no-op %s run: %.1fs for %d hosts; ansible -m ping: %.1fs"
           % (mode, run["elapsed_s"], len(APPLIED), noop_runs["ping_s"]))

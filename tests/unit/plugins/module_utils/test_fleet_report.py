@@ -34,12 +34,12 @@ BOOT_ADMIN_RESERVE_KB = 8192
 
 def module_result(memtotal_kb, swaptotal_kb, committed_as_kb, live_mode=0, live_ratio_pct=50, hugetlb_kb=0,
                   admin_reserve_kb=BOOT_ADMIN_RESERVE_KB):
-    """What overcommit_plan(report_only: true) returns for a host in this state."""
+    """What overcommit_info returns for a host in this state."""
     live_limit_kb = commit_limit_kb(memtotal_kb, hugetlb_kb, swaptotal_kb, live_ratio_pct)
     memory = memory_from_fields({"MemTotal": memtotal_kb, "SwapTotal": swaptotal_kb, "Hugetlb": hugetlb_kb,
                                  "Committed_AS": committed_as_kb, "CommitLimit": live_limit_kb})
     result = plan_overcommit(memory, PlanOptions(profiles=("postgresql",))).as_dict()
-    result["live_sysctl"] = {"vm.overcommit_memory": str(live_mode), "vm.overcommit_ratio": str(live_ratio_pct),
+    result["live_values"] = {"vm.overcommit_memory": str(live_mode), "vm.overcommit_ratio": str(live_ratio_pct),
                              "vm.overcommit_kbytes": "0", "vm.admin_reserve_kbytes": str(admin_reserve_kb)}
     result["changed"] = False
     return result
@@ -101,10 +101,10 @@ def test_ratio100_limit_is_the_kernel_formula_with_huge_pages_left_out():
 
 
 def test_shadowed_drop_in_is_a_finding_and_raises_ok_to_watch():
-    check = {"changed": True, "shadowing": {
+    info = dict(CASES["mode2-healthy"][0], shadowing={
         "vm.overcommit_memory": {"status": "shadowed", "message": "vm.overcommit_memory is shadowed by 99-x.conf"},
-        "vm.overcommit_ratio": {"status": "ours", "message": ""}}}
-    row = row_from_results("db", CASES["mode2-healthy"][0], check)
+        "vm.overcommit_ratio": {"status": "ours", "message": ""}})
+    row = row_from_results("db", info)
     risk = assess(row)
     assert row.shadowed == ("vm.overcommit_memory is shadowed by 99-x.conf",)
     assert risk.level == "watch"

@@ -9,8 +9,8 @@ import pytest
 from ansible.module_utils import _internal
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import dropin_apply
-from fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, FakeKernel
+from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction
+from fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, USER_RESERVE_KB, FakeKernel
 
 
 @pytest.fixture
@@ -31,19 +31,20 @@ def run_module(capsys):
 
 @pytest.fixture
 def kernel(tmp_path, monkeypatch):
-    k = FakeKernel(tmp_path)
+    k = FakeKernel(tmp_path, real_write_live=apply_transaction.write_live)
     k.vm.mkdir(parents=True)
     for name, value in BOOT.items():
         k.set(name, value)
+    k.set("user_reserve_kbytes", USER_RESERVE_KB)
     k.update_meminfo()
-    for d in ("etc/sysctl.d", "usr/lib/sysctl.d"):
+    for d in ("etc/sysctl.d", "usr/lib/sysctl.d", "run"):
         (tmp_path / d).mkdir(parents=True)
     (tmp_path / "etc" / "sysctl.conf").write_text(DEBIAN_SYSCTL_CONF)
     os.symlink("../sysctl.conf", tmp_path / "etc" / "sysctl.d" / "99-sysctl.conf")
     (tmp_path / "usr/lib/sysctl.d/50-pid-max.conf").write_text("kernel.pid_max = 4194304\n")
-    monkeypatch.setattr(dropin_apply, "_ROOT", str(tmp_path))
-    monkeypatch.setattr(dropin_apply, "write_live", k.write)
-    monkeypatch.setattr(dropin_apply, "page_size_kb", lambda: 4)
+    monkeypatch.setattr(apply_transaction, "_ROOT", str(tmp_path))
+    monkeypatch.setattr(apply_transaction, "write_live", k.write)
+    monkeypatch.setattr(apply_transaction, "page_size_kb", lambda: 4)
     # Importing controller code (other tests do) flips warnings to the controller's
     # display; a module run on a target always returns them in its result.
     monkeypatch.setattr(_internal, "is_controller", False)

@@ -1,7 +1,9 @@
 """A fake /proc and sysctl.d tree for the apply modules' tests.
 
 The fake kernel behaves like mm/util.c where it matters: writing the ratio zeroes
-kbytes and vice versa, CommitLimit follows the values, and it can refuse a write.
+kbytes and vice versa, CommitLimit follows the values, and it can refuse a write, or
+take a write and still report an error. Every write goes through the module's real
+write_live into the fake /proc/sys tree first, so that path is tested too.
 """
 
 from __future__ import annotations
@@ -21,15 +23,20 @@ CONTENT = (
     "vm.overcommit_memory = 2\n"
 )
 BOOT = {"overcommit_memory": "0", "overcommit_ratio": "50", "overcommit_kbytes": "0", "admin_reserve_kbytes": "8192"}
+# Read, never written: the kernel's boot default min(free/32, 128 MiB) on a host this size.
+USER_RESERVE_KB = "131072"
 DEBIAN_SYSCTL_CONF = "#\n# /etc/sysctl.conf - Configuration file for setting system variables\n#kernel.domainname = x\n"
 
 
 class FakeKernel:
-    def __init__(self, root):
+    def __init__(self, root, real_write_live=None):
         self.root = root
         self.vm = root / "proc" / "sys" / "vm"
         self.writes = []
         self.refuse = set()
+        self.error_after_effect = set()
+        self.real_write_live = real_write_live
+        self.commit_limit_skew_kb = 0  # a kernel whose CommitLimit is not what the formula says
 
     def get(self, name):
         return (self.vm / name).read_text().strip()
@@ -43,6 +50,7 @@ class FakeKernel:
     def update_meminfo(self):
         kbytes = int(self.get("overcommit_kbytes"))
         limit = (kbytes if kbytes else MEMTOTAL_KB * int(self.get("overcommit_ratio")) // 100) + SWAP_KB
+        limit += self.commit_limit_skew_kb
         (self.root / "proc" / "meminfo").write_text(
             "MemTotal:       %8d kB\nSwapTotal:      %8d kB\nCommitLimit:    %8d kB\nCommitted_AS:    1000000 kB\n"
             % (MEMTOTAL_KB, SWAP_KB, limit)
@@ -53,19 +61,32 @@ class FakeKernel:
         if key in self.refuse:
             raise OSError(22, "Invalid argument")
         name = key.split(".", 1)[1]
+        if self.real_write_live is not None:
+            self.real_write_live(key, value)
         self.set(name, value)
         if name == "overcommit_ratio":
             self.set("overcommit_kbytes", "0")
         elif name == "overcommit_kbytes":
             self.set("overcommit_ratio", "0")
         self.update_meminfo()
+        if key in self.error_after_effect:
+            raise OSError(5, "Input/output error")
+
+
+LOCK_FILE = "run/dbfleet-memory-overcommit.lock"
 
 
 def snapshot(root):
-    """Every file and link under the fake root, to prove that nothing changed."""
+    """Every file and link under the fake root, to prove that nothing changed.
+
+    The lock file under /run is left out: a run that took the lock and then refused leaves
+    that empty tmpfs file behind by design (flock needs a file; the kernel drops the lock).
+    """
     out = {}
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
             p = os.path.join(dirpath, name)
+            if p == os.path.join(str(root), LOCK_FILE):
+                continue
             out[p] = os.readlink(p) if os.path.islink(p) else (open(p).read(), stat.S_IMODE(os.lstat(p).st_mode))
     return out

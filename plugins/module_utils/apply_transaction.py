@@ -1,0 +1,608 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, dbfleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The apply step on the host: one locked transaction from the first read to the last verify.
+
+    lock -> read everything -> decide -> (refuse | report | write live, verify, write files, verify)
+                                                   any failure: roll back, then read back and say what is left
+
+The decisions come from the pure cores: planner (the plan and THE lower-bound check every mode-2
+end state must pass), sysctl_replay (what the boot and ``sysctl --system`` would set, by replaying
+the files the way the real tools do), sysctl_writes (the order of live writes) and takeover (which
+lines of other files to comment out). This file is the host I/O around them. No Ansible import:
+the modules ``overcommit`` and ``overcommit_info`` call ``read_host``, ``decide`` and ``execute``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ansible_collections.dbfleet.memory.plugins.module_utils import container_detect
+from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_precedence as prec
+from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_writes as sw
+from ansible_collections.dbfleet.memory.plugins.module_utils.dropin_text import render_dropin
+from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH, HostLock
+from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
+    MeminfoError,
+    MemoryShape,
+    memory_from_fields,
+    parse_meminfo,
+)
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import Plan, PlanOptions, plan_overcommit
+
+# Prefix for every host path the module touches. Unit tests point it at a fake tree; it is
+# deliberately not an option, so no play can aim the module elsewhere.
+_ROOT = ""
+
+DROPIN_DIR = "/etc/sysctl.d"
+OUR_SUFFIX = "-dbfleet-overcommit.conf"
+# Every file of this shape is ours, whatever priority wrote it: a run keeps exactly one.
+_OUR_NAME = re.compile(r"^[0-9]{2}" + re.escape(OUR_SUFFIX) + r"$")
+_TMP_PREFIX = ".dbfleet-"
+_TMP_SUFFIX = ".tmp"
+PRIORITY_RANGE = (10, 98)
+FILE_MODE = 0o644
+
+
+def host_path(path: str) -> str:
+    """Where a host path really is: tests point _ROOT at a fake tree."""
+    return _ROOT + path
+
+
+def dropin_path(priority: int) -> str:
+    return "%s/%02d%s" % (DROPIN_DIR, priority, OUR_SUFFIX)
+
+
+# --- reading the host ---------------------------------------------------------------------------
+
+def _proc_sys(key: str) -> str:
+    return host_path("/proc/sys/" + key.replace(".", "/"))
+
+
+def read_live(keys) -> Dict[str, Optional[str]]:
+    live: Dict[str, Optional[str]] = {}
+    for key in keys:
+        try:
+            with open(_proc_sys(key), "rb") as handle:
+                live[key] = sw.canonical(handle.read().decode("ascii"))
+        except (OSError, ValueError):
+            live[key] = None  # e.g. overcommit_kbytes does not exist before Linux 3.14
+    return live
+
+
+def write_live(key: str, value: str) -> None:
+    # One write(2) of the whole value: procfs parses each write on its own. O_TRUNC is
+    # ignored by procfs; it keeps a plain-file fake tree honest.
+    fd = os.open(_proc_sys(key), os.O_WRONLY | os.O_TRUNC)
+    try:
+        data = (value + "\n").encode("ascii")
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(0, "short write: %d of %d bytes accepted" % (written, len(data)))
+    finally:
+        os.close(fd)
+
+
+def page_size_kb() -> int:
+    return os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def read_meminfo_fields(path: str = "/proc/meminfo") -> Dict[str, int]:
+    """Parsed meminfo; MeminfoError (never a traceback) for unreadable or non-text content."""
+    try:
+        with open(host_path(path), "rb") as handle:
+            data = handle.read()
+    except (IOError, OSError) as exc:
+        raise MeminfoError("cannot read %s: %s" % (path, exc))
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise MeminfoError("%s is not plain ASCII text (byte %d is 0x%02x); is it a real meminfo file?"
+                           % (path, exc.start, data[exc.start]))
+    return parse_meminfo(text)
+
+
+def read_commit_limit_kb() -> Optional[int]:
+    try:
+        return read_meminfo_fields().get("CommitLimit")
+    except MeminfoError:
+        return None
+
+
+def detect_container() -> Tuple[Optional[str], Optional[str]]:
+    """(kind, the evidence that decided) or (None, None) on a kernel of its own."""
+    paths = container_detect.EVIDENCE_PATHS
+    kind = container_detect.detect_container(
+        systemd_container=_read_optional(paths["systemd_container"]),
+        containerenv=_read_optional(paths["containerenv"]),
+        dockerenv=os.path.lexists(host_path(paths["dockerenv"])),
+        pid1_environ=_read_optional(paths["pid1_environ"]),
+        pid1_cgroup=_read_optional(paths["pid1_cgroup"]),
+    )
+    return container_detect.sanitize_kind(kind), None
+
+
+def _read_optional(path: str) -> Optional[bytes]:
+    try:
+        with open(host_path(path), "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _read_bytes_regular(path: str) -> Tuple[str, Optional[bytes]]:
+    """("absent"|"file"|"other", data). Never blocks: a FIFO is reported, not opened for reading."""
+    real = host_path(path)
+    try:
+        st = os.lstat(real)
+    except OSError:
+        return "absent", None
+    if not stat.S_ISREG(st.st_mode):
+        return "other", None
+    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return "file", b"".join(chunks)
+
+
+def _owner_mode_wrong(path: str) -> bool:
+    st = os.lstat(host_path(path))
+    if stat.S_IMODE(st.st_mode) != FILE_MODE:
+        return True
+    # Unprivileged runs (unit tests as a user) cannot chown; root must own it.
+    return os.geteuid() == 0 and (st.st_uid != 0 or st.st_gid != 0)
+
+
+@dataclass
+class HostState:
+    """Everything the decision needs, read under the lock."""
+
+    live: Dict[str, Optional[str]]
+    meminfo: Dict[str, int]
+    memory: MemoryShape
+    files: Dict[str, Any]  # sysctl files as the replay reads them
+    ours: Dict[str, bytes]  # every NN-dbfleet-overcommit.conf in /etc/sysctl.d
+    ours_attr_wrong: Dict[str, bool]
+    container: Optional[str]
+    container_evidence: Optional[str]
+    stale_tmp: List[str]
+
+
+class Refused(Exception):
+    """Refused before anything changed; ``result`` says what was found."""
+
+    def __init__(self, msg: str, result: Optional[Dict[str, Any]] = None) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.result = result or {}
+
+
+class Failed(Exception):
+    """Failed after a change began; rolled back, and ``result['rollback']`` says what is left."""
+
+    def __init__(self, msg: str, result: Dict[str, Any]) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.result = result
+
+
+def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
+    """Read the host. Raises Refused for what makes a decision impossible (nothing changed)."""
+    try:
+        fields = read_meminfo_fields(meminfo_path)
+        memory = memory_from_fields(fields, page_size_kb=page_size_kb())
+    except MeminfoError as exc:
+        raise Refused("Nothing changed: meminfo: %s" % exc)
+    ours: Dict[str, bytes] = {}
+    ours_attr_wrong: Dict[str, bool] = {}
+    stale_tmp: List[str] = []
+    try:
+        names = sorted(os.listdir(host_path(DROPIN_DIR)))
+    except OSError:
+        names = []
+    for name in names:
+        path = DROPIN_DIR + "/" + name
+        if name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX):
+            stale_tmp.append(path)  # left by a run that was killed; we hold the lock, so it is no one's
+        if not _OUR_NAME.match(name):
+            continue
+        kind, data = _read_bytes_regular(path)
+        if kind == "other":
+            raise Refused("Nothing changed: %s exists but is not a regular file; remove it by hand" % path)
+        if data is not None:
+            ours[path] = data
+            ours_attr_wrong[path] = _owner_mode_wrong(path)
+    kind, evidence = detect_container()
+    return HostState(
+        live=read_live(sw.OBSERVED_KEYS), meminfo=fields, memory=memory, files=read_sysctl_files(),
+        ours=ours, ours_attr_wrong=ours_attr_wrong, container=kind, container_evidence=evidence,
+        stale_tmp=stale_tmp)
+
+
+def _read_entry(logical):
+    """Text of a sysctl file, prec.MASKED for a /dev/null link, or False if it is not applied."""
+    real = host_path(logical)
+    if os.path.islink(real):
+        target = os.readlink(real)
+        if target == "/dev/null" or os.path.realpath(real) == "/dev/null":
+            return prec.MASKED
+    try:
+        st = os.stat(real)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        return False  # a FIFO or device named *.conf: opening it could block forever
+    try:
+        with open(real, "rb") as handle:
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return False
+
+
+def read_sysctl_files():
+    files = {}
+    for directory in prec.SYSCTL_DIRS:
+        real = host_path(directory)
+        try:
+            names = sorted(os.listdir(real))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith(".conf") or os.path.isdir(os.path.join(real, name)):
+                continue
+            entry = _read_entry(directory + "/" + name)
+            if entry is not False:
+                files[directory + "/" + name] = entry
+    conf = _read_entry(prec.SYSCTL_CONF)
+    if conf is not False:
+        files[prec.SYSCTL_CONF] = conf
+    return files
+
+
+# --- deciding -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file operation of the transaction: ``after`` None removes the file."""
+
+    path: str
+    before: Optional[bytes]
+    after: Optional[bytes]
+    why: str
+
+    def as_dict(self) -> Dict[str, Any]:
+        action = "remove" if self.after is None else ("create" if self.before is None else "update")
+        return {"path": self.path, "action": action, "why": self.why}
+
+
+@dataclass
+class Request:
+    state: str  # present | absent
+    priority: int
+    options: PlanOptions
+    live_mode: str  # auto | always | never
+    shadowing: str  # fail | warn | takeover
+
+
+@dataclass
+class Decision:
+    request: Request
+    host: HostState
+    path: str
+    plan: Optional[Plan]
+    target: Dict[str, str]  # managed keys to hold live
+    file_changes: List[FileChange]
+    writes: List[sw.Write]
+    skip_live: Optional[str]
+    shadowing: Dict[str, Any]
+    warnings: List[str] = field(default_factory=list)
+    refusal: Optional[str] = None  # set when the request must not be carried out
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.file_changes or self.writes)
+
+
+def _decode(data: Optional[bytes]) -> Optional[str]:
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def _live_skip(request: Request, host: HostState, keys) -> Optional[str]:
+    if request.live_mode == "never":
+        return "live=never: file only"
+    if host.container and request.live_mode == "auto":
+        return ("container (%s, from %s): vm.* sysctls are not namespaced, a write would change the host kernel"
+                % (host.container, host.container_evidence))
+    missing = [k for k in keys if host.live.get(k) is None]
+    if missing:
+        raise Refused("Nothing changed: cannot read %s from /proc/sys; is this a Linux kernel that has them?"
+                      % ", ".join(missing))
+    return None
+
+
+def decide(request: Request, host: HostState) -> Decision:
+    """What the run would do, and whether it may. Changes nothing."""
+    path = dropin_path(request.priority)
+    others = dict((p, d) for p, d in host.ours.items() if p != path)
+    plan = None
+    shadowing: Dict[str, Any] = {}
+    warnings: List[str] = []
+    refusal = None
+    changes: List[FileChange] = []
+    if request.state == "present":
+        plan = plan_overcommit(host.memory, request.options)
+        target = dict(plan.sysctl)
+        content = render_dropin(plan.as_dict()).encode("utf-8")
+        if not plan.safe:
+            refusal = "Unsafe overcommit plan, nothing changed: " + " ".join(plan.reasons)
+        before = host.ours.get(path)
+        if before != content or host.ours_attr_wrong.get(path):
+            changes.append(FileChange(path, before, content, "the planned drop-in"))
+        for other, data in sorted(others.items()):
+            changes.append(FileChange(other, data, None, "our drop-in at another priority; %s replaces it" % path))
+        new_files = dict((p, t) for p, t in host.files.items() if p not in host.ours)
+        new_files[path] = content.decode("utf-8")
+        shadowing = prec.shadowing_report(new_files, path, target)
+        messages = [e["message"] for e in shadowing.values() if e["status"] == "shadowed"]
+        if messages and refusal is None:
+            if request.shadowing == "fail":
+                refusal = ("Nothing changed: another sysctl file would override the drop-in. " + " | ".join(messages)
+                           + ". Remove or change that setting, or pick a later overcommit priority.")
+            else:
+                warnings.extend(messages)
+    else:
+        remaining = dict((p, t) for p, t in host.files.items() if p not in host.ours)
+        managed = set()
+        for data in host.ours.values():
+            managed |= set(a.key for a in prec.parse_sysctl_conf(_decode(data) or "")) & set(sw.MANAGED_KEYS)
+        winners = prec.resolve(remaining, sorted(managed))
+        target = sw.settle_target(
+            dict((k, (w[prec.RULE_SYSTEMD].assignment.value if w[prec.RULE_SYSTEMD].assignment else None))
+                 for k, w in winners.items()), sorted(managed))
+        for other, data in sorted(host.ours.items()):
+            changes.append(FileChange(other, data, None, "state=absent"))
+    skip = _live_skip(request, host, target)
+    known_live = dict((k, v) for k, v in host.live.items() if v is not None and k in sw.MANAGED_KEYS)
+    writes = [] if skip else sw.plan_writes(known_live, target)
+    return Decision(request=request, host=host, path=path, plan=plan, target=target, file_changes=changes,
+                    writes=writes, skip_live=skip, shadowing=shadowing, warnings=warnings, refusal=refusal)
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+def _live_diff(before: Dict[str, Optional[str]], after: Dict[str, str], keys) -> Dict[str, str]:
+    def render(values):
+        return "".join("%s = %s\n" % (k, values.get(k)) for k in keys)
+
+    return {"before_header": "live /proc/sys/vm", "after_header": "live /proc/sys/vm",
+            "before": render(before), "after": render(after)}
+
+
+def report(decision: Decision, want_diff: bool) -> Dict[str, Any]:
+    """The result of a run that changed nothing (check mode, an audit) or before changing."""
+    host = decision.host
+    known_live = dict((k, v) for k, v in host.live.items() if v is not None and k in sw.MANAGED_KEYS)
+    result: Dict[str, Any] = dict(
+        changed=decision.changed,
+        file_changed=bool(decision.file_changes),
+        files=[c.as_dict() for c in decision.file_changes],
+        live_changes=[w.as_dict() for w in decision.writes],
+        live_applied=False, live_skipped_reason=decision.skip_live,
+        container=host.container, container_evidence=host.container_evidence,
+        shadowing=decision.shadowing, target_values=decision.target, path=decision.path,
+        live_values=dict((k, host.live.get(k)) for k in sw.MANAGED_KEYS),
+        commit_limit_kb=host.meminfo.get("CommitLimit"),
+    )
+    if decision.plan is not None:
+        result["plan"] = decision.plan.as_dict()
+    if want_diff:
+        diffs = [{"before_header": c.path, "after_header": c.path,
+                  "before": _decode(c.before) or "", "after": _decode(c.after) or ""}
+                 for c in decision.file_changes]
+        diffs.append(_live_diff(known_live, sw.simulate(known_live, decision.writes), sorted(decision.target)))
+        result["diff"] = diffs
+    return result
+
+
+# --- executing ----------------------------------------------------------------------------------
+
+class _StepError(Exception):
+    """A step failed after something may have changed: triggers the rollback."""
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(path: str, data: bytes) -> None:
+    """Write next to the target and rename over it, so a reader (or a boot) sees old or new, never half.
+
+    Our own rename rather than AnsibleModule.atomic_move: that one ends the module with fail_json on
+    some errors (an SELinux context it cannot set), which would skip our rollback and leave the
+    temporary file behind. The temporary file never outlives this call.
+    """
+    real = host_path(path)
+    directory = os.path.dirname(real)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
+        if os.geteuid() == 0:
+            os.chown(tmp, 0, 0)
+        os.rename(tmp, real)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def remove_file(path: str) -> None:
+    os.unlink(host_path(path))
+    _fsync_dir(os.path.dirname(host_path(path)))
+
+
+def _apply_live(writes: List[sw.Write], expect_limit_kb: Optional[int], applied: List[sw.Write]) -> None:
+    for w in writes:
+        # Counted as applied before the write: a write can take effect and still report an error.
+        applied.append(w)
+        try:
+            write_live(w.key, w.after)
+        except OSError as exc:
+            raise _StepError("the kernel refused %s = %s: %s" % (w.key, w.after, exc.strerror or exc))
+        got = read_live([w.key])[w.key]
+        if got != w.after:
+            raise _StepError("%s reads back %s after writing %s" % (w.key, got, w.after))
+    if expect_limit_kb is not None:
+        got = read_commit_limit_kb()
+        tolerance_kb = page_size_kb()
+        if got is None or abs(got - expect_limit_kb) > tolerance_kb:
+            raise _StepError("CommitLimit is %s kB after applying, the plan expected %d kB (tolerance one page, %d kB)"
+                             % (got, expect_limit_kb, tolerance_kb))
+
+
+def _apply_files(changes: List[FileChange], done: List[FileChange]) -> None:
+    for change in changes:
+        done.append(change)
+        if change.after is None:
+            if os.path.lexists(host_path(change.path)):
+                remove_file(change.path)
+        else:
+            write_file_atomic(change.path, change.after)
+        kind, data = _read_bytes_regular(change.path)
+        if (change.after is None and kind != "absent") or (change.after is not None and data != change.after):
+            raise _StepError("%s does not read back as written" % change.path)
+
+
+def _rollback(decision: Decision, applied: List[sw.Write], files_done: List[FileChange]) -> Tuple[List[str], List[str]]:
+    """Put files and live values back, then read everything back. Returns (problems, left)."""
+    problems: List[str] = []
+    for change in reversed(files_done):
+        try:
+            if change.before is None:
+                if os.path.lexists(host_path(change.path)):
+                    remove_file(change.path)
+            else:
+                write_file_atomic(change.path, change.before)
+        except OSError as exc:
+            problems.append("restoring %s: %s" % (change.path, exc))
+    snapshot = dict((k, v) for k, v in decision.host.live.items() if v is not None and k in sw.MANAGED_KEYS)
+    for w in sw.rollback_writes(applied, snapshot):
+        if read_live([w.key])[w.key] == w.after:
+            continue  # the forward write never took effect; writing again could only fail again
+        try:
+            write_live(w.key, w.after)
+        except OSError as exc:
+            problems.append("restoring %s = %s: %s" % (w.key, w.after, exc))
+    return problems, verify_restored(decision, snapshot, files_done)
+
+
+def verify_restored(decision: Decision, snapshot: Dict[str, str], files_done: List[FileChange]) -> List[str]:
+    """What still differs from before the run, read back from the host."""
+    left: List[str] = []
+    now = read_live(sw.MANAGED_KEYS)
+    limit_key = sw.limit_key_in_effect(snapshot)
+    for key in sw.MANAGED_KEYS:
+        if key not in snapshot or (key in (sw.RATIO, sw.KBYTES) and key != limit_key):
+            continue  # of the pair only the one in effect can be restored; the other reads 0
+        if now.get(key) != snapshot[key]:
+            left.append("%s is %s, was %s" % (key, now.get(key), snapshot[key]))
+    for change in files_done:
+        kind, data = _read_bytes_regular(change.path)
+        if change.before is None and kind != "absent":
+            left.append("%s exists, did not before" % change.path)
+        elif change.before is not None and data != change.before:
+            left.append("%s differs from before the run" % change.path)
+    try:
+        names = os.listdir(host_path(DROPIN_DIR))
+    except OSError:
+        names = []
+    left.extend("%s/%s is a temporary file left behind" % (DROPIN_DIR, n) for n in sorted(names)
+                if n.startswith(_TMP_PREFIX) and n.endswith(_TMP_SUFFIX))
+    return left
+
+
+def execute(decision: Decision) -> Dict[str, Any]:
+    """Carry out a decision that was not refused. Raises Failed after a rollback."""
+    result = report(decision, want_diff=False)
+    for tmp in decision.host.stale_tmp:
+        try:
+            os.unlink(host_path(tmp))
+        except OSError:
+            pass
+    applied: List[sw.Write] = []
+    files_done: List[FileChange] = []
+    plan = decision.plan
+    # In mode 1 the kernel does not enforce CommitLimit: nothing to verify.
+    expect_kb = plan.commit_limit_kb if plan is not None and plan.limit_by else None
+    try:
+        if not decision.skip_live:
+            _apply_live(decision.writes, expect_kb, applied)
+        _apply_files(decision.file_changes, files_done)
+    except BaseException as exc:  # pylint: disable=broad-except
+        # Whatever broke (the kernel, the disk, our own bug, even a SystemExit), the host must not be
+        # left half-changed: roll back, then read back what is really there.
+        problems, left = _rollback(decision, applied, files_done)
+        reason = str(exc) if isinstance(exc, _StepError) else "%s: %s" % (type(exc).__name__, exc)
+        if left:
+            msg = "Apply failed, ROLLBACK INCOMPLETE: %s; still different from before: %s" % (reason, "; ".join(left))
+        else:
+            msg = "Apply failed, rolled back (every value and file read back as before): %s" % reason
+        if problems:
+            msg += "; rollback problems: " + "; ".join(problems)
+        result.update(changed=bool(left), live_values=read_live(sw.MANAGED_KEYS),
+                      commit_limit_kb=read_commit_limit_kb(),
+                      rollback={"complete": not left, "left": left, "problems": problems})
+        raise Failed(msg, result)
+    result["live_applied"] = decision.skip_live is None
+    result["live_values"] = read_live(sw.MANAGED_KEYS)
+    result["commit_limit_kb"] = read_commit_limit_kb()
+    return result
+
+
+def run(request: Request, check_mode: bool, want_diff: bool, lock_timeout_s: float,
+        warn: Callable[[str], None]) -> Dict[str, Any]:
+    """The overcommit module's whole run. Raises Refused, Failed or host_lock.LockTimeout."""
+    with HostLock(host_path(LOCK_PATH), lock_timeout_s) as lock:
+        host = read_host()
+        decision = decide(request, host)
+        if decision.refusal:
+            raise Refused(decision.refusal, report(decision, want_diff=False))
+        for message in decision.warnings:
+            warn(message)
+        if check_mode:
+            result = report(decision, want_diff)
+            if not decision.skip_live:
+                result["live_skipped_reason"] = "check mode"
+        else:
+            result = execute(decision)
+            if want_diff:
+                result["diff"] = report(decision, want_diff=True)["diff"]
+        result["lock_waited_s"] = round(lock.waited_s, 3)
+        return result

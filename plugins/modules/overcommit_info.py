@@ -1,0 +1,259 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, dbfleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: overcommit_info
+short_description: Report a host's memory overcommit state, the plan for it and what applying would do
+version_added: "0.1.0"
+description:
+  - Read-only. Reads the host's memory from C(/proc/meminfo) (or O(meminfo_path), or O(meminfo) for what-if plans),
+    the live C(vm.overcommit_*) values and every sysctl file, and returns the plan that
+    M(dbfleet.memory.overcommit) would apply, which sysctl file would override it after a reboot or
+    C(sysctl --system), and whether applying would change the host or be refused.
+  - In mode 2 ("never overcommit") the planned C(CommitLimit) lies between two bounds. The lower bound keeps the
+    host usable - it covers the larger of the current C(Committed_AS) and O(workload_commit_mb), plus
+    O(headroom_pct), plus the admin reserve that lets root log in and recover, plus the kernel's user reserve. The
+    upper bound keeps the OOM killer away - what RAM (less huge pages and O(kernel_reserve_pct)) plus swap can back.
+  - The chosen value is the largest the kernel can express at or below the upper bound, so it depends only on the
+    memory shape and the options. C(Committed_AS) decides the verdict, never the value.
+  - C(commit_limit_kb) is computed with the kernel's own page arithmetic, so it matches the C(CommitLimit) line of
+    C(/proc/meminfo) after applying.
+  - This is what the C(dbfleet.memory.audit) playbook runs, once per host. An unsafe plan is reported, not
+    failed.
+author:
+  - dbfleet maintainers (@dbfleet)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - dbfleet.memory.planner
+options:
+  meminfo_path:
+    description:
+      - File to read the memory shape from.
+    type: path
+    default: /proc/meminfo
+  meminfo:
+    description:
+      - Memory fields in kB (for example C(MemTotal), C(SwapTotal), C(Committed_AS), C(Hugetlb)), used instead
+        of reading O(meminfo_path). For what-if plans.
+      - Needs at least C(MemTotal), C(SwapTotal) and C(Committed_AS).
+    type: dict
+  dropin_priority:
+    description:
+      - The priority the drop-in would have, as for M(dbfleet.memory.overcommit), to check which files would
+        override it.
+    type: int
+    default: 90
+attributes:
+  check_mode:
+    support: full
+    details: The module never changes anything, so check mode returns the same report.
+  diff_mode:
+    support: none
+    details: Nothing is changed, so there is nothing to diff.
+  platform:
+    support: full
+    platforms: [linux]
+notes:
+  - Use the P(dbfleet.memory.overcommit_plan#filter) filter to plan from gathered facts on the controller. Facts
+    lack C(Committed_AS) and huge page data, so this module is the authority before applying.
+seealso:
+  - module: dbfleet.memory.overcommit
+  - name: Kernel overcommit accounting
+    description: How the kernel computes CommitLimit and what each mode does.
+    link: https://www.kernel.org/doc/html/latest/mm/overcommit-accounting.html
+"""
+
+EXAMPLES = r"""
+- name: Plan for a PostgreSQL host expected to commit up to 48 GiB
+  dbfleet.memory.overcommit_info:
+    profile: postgresql
+    workload_commit_mb: 49152
+  register: overcommit
+
+- name: Show what would be set, and whether applying would change or be refused
+  ansible.builtin.debug:
+    msg: "{{ overcommit.sysctl }} would_change={{ overcommit.would_change }} refused={{ overcommit.would_refuse }}"
+
+- name: What-if report for a host with 64 GiB and 8 GiB of swap
+  dbfleet.memory.overcommit_info:
+    profile: [mysql]
+    meminfo:
+      MemTotal: 67108864
+      SwapTotal: 8388608
+      Committed_AS: 20971520
+  register: whatif
+"""
+
+RETURN = r"""
+sysctl:
+  description: The planned sysctl values as strings. Never both ratio and kbytes.
+  returned: always
+  type: dict
+  sample: {"vm.admin_reserve_kbytes": "131072", "vm.overcommit_ratio": "89", "vm.overcommit_memory": "2"}
+mode:
+  description: The planned C(vm.overcommit_memory).
+  returned: always
+  type: int
+  sample: 2
+limit_by:
+  description: V(ratio) or V(kbytes), the key that sets the limit; V(null) in mode 1.
+  returned: always
+  type: str
+  sample: ratio
+commit_limit_kb:
+  description: The C(CommitLimit) the kernel will show after applying the plan.
+  returned: always
+  type: int
+  sample: 14680064
+formula:
+  description: The kernel's formula with this host's numbers, to check RV(commit_limit_kb) by hand.
+  returned: always
+  type: str
+committed_as_kb:
+  description: C(Committed_AS) read when planning.
+  returned: always
+  type: int
+safe:
+  description: Whether the planned limit lies within both bounds (always true in mode 1).
+  returned: always
+  type: bool
+verdict:
+  description: V(safe) or V(unsafe).
+  returned: always
+  type: str
+reasons:
+  description: Sentences explaining the bounds, the choice and the verdict; for an unsafe plan, by how much and what would fix it.
+  returned: always
+  type: list
+  elements: str
+memory:
+  description: What was read (kB), C(commit_limit_kb) being the CommitLimit shown at planning time.
+  returned: always
+  type: dict
+  sample: {"memtotal_kb": 16384000, "swaptotal_kb": 4194300, "hugetlb_kb": 0, "committed_as_kb": 3200000,
+           "commit_limit_kb": 12386300, "page_size_kb": 4}
+bounds:
+  description: The derived numbers (kB) - demand, headroom, reserves, lower bound, kernel reserve, usable RAM, upper bound.
+  returned: always
+  type: dict
+options:
+  description: The planning options in effect, in kB where they are sizes.
+  returned: always
+  type: dict
+profile:
+  description: The profiles planned for.
+  returned: always
+  type: list
+  elements: str
+live_values:
+  description: The live values of the managed keys read from C(/proc/sys/vm); null where unreadable.
+  returned: always
+  type: dict
+  sample: {"vm.overcommit_memory": "0", "vm.overcommit_ratio": "50", "vm.overcommit_kbytes": "0", "vm.admin_reserve_kbytes": "8192"}
+source:
+  description: Where the memory shape came from, the file path or V(meminfo option).
+  returned: always
+  type: str
+would_change:
+  description: Whether M(dbfleet.memory.overcommit) with the same options would change the host.
+  returned: always
+  type: bool
+would_refuse:
+  description: Why M(dbfleet.memory.overcommit) with the same options would refuse (unsafe plan, shadowing), or null.
+  returned: always
+  type: str
+files:
+  description: The file operations applying would make (path, action, why).
+  returned: always
+  type: list
+  elements: dict
+live_changes:
+  description: The live writes applying would make, in order; empty in a container.
+  returned: always
+  type: list
+  elements: dict
+shadowing:
+  description: Per managed key, which file wins at boot and under C(sysctl --system) once the drop-in is in place.
+  returned: always
+  type: dict
+container:
+  description: The container kind detected on the target, or null.
+  returned: always
+  type: str
+container_evidence:
+  description: The evidence that decided RV(container), or null.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction as txn
+from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
+    MeminfoError,
+    coerce_meminfo_fields,
+    memory_from_fields,
+)
+from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
+    PLANNER_ARGUMENT_SPEC,
+    plan_options_from_params,
+)
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanInputError, validate_options
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            PLANNER_ARGUMENT_SPEC,
+            meminfo_path=dict(type="path", default="/proc/meminfo"),
+            meminfo=dict(type="dict"),
+            dropin_priority=dict(type="int", default=90),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    low, high = txn.PRIORITY_RANGE
+    if not low <= p["dropin_priority"] <= high:
+        module.fail_json(msg="dropin_priority: must be between %d and %d (a two-digit file name prefix), got %d"
+                         % (low, high, p["dropin_priority"]), option="dropin_priority")
+    try:
+        options = plan_options_from_params(p)
+        validate_options(options)
+    except PlanInputError as exc:
+        module.fail_json(msg=str(exc), option=exc.option)
+    source = p["meminfo_path"]
+    try:
+        host = txn.read_host(meminfo_path=p["meminfo_path"] if p["meminfo"] is None else "/proc/meminfo")
+        if p["meminfo"] is not None:
+            source = "meminfo option"
+            host.memory = memory_from_fields(coerce_meminfo_fields(p["meminfo"]), page_size_kb=txn.page_size_kb())
+        # What the overcommit module would do with the same options; "warn" so that every
+        # shadowing file is reported instead of stopping at the first refusal.
+        request = txn.Request(state="present", priority=p["dropin_priority"], options=options,
+                              live_mode="auto", shadowing="warn")
+        decision = txn.decide(request, host)
+        refusal = decision.refusal
+        if not refusal and decision.warnings:
+            refusal = "another sysctl file would override the drop-in: " + " | ".join(decision.warnings)
+    except MeminfoError as exc:
+        module.fail_json(msg="meminfo: %s" % exc)
+    except txn.Refused as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
+    applied = txn.report(decision, want_diff=False)
+    result = dict(decision.plan.as_dict())
+    result.update(
+        changed=False, source=source, live_values=applied["live_values"],
+        would_change=applied["changed"], would_refuse=refusal, files=applied["files"],
+        live_changes=applied["live_changes"], shadowing=applied["shadowing"],
+        container=applied["container"], container_evidence=applied["container_evidence"],
+    )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

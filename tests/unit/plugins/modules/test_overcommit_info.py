@@ -1,0 +1,117 @@
+"""dbfleet.memory.overcommit_info: read-only reports on a fake host (see fake_kernel.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.dbfleet.memory.plugins.modules import overcommit_info
+from fake_kernel import snapshot
+
+
+@pytest.fixture
+def meminfo_file(kernel, meminfo_text):
+    """Writes a real-format meminfo fixture into the fake host and returns its host path."""
+
+    def write(name):
+        path = kernel.root / "var" / "tmp" / "meminfo"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(meminfo_text(name))
+        return "/var/tmp/meminfo"
+
+    return write
+
+
+def test_plans_from_a_meminfo_file_and_reports_the_numbers(kernel, run_module, meminfo_file):
+    failed, result = run_module(overcommit_info.main, {"profile": ["postgresql"],
+                                                       "meminfo_path": meminfo_file("small-vm-2g-noswap")})
+    assert not failed
+    assert result["changed"] is False
+    assert result["sysctl"] == {"vm.admin_reserve_kbytes": "131072", "vm.overcommit_ratio": "90", "vm.overcommit_memory": "2"}
+    assert result["commit_limit_kb"] == 1812708
+    assert result["committed_as_kb"] == 612340
+    assert result["safe"] is True and result["verdict"] == "safe"
+    assert result["bounds"]["upper_kb"] == 1812712
+    assert result["memory"]["memtotal_kb"] == 2014124
+    assert result["formula"].endswith("= 1812708 kB (in 4 kB pages, rounded down)")
+    assert result["source"] == "/var/tmp/meminfo"
+
+
+def test_reports_what_applying_would_do_and_changes_nothing(kernel, run_module):
+    before = snapshot(kernel.root)
+    failed, result = run_module(overcommit_info.main, {"profile": ["postgresql"]})
+    assert not failed and result["changed"] is False
+    assert result["would_change"] is True and result["would_refuse"] is None
+    assert result["files"] == [{"path": "/etc/sysctl.d/90-dbfleet-overcommit.conf", "action": "create",
+                                "why": "the planned drop-in"}]
+    keys = [change["key"] for change in result["live_changes"]]
+    assert keys == ["vm.admin_reserve_kbytes", "vm.overcommit_ratio", "vm.overcommit_memory"]
+    assert result["live_values"]["vm.overcommit_memory"] == "0"
+    assert snapshot(kernel.root) == before and kernel.writes == []
+
+
+def test_a_shadowing_file_is_reported_as_a_refusal_not_a_failure(kernel, run_module):
+    (kernel.root / "etc/sysctl.d/99-zz-tuning.conf").write_text("vm.overcommit_ratio = 40\n")
+    failed, result = run_module(overcommit_info.main, {})
+    assert not failed
+    assert "99-zz-tuning.conf" in result["would_refuse"]
+    assert result["shadowing"]["vm.overcommit_ratio"]["status"] == "shadowed"
+
+
+def test_meminfo_option_overrides_the_file_for_what_if_plans(kernel, run_module):
+    failed, result = run_module(
+        overcommit_info.main,
+        {"meminfo": {"MemTotal": "2014124", "SwapTotal": 0, "Committed_AS": "612340 kB"}},
+    )
+    assert not failed
+    assert result["source"] == "meminfo option"
+    assert result["commit_limit_kb"] == 1812708
+
+
+def test_unsafe_plan_is_reported_not_failed(kernel, run_module, meminfo_file):
+    failed, result = run_module(overcommit_info.main, {"meminfo_path": meminfo_file("vm-4g-overcommitted")})
+    assert not failed
+    assert result["safe"] is False and result["verdict"] == "unsafe"
+    assert result["would_refuse"].startswith("Unsafe overcommit plan")
+    assert "add at least 2732 MiB of swap" in result["would_refuse"]
+
+
+def test_redis_plans_mode_1(kernel, run_module, meminfo_file):
+    failed, result = run_module(overcommit_info.main, {"profile": ["redis"], "meminfo_path": meminfo_file("db-host-256g-swap")})
+    assert not failed
+    assert result["sysctl"] == {"vm.overcommit_memory": "1"}
+    assert result["mode"] == 1
+
+
+def test_meminfo_that_is_not_text_fails_clearly(kernel, run_module):
+    """Finding 10: non-UTF-8 bytes in /proc/meminfo gave a traceback."""
+    (kernel.root / "proc" / "meminfo").write_bytes(b"MemTotal: 4000000 kB\nSwap\xff\xfeTotal: 0 kB\n")
+    failed, result = run_module(overcommit_info.main, {})
+    assert failed
+    assert "/proc/meminfo is not plain ASCII text (byte 25 is 0xff)" in result["msg"]
+    assert "Traceback" not in result.get("module_stderr", "")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"profile": ["postgres"]}, "value of profile must be one or more of: generic, postgresql, mysql, mariadb, oracle, redis, valkey"),
+        ({"profile": ["postgresql", "redis"]}, "profile: conflicting profiles on one host"),
+        ({"prefer": "pages"}, "value of prefer must be one of: auto, ratio, kbytes"),
+        ({"headroom_pct": 150}, "headroom_pct: must be between 0 and 100, got 150"),
+        ({"headroom_pct": "lots"}, "headroom_pct"),
+        ({"kernel_reserve_pct": 60}, "kernel_reserve_pct: must be between 0 and 50, got 60"),
+        ({"workload_commit_mb": -1}, "workload_commit_mb: must be 0 or more"),
+        ({"admin_reserve_mb": 1}, "admin_reserve_mb: must be at least 8"),
+        ({"dropin_priority": 99}, "dropin_priority: must be between 10 and 98"),
+        ({"meminfo": {"MemTotal": "a lot", "SwapTotal": 0, "Committed_AS": 0}}, "meminfo.MemTotal must be a non-negative integer in kB"),
+        ({"meminfo": {"MemTotal": 1024}}, "meminfo: meminfo lacks required field(s) SwapTotal, Committed_AS"),
+        ({"meminfo_path": "/nonexistent/meminfo"}, "meminfo: cannot read /nonexistent/meminfo"),
+        ({"meminfo_path": "/etc/sysctl.conf"}, "meminfo: meminfo line 1 is malformed"),
+        ({"no_such_option": 1}, "Unsupported parameters"),
+    ],
+)
+def test_every_bad_input_fails_with_a_message_naming_the_option(kernel, run_module, args, message):
+    failed, result = run_module(overcommit_info.main, args)
+    assert failed
+    assert message in result["msg"]
+    assert "sysctl" not in result
