@@ -48,7 +48,7 @@ def test_unsafe_plan_fails_with_reasons(run_module, meminfo_file):
     failed, result = run_module(overcommit_plan.main, {"meminfo_path": meminfo_file("vm-4g-overcommitted")})
     assert failed
     assert result["msg"].startswith("Unsafe overcommit plan:")
-    assert "add at least 2732 MiB of swap" in result["msg"]
+    assert "add at least 2860 MiB of swap" in result["msg"]
     assert result["safe"] is False and result["sysctl"]["vm.overcommit_memory"] == "2"
 
 
