@@ -134,12 +134,8 @@ class Plan:
         """
         if self.mode != 2:
             return {KEY_MODE: str(self.mode)}
-        return {
-            KEY_MODE: "2",
-            KEY_RATIO: self.sysctl.get(KEY_RATIO, "0"),
-            KEY_KBYTES: self.sysctl.get(KEY_KBYTES, "0"),
-            KEY_ADMIN_RESERVE: self.sysctl[KEY_ADMIN_RESERVE],
-        }
+        return _mode2_end_state(int(self.sysctl.get(KEY_RATIO, "0")), int(self.sysctl.get(KEY_KBYTES, "0")),
+                                int(self.sysctl[KEY_ADMIN_RESERVE]))
 
     def as_dict(self) -> Dict[str, Any]:
         """The plan as a module returns it: plain types, units in the key names."""
@@ -229,6 +225,11 @@ def _nonroot_holdback_kb(admin_reserve_kb: int, user_reserve_kb: int, page_size_
     """
     return (_whole_pages_kb(admin_reserve_kb, page_size_kb) + _whole_pages_kb(user_reserve_kb, page_size_kb)
             + page_size_kb)
+
+
+def _mode2_end_state(ratio_pct: int, kbytes: int, admin_reserve_kb: int) -> Dict[str, str]:
+    """The four keys once a mode-2 plan is written; the limit key not written reads 0."""
+    return {KEY_MODE: "2", KEY_RATIO: str(ratio_pct), KEY_KBYTES: str(kbytes), KEY_ADMIN_RESERVE: str(admin_reserve_kb)}
 
 
 def _demand_kb(memory: MemoryShape, options: PlanOptions) -> int:
@@ -475,10 +476,7 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
         limit_key: str(value),
         KEY_MODE: "2",
     }
-    # What the kernel holds once they are written: the other limit key reads 0.
-    end_state = {KEY_MODE: "2", KEY_RATIO: str(ratio_pct), KEY_KBYTES: str(kbytes),
-                 KEY_ADMIN_RESERVE: str(options.admin_reserve_kb)}
-    commit_state = check_commit_state(memory, end_state, options)
+    commit_state = check_commit_state(memory, _mode2_end_state(ratio_pct, kbytes, options.admin_reserve_kb), options)
     reasons.append(upper_text + ".")
     reasons.append(lower_text + ".")
     reasons.extend(notes)
