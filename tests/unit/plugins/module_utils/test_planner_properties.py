@@ -183,8 +183,11 @@ def test_unsafe_exactly_when_no_value_within_the_upper_bound_meets_the_need(memo
     admin_kb = options.admin_reserve_kb
     if plan.limit_by == "ratio":
         limits = (oracle_commit_limit_pages(memory, r, 0) for r in RATIOS)
-    else:  # every page-aligned kbytes value up to the largest that fits
-        limits = (oracle_commit_limit_pages(memory, 0, int(plan.end_state[KEY_KBYTES])),)
+    else:
+        # CommitLimit grows with kbytes, so the largest page-aligned value that fits decides:
+        # kbytes / page + swap pages <= upper / page.
+        best_kbytes = (upper_kb // PAGE_KB - memory.swaptotal_kb // PAGE_KB) * PAGE_KB
+        limits = (oracle_commit_limit_pages(memory, 0, best_kbytes),)
     some_value_meets_the_need = any(
         oracle_nonroot_reaches_need(memory, options, 2, limit, admin_kb)
         for limit in limits if limit * PAGE_KB <= upper_kb
