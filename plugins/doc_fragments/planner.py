@@ -22,7 +22,11 @@ options:
   workload_commit_mb:
     description:
       - Expected peak committed memory of the database in MiB (for example shared buffers plus per-connection
-        memory). The lower bound covers the larger of this and the current C(Committed_AS).
+        memory). The demand is the larger of this and the current C(Committed_AS).
+      - The lower bound is the kernel's own check in mode 2. A process without CAP_SYS_ADMIN may commit only
+        C(CommitLimit) less C(vm.admin_reserve_kbytes), less C(vm.user_reserve_kbytes) (read from the host; the
+        kernel holds up to that much back from each request), less one page (its comparison is strict). That
+        must cover the demand plus O(headroom_pct).
     type: int
     default: 0
   headroom_pct:

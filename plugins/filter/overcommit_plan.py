@@ -12,10 +12,11 @@ version_added: "0.1.0"
 description:
   - Runs the same planner as the M(dbfleet.memory.overcommit_plan) module on a host's gathered facts, with no
     remote call, for what-if reports over a fact cache.
-  - Facts do not include C(Committed_AS) or huge pages, and give memory in MiB rather than kB. The lower bound
-    therefore covers only O(workload_commit_mb), huge pages count only when O(hugetlb_mb) is given, and the
-    predicted C(CommitLimit) may differ from the kernel's by up to a few MiB. The module, run on the host, is the
-    authority before applying.
+  - Facts do not include C(Committed_AS), C(vm.user_reserve_kbytes) or huge pages, and give memory in MiB rather
+    than kB. The lower bound therefore covers only O(workload_commit_mb), the user reserve the kernel holds back
+    from non-root processes is taken at its default cap of 128 MiB (the result's C(reasons) say so), huge pages
+    count only when O(hugetlb_mb) is given, and the predicted C(CommitLimit) may differ from the kernel's by up to
+    a few MiB. The module, run on the host, is the authority before applying.
 options:
   _input:
     description:
@@ -75,10 +76,17 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
     DEFAULT_ADMIN_RESERVE_MB,
     DEFAULT_HEADROOM_PCT,
     DEFAULT_KERNEL_RESERVE_PCT,
+    DEFAULT_USER_RESERVE_KB,
     KIB_PER_MIB,
     PlanInputError,
     PlanOptions,
     plan_overcommit,
+)
+
+
+USER_RESERVE_NOTE = (
+    "vm.user_reserve_kbytes is not in the facts: the lower bound assumes the kernel's default cap, %d kB "
+    "(%d MiB). The module reads the host's live value." % (DEFAULT_USER_RESERVE_KB, DEFAULT_USER_RESERVE_KB // KIB_PER_MIB)
 )
 
 
@@ -130,11 +138,14 @@ def overcommit_plan(facts, profile="generic", workload_commit_mb=0, headroom_pct
             kernel_reserve_pct=int(kernel_reserve_pct),
             admin_reserve_kb=int(admin_reserve_mb) * KIB_PER_MIB,
             prefer=str(prefer),
+            # Facts carry no vm.user_reserve_kbytes: assume the kernel's cap, as the reasons say.
+            user_reserve_kb=DEFAULT_USER_RESERVE_KB,
         )
         plan = plan_overcommit(memory, options)
     except (PlanInputError, TypeError, ValueError) as exc:
         raise AnsibleFilterError("overcommit_plan: %s" % exc)
     result = plan.as_dict()
+    result["reasons"].append(USER_RESERVE_NOTE)
     result["source"] = "facts"
     return result
 

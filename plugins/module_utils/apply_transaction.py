@@ -19,7 +19,7 @@ import os
 import re
 import stat
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import container_detect
@@ -332,6 +332,13 @@ def _live_skip(request: Request, host: HostState, keys) -> Optional[str]:
     return None
 
 
+def plan_options_for(options: PlanOptions, host: HostState) -> PlanOptions:
+    """The options with this host's own vm.user_reserve_kbytes: the kernel holds it back from
+    every non-root request in mode 2, so the lower bound must too."""
+    live = host.live.get(sw.USER_RESERVE)
+    return replace(options, user_reserve_kb=int(live)) if live is not None else options
+
+
 def decide(request: Request, host: HostState) -> Decision:
     """What the run would do, and whether it may. Changes nothing."""
     path = dropin_path(request.priority)
@@ -341,8 +348,9 @@ def decide(request: Request, host: HostState) -> Decision:
     warnings: List[str] = []
     refusal = None
     changes: List[FileChange] = []
+    options = plan_options_for(request.options, host)
     if request.state == "present":
-        plan = plan_overcommit(host.memory, request.options)
+        plan = plan_overcommit(host.memory, options)
         target = dict(plan.sysctl)
         content = render_dropin(plan.as_dict()).encode("utf-8")
         if not plan.safe:

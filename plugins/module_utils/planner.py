@@ -5,21 +5,27 @@
 
 The plan sits between two bounds:
 
-* lower bound (keeps the host alive): CommitLimit must cover the larger of today's
-  Committed_AS and the expected database peak, plus headroom, plus the admin reserve
-  that lets root log in and recover when users have used up the budget;
+* lower bound (keeps the host alive): a process without CAP_SYS_ADMIN must still be able
+  to commit the larger of today's Committed_AS and the expected database peak, plus
+  headroom, under the kernel's own check (see check_commit_state, the one place that rule
+  lives): CommitLimit less the admin reserve that lets root log in, less the user reserve
+  hold, less one page for the strict comparison;
 * upper bound (keeps the OOM killer away): CommitLimit must not exceed what RAM, less
   huge pages and a reserve for the kernel and page cache, plus swap can really back.
 
 We pick the largest limit the kernel can express at or below the upper bound; the
 choice depends on the memory shape and options only, so repeated runs render the same
 file. Committed_AS only decides the verdict. Pure Python, no Ansible import.
+
+check_commit_state() judges any end state of the four managed keys (a plan's, what the
+sysctl files would set at the next boot, a rollback target) by that same rule, so every
+path that can leave a host in mode 2 passes one check.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import (
     KERNEL_DEFAULT_RATIO_PCT,
@@ -51,6 +57,9 @@ RATIO_STEP_LIMIT_KB = 1024 * KIB_PER_MIB
 # at about 128 MiB on x86_64; the boot default (at most 8 MiB) is too small for that.
 DEFAULT_ADMIN_RESERVE_MB = 128
 MIN_ADMIN_RESERVE_MB = 8
+# The kernel caps the boot default of vm.user_reserve_kbytes at 128 MiB (mm/mmap.c
+# init_user_reserve: min(free/32, 128 MiB)); the module passes the live value instead.
+DEFAULT_USER_RESERVE_KB = 128 * KIB_PER_MIB
 DEFAULT_HEADROOM_PCT = 20
 DEFAULT_KERNEL_RESERVE_PCT = 10
 HEADROOM_PCT_RANGE = (0, 100)
@@ -78,6 +87,9 @@ class PlanOptions:
     kernel_reserve_pct: int = DEFAULT_KERNEL_RESERVE_PCT
     admin_reserve_kb: int = DEFAULT_ADMIN_RESERVE_MB * KIB_PER_MIB
     prefer: str = "auto"
+    # The host's vm.user_reserve_kbytes. Not a module option: it is read from the host,
+    # because the kernel holds it back from every non-root request (check_commit_state).
+    user_reserve_kb: int = DEFAULT_USER_RESERVE_KB
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,8 @@ class Bounds:
     demand_kb: int  # max(Committed_AS, workload peak)
     headroom_kb: int
     admin_reserve_kb: int
-    lower_kb: int  # demand + headroom + admin reserve
+    user_reserve_kb: int  # the hold: vm.user_reserve_kbytes in whole pages (check_commit_state)
+    lower_kb: int  # demand + headroom + admin reserve + user reserve + one page (reserves in whole pages)
     kernel_reserve_kb: int
     usable_ram_kb: int  # MemTotal - hugetlb - kernel reserve
     upper_kb: int  # usable RAM + swap
@@ -104,10 +117,25 @@ class Plan:
     bounds: Bounds
     formula: str
     options: PlanOptions = field(repr=False, default_factory=PlanOptions)
+    # The one lower-bound check (check_commit_state) on end_state; it decides `safe`.
+    commit_state: Optional["CommitStateVerdict"] = None
 
     @property
     def verdict(self) -> str:
         return "safe" if self.safe else "unsafe"
+
+    @property
+    def end_state(self) -> Dict[str, str]:
+        """The managed keys as the kernel holds them once this plan is written.
+
+        Mode 2 names all four: writing the ratio sets overcommit_kbytes to 0 and the reverse
+        (the mm/util.c handlers). Mode 1 writes only the mode; the limit keys keep whatever
+        they are and do not matter there.
+        """
+        if self.mode != 2:
+            return {KEY_MODE: str(self.mode)}
+        return _mode2_end_state(int(self.sysctl.get(KEY_RATIO, "0")), int(self.sysctl.get(KEY_KBYTES, "0")),
+                                int(self.sysctl[KEY_ADMIN_RESERVE]))
 
     def as_dict(self) -> Dict[str, Any]:
         """The plan as a module returns it: plain types, units in the key names."""
@@ -124,18 +152,168 @@ class Plan:
             "reasons": list(self.reasons),
             "memory": self.memory.as_dict(),
             "bounds": asdict(self.bounds),
+            "commit_state": self.commit_state.as_dict() if self.commit_state else None,
             "options": {
                 "workload_commit_kb": self.options.workload_commit_kb,
                 "headroom_pct": self.options.headroom_pct,
                 "kernel_reserve_pct": self.options.kernel_reserve_pct,
                 "admin_reserve_kb": self.options.admin_reserve_kb,
                 "prefer": self.options.prefer,
+                "user_reserve_kb": self.options.user_reserve_kb,
             },
         }
 
 
+@dataclass(frozen=True)
+class CommitStateVerdict:
+    """Whether an end state of the managed keys lets non-root processes commit what they need."""
+
+    safe: bool
+    mode: int
+    commit_limit_kb: Optional[int]  # None in modes 0 and 1: the kernel compares nothing with it
+    needed_kb: int  # demand + headroom
+    room_kb: Optional[int]  # what non-root processes may commit in total; None in modes 0 and 1
+    shortfall_kb: int  # needed - room when unsafe, else 0
+    reason: str
+    demand_kb: int = 0  # max(Committed_AS, workload peak)
+    headroom_kb: int = 0
+    admin_reserve_kb: Optional[int] = None  # as the end state sets it
+    user_reserve_kb: int = 0  # the hold: vm.user_reserve_kbytes in whole pages
+
+    def as_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+class CommitStateInputError(ValueError):
+    """An end state lacks a managed key or holds a value the kernel would not accept."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__("%s: %s" % (key, message))
+        self.key = key
+
+
 def _mib(kb: int) -> str:
     return "%d MiB" % (kb // KIB_PER_MIB)
+
+
+def _mib_up(kb: int) -> str:
+    """MiB rounded up, for amounts that must be added: rounding down could say '0 MiB short'."""
+    return "%d MiB" % -(-kb // KIB_PER_MIB)
+
+
+def _whole_pages_kb(kb: int, page_size_kb: int) -> int:
+    # The kernel turns the reserve sysctls into pages with `>> (PAGE_SHIFT - 10)`: rounded down.
+    return kb // page_size_kb * page_size_kb
+
+
+def _nonroot_holdback_kb(admin_reserve_kb: int, user_reserve_kb: int, page_size_kb: int) -> int:
+    """How much of CommitLimit a process without CAP_SYS_ADMIN can never commit.
+
+    mm/util.c __vm_enough_memory() in mode 2, after adding the request to Committed_AS:
+
+        allowed = CommitLimit - admin_reserve_kbytes - min(total_vm / 32, user_reserve_kbytes)
+        grant if Committed_AS < allowed          (pages, strict)
+
+    The hold min(total_vm / 32, user_reserve_kbytes) depends on the virtual size of the
+    process that asks. We hold back all of user_reserve_kbytes, its largest value: total_vm
+    counts address space that commits nothing (PROT_NONE reservations, glibc's 64 MiB
+    malloc arenas, JVM and Go heaps reserved up front, read-only file maps), so a database
+    process may be far larger than its share of Committed_AS, and the next request may come
+    from any process. That makes the check true whoever asks, and it costs at most 128 MiB
+    with the kernel's default. The strict '<' costs one more page: the total after the
+    request must stay at least one page below `allowed`.
+    """
+    return (_whole_pages_kb(admin_reserve_kb, page_size_kb) + _whole_pages_kb(user_reserve_kb, page_size_kb)
+            + page_size_kb)
+
+
+def _mode2_end_state(ratio_pct: int, kbytes: int, admin_reserve_kb: int) -> Dict[str, str]:
+    """The four keys once a mode-2 plan is written; the limit key not written reads 0."""
+    return {KEY_MODE: "2", KEY_RATIO: str(ratio_pct), KEY_KBYTES: str(kbytes), KEY_ADMIN_RESERVE: str(admin_reserve_kb)}
+
+
+def _demand_kb(memory: MemoryShape, options: PlanOptions) -> int:
+    return max(memory.committed_as_kb or 0, options.workload_commit_kb)
+
+
+def _demand_text(memory: MemoryShape, options: PlanOptions) -> str:
+    if memory.committed_as_kb is None:
+        return "workload peak %s (Committed_AS unknown)" % _mib(options.workload_commit_kb)
+    return "max(Committed_AS %s, workload peak %s)" % (
+        _mib(memory.committed_as_kb), _mib(options.workload_commit_kb))
+
+
+def _end_state_int(values: Mapping[str, str], key: str) -> int:
+    if key not in values:
+        raise CommitStateInputError(key, "the end state lacks this key (a mode-2 state needs %s)" % ", ".join(
+            (KEY_MODE, KEY_RATIO, KEY_KBYTES, KEY_ADMIN_RESERVE)))
+    text = str(values[key]).strip()
+    if not text.isdigit():
+        raise CommitStateInputError(key, "must be a canonical decimal string, got %r" % (values[key],))
+    return int(text)
+
+
+def check_commit_state(memory: MemoryShape, values: Mapping[str, str], options: PlanOptions) -> CommitStateVerdict:
+    """THE lower-bound rule: can a process without CAP_SYS_ADMIN commit demand + headroom here?
+
+    `values` is an end state of the four managed keys as canonical strings (a plan's, what
+    the sysctl files would set at the next boot, a rollback target). demand is
+    max(Committed_AS, workload peak), headroom is headroom_pct of it, and
+    options.user_reserve_kb is the host's vm.user_reserve_kbytes. Modes 0 and 1 never
+    compare Committed_AS with CommitLimit, so they lock no one out. In mode 2 the state is
+    safe when
+
+        demand + headroom <= CommitLimit - admin reserve - user reserve - 1 page
+
+    (_nonroot_holdback_kb says why each term is there), with CommitLimit from
+    commit_limit.commit_limit_kb, the one copy of the kernel's formula.
+    """
+    mode = _end_state_int(values, KEY_MODE)
+    demand_kb = _demand_kb(memory, options)
+    headroom_kb = demand_kb * options.headroom_pct // 100
+    needed_kb = demand_kb + headroom_kb
+    page_kb = memory.page_size_kb
+    hold_kb = _whole_pages_kb(options.user_reserve_kb, page_kb)
+    if mode in (0, 1):
+        what = ("always: the kernel grants every request" if mode == 1 else
+                "heuristic: the kernel refuses only a single request larger than RAM plus swap")
+        return CommitStateVerdict(
+            safe=True, mode=mode, commit_limit_kb=None, needed_kb=needed_kb, room_kb=None, shortfall_kb=0,
+            reason="vm.overcommit_memory=%d (%s and never compares Committed_AS with CommitLimit), so commit "
+                   "accounting refuses no new process and locks no one out." % (mode, what),
+            demand_kb=demand_kb, headroom_kb=headroom_kb, admin_reserve_kb=None, user_reserve_kb=hold_kb,
+        )
+    if mode != 2:
+        raise CommitStateInputError(KEY_MODE, "must be 0, 1 or 2 (the kernel refuses anything else), got %d" % mode)
+
+    ratio_pct = _end_state_int(values, KEY_RATIO)
+    kbytes = _end_state_int(values, KEY_KBYTES)
+    admin_reserve_kb = _end_state_int(values, KEY_ADMIN_RESERVE)
+    shape = (memory.memtotal_kb, memory.hugetlb_kb, memory.swaptotal_kb, ratio_pct, kbytes, page_kb)
+    limit_kb = commit_limit_kb(*shape)
+    room_kb = limit_kb - _nonroot_holdback_kb(admin_reserve_kb, options.user_reserve_kb, page_kb)
+    safe = needed_kb <= room_kb
+    shortfall_kb = 0 if safe else needed_kb - room_kb
+    setting = "%s=%d" % ((KEY_KBYTES, kbytes) if kbytes else (KEY_RATIO, ratio_pct))
+    room_text = "CommitLimit %s - admin reserve %s - user reserve %s - 1 page = %s in total" % (
+        _mib(limit_kb), _mib(admin_reserve_kb), _mib(hold_kb), _mib(room_kb))
+    if room_kb < 0:
+        room_text = "nothing (%s)" % room_text
+    need_text = "%s + headroom %d %% (%s) = %s" % (
+        _demand_text(memory, options), options.headroom_pct, _mib(headroom_kb), _mib(needed_kb))
+    head = ("vm.overcommit_memory=2 with %s: %s. A process without CAP_SYS_ADMIN may commit %s "
+            "(the kernel's strict Committed_AS < limit in __vm_enough_memory)" % (
+                setting, explain_commit_limit(*shape), room_text))
+    if safe:
+        reason = "%s, which covers the %s it needs." % (head, need_text)
+    else:
+        reason = ("%s, %s short of the %s it needs: new processes, shells and SSH logins of non-root users "
+                  "would fail with ENOMEM." % (head, _mib_up(shortfall_kb), need_text))
+    return CommitStateVerdict(
+        safe=safe, mode=2, commit_limit_kb=limit_kb, needed_kb=needed_kb, room_kb=room_kb,
+        shortfall_kb=shortfall_kb, reason=reason, demand_kb=demand_kb, headroom_kb=headroom_kb,
+        admin_reserve_kb=admin_reserve_kb, user_reserve_kb=hold_kb,
+    )
 
 
 def mode_for_profiles(profiles: Sequence[str]) -> int:
@@ -177,15 +355,19 @@ def validate_options(options: PlanOptions) -> int:
             "must be at least %d (the kernel's boot default; less leaves root no way back in), got %d"
             % (MIN_ADMIN_RESERVE_MB, options.admin_reserve_kb // KIB_PER_MIB),
         )
+    if options.user_reserve_kb < 0:
+        raise PlanInputError("user_reserve_kb", "vm.user_reserve_kbytes must be 0 or more, got %d" % options.user_reserve_kb)
     if options.prefer not in PREFER_CHOICES:
         raise PlanInputError("prefer", "must be one of %s, got %r" % (", ".join(PREFER_CHOICES), options.prefer))
     return mode
 
 
 def compute_bounds(memory: MemoryShape, options: PlanOptions) -> Bounds:
-    demand_kb = max(memory.committed_as_kb or 0, options.workload_commit_kb)
+    demand_kb = _demand_kb(memory, options)
     headroom_kb = demand_kb * options.headroom_pct // 100
-    lower_kb = demand_kb + headroom_kb + options.admin_reserve_kb
+    # The same terms check_commit_state holds back, so lower_kb <= CommitLimit <=> safe.
+    lower_kb = demand_kb + headroom_kb + _nonroot_holdback_kb(
+        options.admin_reserve_kb, options.user_reserve_kb, memory.page_size_kb)
     non_huge_kb = memory.memtotal_kb - memory.hugetlb_kb
     kernel_reserve_kb = non_huge_kb * options.kernel_reserve_pct // 100
     usable_ram_kb = non_huge_kb - kernel_reserve_kb
@@ -193,6 +375,7 @@ def compute_bounds(memory: MemoryShape, options: PlanOptions) -> Bounds:
         demand_kb=demand_kb,
         headroom_kb=headroom_kb,
         admin_reserve_kb=options.admin_reserve_kb,
+        user_reserve_kb=_whole_pages_kb(options.user_reserve_kb, memory.page_size_kb),
         lower_kb=lower_kb,
         kernel_reserve_kb=kernel_reserve_kb,
         usable_ram_kb=usable_ram_kb,
@@ -225,27 +408,30 @@ def _choose_limit(memory: MemoryShape, bounds: Bounds, prefer: str) -> Tuple[str
 
 
 def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
-    """Compute the sysctl values, the CommitLimit they produce and a verdict with reasons."""
+    """Compute the sysctl values, the CommitLimit they produce and a verdict with reasons.
+
+    `safe` is check_commit_state() on the end state the plan leaves: the one lower-bound rule.
+    """
     mode = validate_options(options)
     bounds = compute_bounds(memory, options)
     reasons: List[str] = []
-    committed_known = memory.committed_as_kb is not None
 
-    demand_text = "workload peak %s" % _mib(options.workload_commit_kb)
-    if committed_known:
-        demand_text = "max(Committed_AS %s, %s)" % (_mib(memory.committed_as_kb or 0), demand_text)
-    else:
+    if memory.committed_as_kb is None:
         reasons.append(
             "Committed_AS is unknown (gathered facts do not include it): the lower bound covers only "
-            "workload_commit_mb. Run the overcommit_plan module on the host before applying."
+            "workload_commit_mb. Run the overcommit_info module on the host before applying."
         )
     upper_text = "RAM %s - hugetlb %s - kernel reserve %d %% (%s) + swap %s can back %s (upper bound)" % (
         _mib(memory.memtotal_kb), _mib(memory.hugetlb_kb), options.kernel_reserve_pct,
         _mib(bounds.kernel_reserve_kb), _mib(memory.swaptotal_kb), _mib(bounds.upper_kb),
     )
-    lower_text = "%s + headroom %d %% (%s) + admin reserve %s = %s needed (lower bound)" % (
-        demand_text, options.headroom_pct, _mib(bounds.headroom_kb),
-        _mib(bounds.admin_reserve_kb), _mib(bounds.lower_kb),
+    lower_text = (
+        "%s + headroom %d %% (%s) + admin reserve %s + user reserve %s (vm.user_reserve_kbytes, which the "
+        "kernel holds back from every non-root request) + 1 page (its comparison is strict) = %s needed "
+        "(lower bound)" % (
+            _demand_text(memory, options), options.headroom_pct, _mib(bounds.headroom_kb),
+            _mib(bounds.admin_reserve_kb), _mib(bounds.user_reserve_kb), _mib(bounds.lower_kb),
+        )
     )
 
     if mode == 1:
@@ -260,6 +446,8 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
             )
             formula = explain_commit_limit(memory.memtotal_kb, memory.hugetlb_kb, memory.swaptotal_kb,
                                            KERNEL_DEFAULT_RATIO_PCT, 0, memory.page_size_kb)
+        sysctl = {KEY_MODE: "1"}
+        commit_state = check_commit_state(memory, sysctl, options)
         reasons.append(
             "Profile %s asks for vm.overcommit_memory=1 (always overcommit, for fork-based "
             "snapshots); no allocation is refused, so no one is locked out." % ", ".join(options.profiles)
@@ -271,8 +459,9 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
             )
         return Plan(
             profiles=tuple(options.profiles), mode=1, limit_by=None,
-            sysctl={KEY_MODE: "1"}, commit_limit_kb=limit_kb, safe=True,
+            sysctl=sysctl, commit_limit_kb=limit_kb, safe=commit_state.safe,
             reasons=tuple(reasons), memory=memory, bounds=bounds, formula=formula, options=options,
+            commit_state=commit_state,
         )
 
     limit_by, value, notes = _choose_limit(memory, bounds, options.prefer)
@@ -287,20 +476,22 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
         limit_key: str(value),
         KEY_MODE: "2",
     }
+    commit_state = check_commit_state(memory, _mode2_end_state(ratio_pct, kbytes, options.admin_reserve_kb), options)
     reasons.append(upper_text + ".")
     reasons.append(lower_text + ".")
     reasons.extend(notes)
-    safe = planned_kb >= bounds.lower_kb
-    if safe:
+    if commit_state.safe:
         reasons.append(
-            "%s=%d gives CommitLimit %s, between the lower and upper bound: allocations past it fail "
-            "with ENOMEM instead of waking the OOM killer, and root keeps %s to log in."
-            % (limit_key, value, _mib(planned_kb), _mib(options.admin_reserve_kb))
+            "%s=%d gives CommitLimit %s, between the lower and upper bound: non-root processes may commit "
+            "%s, which covers the %s they need; allocations past it fail with ENOMEM instead of waking "
+            "the OOM killer, and root keeps %s to log in."
+            % (limit_key, value, _mib(planned_kb), _mib(commit_state.room_kb or 0),
+               _mib(commit_state.needed_kb), _mib(options.admin_reserve_kb))
         )
     else:
-        shortfall_kb = bounds.lower_kb - planned_kb
-        # Demand that would fit: demand * (1 + h) + admin <= planned
-        fitting_demand_kb = max(0, (planned_kb - options.admin_reserve_kb) * 100 // (100 + options.headroom_pct))
+        shortfall_kb = commit_state.shortfall_kb
+        # Demand that would fit: demand * (1 + h) <= room
+        fitting_demand_kb = max(0, (commit_state.room_kb or 0) * 100 // (100 + options.headroom_pct))
         excess_demand_kb = bounds.demand_kb - fitting_demand_kb
         reasons.append(
             "No safe mode-2 limit exists: the lower bound %s exceeds the most RAM and swap can back "
@@ -308,10 +499,10 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
             "logins fail. Fix: add at least %s of swap, or reduce the committed memory by %s "
             "(smaller database buffers or fewer processes), or lower headroom_pct/kernel_reserve_pct."
             % (_mib(bounds.lower_kb), _mib(planned_kb), limit_key, value, _mib(shortfall_kb),
-               _mib(shortfall_kb + KIB_PER_MIB - 1), _mib(excess_demand_kb + KIB_PER_MIB - 1))
+               _mib_up(shortfall_kb), _mib_up(excess_demand_kb))
         )
     return Plan(
         profiles=tuple(options.profiles), mode=2, limit_by=limit_by, sysctl=sysctl,
-        commit_limit_kb=planned_kb, safe=safe, reasons=tuple(reasons),
-        memory=memory, bounds=bounds, formula=formula, options=options,
+        commit_limit_kb=planned_kb, safe=commit_state.safe, reasons=tuple(reasons),
+        memory=memory, bounds=bounds, formula=formula, options=options, commit_state=commit_state,
     )

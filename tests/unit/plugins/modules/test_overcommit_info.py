@@ -72,7 +72,7 @@ def test_unsafe_plan_is_reported_not_failed(kernel, run_module, meminfo_file):
     assert not failed
     assert result["safe"] is False and result["verdict"] == "unsafe"
     assert result["would_refuse"].startswith("Unsafe overcommit plan")
-    assert "add at least 2732 MiB of swap" in result["would_refuse"]
+    assert "add at least 2860 MiB of swap" in result["would_refuse"]
 
 
 def test_redis_plans_mode_1(kernel, run_module, meminfo_file):
