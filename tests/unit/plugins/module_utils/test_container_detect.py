@@ -58,7 +58,7 @@ KTHREADD_6_1 = (b"Name:\tkthreadd\nUmask:\t0000\nState:\tS (sleeping)\nTgid:\t2\
                 b"TracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t \nNStgid:\t2\n"
                 b"NSpid:\t2\nNSpgid:\t0\nNSsid:\t0\nThreads:\t1\nSigQ:\t0/31537\nCapEff:\t000001ffffffffff\n"
                 b"Cpus_allowed_list:\t0-3\nvoluntary_ctxt_switches:\t148\nnonvoluntary_ctxt_switches:\t3\n")
-KTHREADD_6_12 = KTHREADD_6_1.replace(b"Umask:\t0000\n", b"Umask:\t0000\nKthread:\t1\n")
+KTHREADD_6_12 = KTHREADD_6_1.replace(b"NSsid:\t0\n", b"NSsid:\t0\nKthread:\t1\n")
 
 DEBIAN12_VM = {"pid1_environ": DEBIAN12_PID1_ENVIRON, "pid1_cgroup": HOST_CGROUP_V2,
                "pid1_mountinfo": DEBIAN12_MOUNTINFO, "self_mountinfo": DEBIAN12_MOUNTINFO,
@@ -197,6 +197,9 @@ CASES = {
     "docker-exec-shell-is-pid-2": (evidence(IN_OWN_PID_NS, pid2_status=EXEC_SHELL_STATUS), "container-other",
                                    "/proc/2/status: Name=sh PPid=0, no kernel thread visible "
                                    "(a PID namespace of its own)"),
+    "process-named-kthreadd-is-not-a-kernel-thread": (
+        evidence(IN_OWN_PID_NS, pid2_status=EXEC_SHELL_STATUS.replace(b"Name:\tsh", b"Name:\tkthreadd")),
+        "container-other", "/proc/2/status: Name=kthreadd PPid=0, no kernel thread visible (a PID namespace of its own)"),
     # container=oci names no engine: other evidence names it when there is some.
     "oci-image-under-podman": (evidence(PODMAN_V2, pid1_environ=b"container=oci\0"), "podman", "/run/.containerenv exists"),
     "oci-image-alone": (evidence(pid1_environ=b"container=oci\0", pid1_status=SYSTEMD_STATUS,
