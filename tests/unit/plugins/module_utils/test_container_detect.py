@@ -130,9 +130,8 @@ LXC_V1 = evidence(pid1_environ=LXC_ENVIRON, pid1_cgroup=cgroup_v1("/lxc/web1"), 
                   pid1_status=SYSTEMD_STATUS)
 LXD_V2 = evidence(LXC_V1, systemd_container=b"lxc\n", pid1_cgroup=CGROUP_NS_ROOT, cgroup_type=b"")
 NSPAWN_V1 = evidence(container_manager=b"systemd-nspawn\n", systemd_container=b"systemd-nspawn\n",
-                     pid1_environ=NSPAWN_ENVIRON, pid1_cgroup=cgroup_v1("/machine.slice/systemd-nspawn@web1.service"
-                                                                          "/payload"),
-                     pid1_status=SYSTEMD_STATUS)
+                     pid1_environ=NSPAWN_ENVIRON, pid1_status=SYSTEMD_STATUS,
+                     pid1_cgroup=cgroup_v1("/machine.slice/systemd-nspawn@web1.service/payload"))
 NSPAWN_V2 = evidence(NSPAWN_V1, pid1_cgroup=CGROUP_NS_ROOT, cgroup_type=b"")
 
 # name: (evidence, kind, evidence that decided).
@@ -146,7 +145,7 @@ CASES = {
     "kubernetes-node-with-pods-and-docker": (evidence(DEBIAN12_VM, pid1_mountinfo=NODE_MOUNTINFO,
                                                       self_mountinfo=NODE_MOUNTINFO), None, HOST_VERDICT),
     "nothing-readable": ({}, None, "no container evidence"),
-    "pid1-unreadable-not-root": (evidence(DEBIAN12_VM, pid1_environ=None, pid1_status=None, pid2_status=None),
+    "proc-pids-hidden-hidepid": (evidence(DEBIAN12_VM, pid1_environ=None, pid1_status=None, pid2_status=None),
                                  None, "no container evidence"),
     # One row per engine and cgroup version, with everything that engine leaves.
     "docker-cgroup-v1": (DOCKER_V1, "docker", "/.dockerenv exists"),
