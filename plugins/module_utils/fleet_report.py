@@ -124,8 +124,9 @@ _MARKDOWN_ESCAPES = str.maketrans({
     "<": "&lt;",
     ">": "&gt;",
 })
-# A spreadsheet evaluates a cell that starts with one of these (OWASP, "CSV Injection").
-_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet evaluates a cell that starts with one of these (OWASP, "CSV Injection"). OWASP also
+# lists tab and CR: plain_text has made them spaces, and leading spaces are looked through.
+_FORMULA_TRIGGERS = ("=", "+", "-", "@")
 # What we write for numbers: a plain decimal is a number to a spreadsheet, never a formula.
 _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?\Z")
 
