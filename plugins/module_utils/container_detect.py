@@ -1,88 +1,314 @@
 # -*- coding: utf-8 -*-
 # Copyright: dbfleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Is the target a container? Decided from evidence read on the target.
+"""Is the target a container? Decided from evidence read on the target, and which evidence decided.
 
-Why it matters: vm.* sysctls are not namespaced. In a privileged container a
-write to /proc/sys/vm changes the HOST kernel, so the apply step must stay
-file-only there. The caller reads the evidence (files may be missing or
-unreadable: pass None); this function only judges it, so it is testable
-without a container.
+Why it matters: vm.* sysctls are not namespaced. In a privileged container a write to
+/proc/sys/vm changes the HOST kernel, so ``live: auto`` must stay file-only there. A host
+called a container only loses its live write; a container called a host writes the node's
+kernel. So any one piece of container evidence is enough, and "host" is what remains.
+
+Two halves, so the rule is testable without a container:
+
+* ``read_evidence(host_path)`` reads every path of ``EVIDENCE`` on the host, safely: it never
+  opens anything but a regular file (a FIFO planted as /run/.containerenv cannot hang it),
+  reads at most ``READ_CAP_BYTES``, and gives None for what is absent or unreadable and b""
+  for a marker that exists (or anything there that is not a regular file).
+* ``detect_container(evidence)`` judges those bytes. It does no I/O.
+
+The order of the checks decides only the *name* we report, never container-or-not: a
+container manager naming itself comes first, then Kubernetes (an orchestrator tells the
+operator more than the engine under it), then the engines' marker files, then the engine
+named by pid 1's cgroup path or by where the root file system comes from, and last the
+kernel facts that name no engine (a cgroup namespace, a PID namespace of its own). The same
+layering as systemd-detect-virt (src/basic/virt.c), which also puts /.dockerenv after the
+managers' own statements because the file can end up in an image built from a container.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Optional, Union
+import stat
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
 
-# Checked in this order: the most specific evidence first.
-EVIDENCE_PATHS = {
-    "systemd_container": "/run/systemd/container",  # written by systemd when it detects one
-    "containerenv": "/run/.containerenv",  # podman, always
-    "dockerenv": "/.dockerenv",  # docker, always
-    "pid1_environ": "/proc/1/environ",  # container=... set by podman, lxc, nspawn
-    "pid1_cgroup": "/proc/1/cgroup",  # cgroup v1 paths name the engine
+# name -> logical host path. The reader prefixes each path with host_path().
+EVIDENCE: Dict[str, str] = {
+    "container_manager": "/run/host/container-manager",  # a manager's own word (systemd-nspawn)
+    "systemd_container": "/run/systemd/container",  # systemd in a container records what it was told
+    "pid1_environ": "/proc/1/environ",  # container=..., KUBERNETES_SERVICE_HOST=...
+    "containerenv": "/run/.containerenv",  # podman (and CRI-O) create it in every container
+    "dockerenv": "/.dockerenv",  # docker creates it in every container
+    "k8s_secrets_run": "/run/secrets/kubernetes.io",  # the kubelet mounts the service account here
+    "k8s_secrets_var_run": "/var/run/secrets/kubernetes.io",
+    "pid1_cgroup": "/proc/1/cgroup",  # names the engine with cgroup v1, or v2 without a namespace
+    "pid1_mountinfo": "/proc/1/mountinfo",  # the root file system comes from an engine's image store
+    "self_mountinfo": "/proc/self/mountinfo",  # the same, when pid 1's is not readable
+    "cgroup_type": "/sys/fs/cgroup/cgroup.type",  # the root cgroup has none: we see a nested one
+    "pid1_status": "/proc/1/status",  # /proc is ours to read at all
+    "pid2_status": "/proc/2/status",  # kthreadd in the init PID namespace
 }
+EVIDENCE_PATHS = EVIDENCE  # the pre-issue-8 name, until dropin_apply is rewired
+# Existence is the evidence: the reader gives b"" when the path exists (a file or a directory).
+MARKERS = frozenset({"dockerenv", "k8s_secrets_run", "k8s_secrets_var_run", "cgroup_type"})
+# /proc/<pid>/mountinfo on a node with thousands of mounts stays far below this.
+READ_CAP_BYTES = 1024 * 1024
 
-_CGROUP_HINTS = (
-    ("kubepods", "kubernetes"),
-    ("libpod", "podman"),
-    ("docker", "docker"),
-    ("containerd", "containerd"),
-    ("lxc.payload", "lxc"),
-    ("/lxc/", "lxc"),
-    ("machine.slice/systemd-nspawn", "systemd-nspawn"),
+KIND_KUBERNETES = "kubernetes"
+KIND_OTHER = "container-other"  # a container by the kernel's facts, no engine named
+
+# Pid 1's cgroup path, first match wins (libpod before the machine.slice it sits in).
+_CGROUP_ENGINES: Tuple[Tuple[str, str], ...] = (
+    ("libpod", "podman"),  # /machine.slice/libpod-<id>.scope, /libpod_parent/libpod-<id>
+    ("docker", "docker"),  # /docker/<id>, /system.slice/docker-<id>.scope
+    ("containerd", "containerd"),  # /system.slice/containerd.service/..., cri-containerd-<id>.scope
+    ("nerdctl", "containerd"),
+    ("lxc.payload", "lxc"),  # LXC 4+ and LXD
+    ("/lxc/", "lxc"),  # older LXC
+    ("systemd-nspawn", "systemd-nspawn"),  # /machine.slice/systemd-nspawn@<name>.service/payload
+    ("/machine.slice/", "systemd-nspawn"),  # machined's other containers: /machine.slice/machine-<name>.scope
 )
-
-
-def _text(data: Union[str, bytes, None]) -> Optional[str]:
-    if data is None:
-        return None
-    if isinstance(data, bytes):
-        return data.decode("utf-8", "replace")
-    return data
-
-
-def detect_container(
-    systemd_container: Union[str, bytes, None] = None,
-    containerenv: Union[str, bytes, None] = None,
-    dockerenv: bool = False,
-    pid1_environ: Union[str, bytes, None] = None,
-    pid1_cgroup: Union[str, bytes, None] = None,
-) -> Optional[str]:
-    """The container kind ("podman", "docker", "lxc", ...) or None for a real kernel.
-
-    ``containerenv`` is the content of /run/.containerenv (an empty string when
-    the file exists but is empty, None when absent); ``dockerenv`` says whether
-    /.dockerenv exists.
-    """
-    kind = (_text(systemd_container) or "").strip()
-    if kind:
-        return kind
-    if containerenv is not None:
-        return "podman"
-    if dockerenv:
-        return "docker"
-    environ = _text(pid1_environ)
-    if environ:
-        for entry in environ.split("\0"):
-            if entry.startswith("container="):
-                return entry.split("=", 1)[1].strip() or "container"
-    cgroup = _text(pid1_cgroup)
-    if cgroup:
-        for line in cgroup.splitlines():
-            path = line.split(":", 2)[-1]
-            for hint, name in _CGROUP_HINTS:
-                if hint in path:
-                    return name
-    return None
-
-
+# Where the root mount comes from (its source, root or options in mountinfo).
+_IMAGE_STORES: Tuple[Tuple[str, str], ...] = (
+    ("io.containerd.snapshotter", "containerd"),  # containerd, k3s, nerdctl
+    ("/var/lib/docker/", "docker"),
+    ("/containers/storage/", "podman"),  # containers/storage: podman, CRI-O, buildah
+    ("/var/lib/lxc/", "lxc"),
+    ("/storage-pools/", "lxc"),  # LXD and Incus
+    ("/var/lib/machines/", "systemd-nspawn"),
+)
 _SAFE_KIND = re.compile(r"[^A-Za-z0-9_.-]")
+_UNSHOWN = re.compile(r"[^\x20-\x7e]")
+_SHOWN_CHARS = 100
 
 
-def sanitize_kind(kind: Optional[str]) -> Optional[str]:
-    """Keep a detected kind printable: the evidence is target-controlled text."""
+@dataclass(frozen=True)
+class ContainerVerdict:
+    """kind: None on a host, else a printable name ("docker", "kubernetes", "container-other", ...).
+    evidence: what decided, as "path: what it said"; target text in it is sanitised."""
+
+    kind: Optional[str]
+    evidence: Optional[str]
+
+    @property
+    def is_container(self) -> bool:
+        return self.kind is not None
+
+    def as_dict(self) -> Dict[str, Optional[str]]:
+        return {"kind": self.kind, "evidence": self.evidence}
+
+
+def sanitize_kind(kind: Union[None, str, ContainerVerdict]) -> Optional[str]:
+    """Keep a detected kind printable: the evidence is target-controlled text.
+
+    Taking a verdict is for dropin_apply's pre-issue-8 call only (see detect_container)."""
+    if isinstance(kind, ContainerVerdict):
+        return kind.kind
     if kind is None:
         return None
     return _SAFE_KIND.sub("_", kind)[:64] or "container"
+
+
+def _show(text: str) -> str:
+    """Target text for the evidence string: printable ASCII, bounded."""
+    text = _UNSHOWN.sub("?", text)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
+
+
+def _text(data: Optional[bytes]) -> Optional[str]:
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def _first_line(data: Optional[bytes]) -> str:
+    text = _text(data) or ""
+    return text.splitlines()[0].strip() if text.strip() else ""
+
+
+def _environ(data: Optional[bytes]) -> Dict[str, str]:
+    entries = (entry.partition("=") for entry in (_text(data) or "").split("\0") if "=" in entry)
+    return {name: value for name, _eq, value in entries}
+
+
+def _status_fields(data: Optional[bytes]) -> Dict[str, str]:
+    fields = {}
+    for line in (_text(data) or "").splitlines():
+        name, colon, value = line.partition(":")
+        if colon:
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def _cgroup_paths(data: Optional[bytes]) -> Iterator[str]:
+    """The path of each /proc/<pid>/cgroup line ("12:memory:/docker/<id>", "0::/")."""
+    for line in (_text(data) or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            yield parts[2]
+
+
+def _root_mount(data: Optional[bytes]) -> Optional[Tuple[str, str]]:
+    """(fstype, whole line) of the mount that is "/" now: the last one listed there."""
+    found = None
+    for line in (_text(data) or "").splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4] == "/" and " - " in line:
+            after = line.split(" - ", 1)[1].split()
+            found = (after[0] if after else "?", line)
+    return found
+
+
+def _named(path_name: str, kind: str, said: str) -> ContainerVerdict:
+    return ContainerVerdict(sanitize_kind(kind), "%s: %s" % (EVIDENCE[path_name], _show(said)))
+
+
+def _containerenv_engine(data: bytes) -> str:
+    for line in (_text(data) or "").splitlines():
+        name, _eq, value = line.partition("=")
+        if name.strip() == "engine":
+            return value.strip().strip('"')
+    return ""
+
+
+def _is_kthreadd(status: Dict[str, str]) -> bool:
+    # Kernel threads have no parent and no memory map; only newer kernels add "Kthread: 1".
+    return (status.get("Name") == "kthreadd" and status.get("PPid") == "0"
+            and "VmSize" not in status and status.get("Kthread", "1") == "1")
+
+
+def detect_container(evidence: Optional[Mapping[str, Optional[bytes]]] = None, **legacy: Any) -> ContainerVerdict:
+    """The verdict from ``evidence`` (EVIDENCE name -> bytes, None when absent or unreadable).
+
+    ``legacy`` is the keyword form used before issue 8 (str or bytes values, ``dockerenv`` a
+    bool); it exists only until dropin_apply calls ``detect_container(read_evidence(host_path))``.
+    """
+    if legacy:
+        evidence = _from_legacy(legacy)
+    ev: Mapping[str, Optional[bytes]] = evidence or {}
+
+    # 1. A container manager names itself.
+    for name in ("container_manager", "systemd_container"):
+        value = _first_line(ev.get(name))
+        if value:
+            return _named(name, value, value)
+    environ = _environ(ev.get("pid1_environ"))
+    named_by_env = environ.get("container", "").strip()
+    if named_by_env and named_by_env != "oci":
+        return _named("pid1_environ", named_by_env, "container=" + named_by_env)
+
+    # 2. Kubernetes: the kubelet gives every pod its API address and (usually) a service account.
+    if "KUBERNETES_SERVICE_HOST" in environ:
+        return ContainerVerdict(KIND_KUBERNETES, "%s: KUBERNETES_SERVICE_HOST=%s" % (
+            EVIDENCE["pid1_environ"], _show(environ["KUBERNETES_SERVICE_HOST"])))
+    for name in ("k8s_secrets_run", "k8s_secrets_var_run"):
+        if ev.get(name) is not None:
+            return ContainerVerdict(KIND_KUBERNETES, "%s exists" % EVIDENCE[name])
+    for path in _cgroup_paths(ev.get("pid1_cgroup")):
+        if "kubepods" in path:
+            return ContainerVerdict(KIND_KUBERNETES, "%s: %s" % (EVIDENCE["pid1_cgroup"], _show(path)))
+
+    # 3. The engines' marker files.
+    containerenv = ev.get("containerenv")
+    if containerenv is not None:
+        engine = _containerenv_engine(containerenv)
+        return ContainerVerdict("podman", "%s exists%s" % (
+            EVIDENCE["containerenv"], ", engine=%s" % _show(engine) if engine else ""))
+    if ev.get("dockerenv") is not None:
+        return ContainerVerdict("docker", "%s exists" % EVIDENCE["dockerenv"])
+
+    # 4. Pid 1's cgroup path names an engine (cgroup v1, or v2 without a cgroup namespace).
+    for path in _cgroup_paths(ev.get("pid1_cgroup")):
+        for hint, kind in _CGROUP_ENGINES:
+            if hint in path:
+                return ContainerVerdict(kind, "%s: %s" % (EVIDENCE["pid1_cgroup"], _show(path)))
+
+    # 5. The root file system comes from an engine's image store. Our own root counts too: with
+    #    --pid=host, pid 1's mountinfo shows the node's root and only ours shows the image.
+    for name in ("pid1_mountinfo", "self_mountinfo"):
+        root = _root_mount(ev.get(name))
+        if root is None:
+            continue
+        fstype, line = root
+        for hint, kind in _IMAGE_STORES:
+            if hint in line:
+                return ContainerVerdict(kind, "%s: / is %s from %s" % (EVIDENCE[name], _show(fstype), hint))
+
+    if named_by_env == "oci":  # images set it; it names no engine, and nothing above did either
+        return _named("pid1_environ", "oci", "container=oci")
+
+    # 6. Kernel facts that name no engine.
+    if ev.get("cgroup_type") is not None:
+        return ContainerVerdict(KIND_OTHER, "%s exists: the cgroup root here is a nested cgroup "
+                                            "(a cgroup namespace)" % EVIDENCE["cgroup_type"])
+    pid2 = _status_fields(ev.get("pid2_status"))
+    if ev.get("pid1_status") is not None and not _is_kthreadd(pid2):
+        seen = "absent" if ev.get("pid2_status") is None else "Name=%s PPid=%s" % (
+            _show(pid2.get("Name", "?")), _show(pid2.get("PPid", "?")))
+        return ContainerVerdict(KIND_OTHER, "%s: %s, no kernel thread visible (a PID namespace of its own)"
+                                % (EVIDENCE["pid2_status"], seen))
+
+    if _is_kthreadd(pid2):
+        return ContainerVerdict(None, "no container evidence; %s: kthreadd (the init PID namespace)"
+                                % EVIDENCE["pid2_status"])
+    return ContainerVerdict(None, "no container evidence")
+
+
+def _from_legacy(legacy: Mapping[str, Any]) -> Dict[str, Optional[bytes]]:
+    converted: Dict[str, Optional[bytes]] = {}
+    for name, value in legacy.items():
+        if name not in EVIDENCE:
+            raise TypeError("detect_container() got an unexpected keyword argument %r" % name)
+        if isinstance(value, bool):
+            value = b"" if value else None
+        converted[name] = value.encode("utf-8", "replace") if isinstance(value, str) else value
+    return converted
+
+
+def read_evidence(host_path: Callable[[str], str]) -> Dict[str, Optional[bytes]]:
+    """Every EVIDENCE path read on this host; ``host_path`` maps a logical path to the real one."""
+    return {name: _exists(host_path(path)) if name in MARKERS else _read_regular(host_path(path))
+            for name, path in EVIDENCE.items()}
+
+
+def _exists(real: str) -> Optional[bytes]:
+    return b"" if os.path.lexists(real) else None
+
+
+def _read_regular(real: str) -> Optional[bytes]:
+    """A regular file's bytes (procfs files are regular files of size 0); None when absent or
+    unreadable; b"" when something else is there (a FIFO, a device, a symlink, a directory).
+
+    lstat first, so nothing but a regular file is ever opened (opening a FIFO or a device can
+    block or act); O_NONBLOCK and O_NOFOLLOW cover a swap after the lstat, and fstat confirms."""
+    try:
+        before = os.lstat(real)
+    except OSError:
+        return None
+    if not stat.S_ISREG(before.st_mode):
+        return b""  # it exists, which may be evidence; what it holds is never read
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        after = os.fstat(fd)
+        if not stat.S_ISREG(after.st_mode) or (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+            return None
+        chunks = []
+        left = READ_CAP_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > READ_CAP_BYTES:
+        # Keep whole lines (or environ entries) only: a cut line could read as another mount.
+        data = data[:READ_CAP_BYTES]
+        data = data[:max(data.rfind(b"\n"), data.rfind(b"\0")) + 1]
+    return data

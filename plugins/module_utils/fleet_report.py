@@ -22,6 +22,11 @@ commit_limit.py and the planner, never copied here):
 
 Levels, worst first: critical (headroom <= 0), high (< 10 %), watch (< 25 %, or locked
 out by ratio=100, or no safe plan, or a shadowed drop-in), ok, unknown (no live data).
+
+Host names, messages and reasons are text the hosts control (a value in a sysctl file is
+enough). Every renderer passes each field through one of the escape helpers below
+(``plain_text``, ``markdown_text``, ``html_text``, ``csv_cell``); only the JSON report
+carries the exact data, because JSON escaping is lossless.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import csv
 import html
 import io
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -102,6 +108,62 @@ class Assessment:
     ratio100_commit_limit_kb: Optional[int]
     locked_out_by_ratio100: Optional[bool]
     findings: Tuple[str, ...]
+
+
+# --- Escaping: the one place that decides how host text enters a report -----------------------------
+
+_UNPRINTABLE = "\ufffd"
+_MARKDOWN_ESCAPES = str.maketrans({
+    # Markdown's own escape character first, so a host's "\|" cannot undo our "\|".
+    "\\": "\\\\",
+    "|": "\\|",  # a table cell ends here
+    "[": "\\[",  # links and images: an image makes the viewer fetch a URL of the host's choice
+    "]": "\\]",
+    # Raw HTML passes through Markdown: no tag, entity or autolink may start in host text.
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+})
+# A spreadsheet evaluates a cell that starts with one of these (OWASP, "CSV Injection"). OWASP also
+# lists tab and CR: plain_text has made them spaces, and leading spaces are looked through.
+_FORMULA_TRIGGERS = ("=", "+", "-", "@")
+# What we write for numbers: a plain decimal is a number to a spreadsheet, never a formula.
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?\Z")
+
+
+def plain_text(value: Any) -> str:
+    """One line of printable text: whitespace controls (CR, LF, tab, U+2028...) become a space,
+    every other unprintable character (control, bidi override, zero-width) becomes U+FFFD."""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else " " if ch.isspace() else _UNPRINTABLE for ch in text)
+
+
+def markdown_text(value: Any) -> str:
+    """Text for a Markdown line or table cell: shown as written, never as HTML, link or column."""
+    return plain_text(value).translate(_MARKDOWN_ESCAPES)
+
+
+def html_text(value: Any) -> str:
+    """Text for HTML or SVG content and for quoted attribute values."""
+    return html.escape(plain_text(value), quote=True)
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV field. Numbers are written as they are (a negative headroom stays a number); any
+    other text that a spreadsheet would read as a formula gets the OWASP single-quote prefix.
+    Whitespace before the trigger does not help: some spreadsheets trim it."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, int, float)):
+        return str(value)
+    text = plain_text(value)
+    if _DECIMAL.match(text):
+        return text
+    if text.lstrip(" ").startswith(_FORMULA_TRIGGERS):
+        return "'" + text
+    return text
 
 
 def _int_or_none(value: Any) -> Optional[int]:
@@ -312,15 +374,15 @@ def summary_counts(ordered: Sequence[Tuple[AuditRow, Assessment]]) -> Dict[str, 
     return counts
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _markdown_strong(text: str, strong: bool) -> str:
+    return "**%s**" % markdown_text(text) if strong else markdown_text(text)
 
 
 def render_markdown(rows: Sequence[AuditRow], generated_at: str = "") -> str:
     ordered = order_by_risk(rows)
     counts = summary_counts(ordered)
     lines = [
-        "# Overcommit audit" + (" (%s)" % generated_at if generated_at else ""),
+        "# Overcommit audit" + (" (%s)" % markdown_text(generated_at) if generated_at else ""),
         "",
         "%d hosts: %s. Unreachable: %d, failed: %d, %s: %d. Locked out by ratio=100: %d." % (
             counts["hosts"], ", ".join("%s %d" % (level, counts[level]) for level in LEVELS),
@@ -336,12 +398,21 @@ def render_markdown(rows: Sequence[AuditRow], generated_at: str = "") -> str:
     ]
     for row, risk in ordered:
         headroom = "-" if risk.headroom_kb is None else "%s (%.1f %%)" % (human_kb(risk.headroom_kb), risk.headroom_pct or 0.0)
-        locked = {None: "-", True: "**yes**", False: "no"}[risk.locked_out_by_ratio100]
-        cells = [row.host, "**%s**" % risk.level if risk.level in ("critical", "high") else risk.level,
-                 _source_text(row), _live_limit_text(row), human_kb(row.commit_limit_kb),
-                 human_kb(row.committed_as_kb), human_kb(row.backable_kb), headroom, locked,
-                 _planned_text(row), "; ".join(risk.findings) or "-"]
-        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+        locked = risk.locked_out_by_ratio100
+        cells = [
+            markdown_text(row.host),
+            _markdown_strong(risk.level, risk.level in ("critical", "high")),
+            markdown_text(_source_text(row)),
+            markdown_text(_live_limit_text(row)),
+            markdown_text(human_kb(row.commit_limit_kb)),
+            markdown_text(human_kb(row.committed_as_kb)),
+            markdown_text(human_kb(row.backable_kb)),
+            markdown_text(headroom),
+            _markdown_strong({None: "-", True: "yes", False: "no"}[locked], bool(locked)),
+            markdown_text(_planned_text(row)),
+            markdown_text("; ".join(risk.findings) or "-"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -383,7 +454,7 @@ def render_csv(rows: Sequence[AuditRow]) -> str:
             "planned_sysctl": " ".join("%s=%s" % kv for kv in sorted(row.planned_sysctl.items())),
             "shadowed_keys": len(row.shadowed), "findings": "; ".join(risk.findings), "message": row.message,
         }
-        writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
+        writer.writerow([csv_cell(values[c]) for c in CSV_COLUMNS])
     return out.getvalue()
 
 
@@ -406,7 +477,7 @@ _PLANNED_COLOUR = "#2e7d32"
 def render_svg(ordered: Sequence[Tuple[AuditRow, Assessment]]) -> str:
     width = _LABEL_W + _BAR_W + _VALUE_W
     height = _TOP + _ROW_H * max(1, len(ordered)) + 10
-    esc = html.escape
+    esc = html_text
     parts = [
         '<svg xmlns="http://www.w3.org/2000/svg" role="img" width="%d" height="%d" viewBox="0 0 %d %d" '
         'font-family="sans-serif" font-size="12">' % (width, height, width, height),
@@ -482,7 +553,7 @@ def render_html(rows: Sequence[AuditRow], generated_at: str = "") -> str:
     """A self-contained page: inline CSS and SVG, no script, no external resource."""
     ordered = order_by_risk(rows)
     counts = summary_counts(ordered)
-    esc = html.escape
+    esc = html_text
     summary = ", ".join(
         '<span class="badge" style="background:%s">%s %d</span>' % (LEVEL_COLOURS[level], level, counts[level])
         for level in LEVELS

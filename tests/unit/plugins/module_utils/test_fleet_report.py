@@ -21,7 +21,11 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.fleet_report import
     CACHED_LABEL,
     CSV_COLUMNS,
     assess,
+    csv_cell,
+    html_text,
+    markdown_text,
     order_by_risk,
+    plain_text,
     render,
     row_from_results,
 )
@@ -171,3 +175,132 @@ def test_a_targeted_host_without_a_row_is_reported_as_failed_not_dropped():
     rows = [audit_row(CASES["mode2-healthy"][0], host="db1")]
     report = json.loads(fleet_report(rows, format="json", hosts=["db1", "db2"]))
     assert [(h["host"], h["status"]) for h in report["hosts"]] == [("db1", "ok"), ("db2", "failed")]
+
+
+# --- Host-controlled text in the reports (issue 8, item 11) ------------------------------------------
+# Host names come from the inventory, messages and reasons from files read on the target: a report
+# must show them as text, never run them (HTML), split on them (Markdown, CSV rows) or evaluate them
+# (spreadsheets). Every test below failed before the escape helpers existed.
+
+SCRIPT_HOST = "<script>alert(1)</script>"
+CR_HOST = "web1\rdb2"
+FORMULA_HOST = "=cmd|' /C calc'!A0"
+HOSTILE_SHADOW = "vm.overcommit_memory is shadowed by 99-x.conf: <img src=x onerror=alert(1)> | a\\|b"
+MARKDOWN_COLUMNS = 11
+
+
+def _hostile_rows():
+    check = {"changed": True, "shadowing": {
+        "vm.overcommit_memory": {"status": "shadowed", "message": HOSTILE_SHADOW}}}
+    return [
+        audit_row(CASES["mode2-healthy"][0], host=SCRIPT_HOST, check_result=check),
+        audit_row(CASES["mode0-overcommitted"][0], host=CR_HOST),  # critical: negative headroom
+        audit_row(CASES["mode0-watch"][0], host=FORMULA_HOST),
+        audit_row({"unreachable": True, "msg": "@SUM(1+1) <b>ssh</b> refused"}, host="down"),
+    ]
+
+
+def _markdown_cells(line):
+    """Split a Markdown table row the way GFM does: on pipes not escaped by a backslash."""
+    cells, cell, chars = [], "", iter(line.strip()[1:-1])
+    for char in chars:
+        if char == "\\":
+            cell += char + next(chars, "")
+        elif char == "|":
+            cells.append(cell.strip())
+            cell = ""
+        else:
+            cell += char
+    return cells + [cell.strip()]
+
+
+def test_markdown_shows_host_names_and_messages_as_text_not_html():
+    """Failed before the fix: the Markdown report carried <script> and <img onerror> through."""
+    text = fleet_report(_hostile_rows(), format="markdown")
+    assert "<script" not in text and "<img" not in text and "<b>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+
+
+def test_markdown_rows_keep_their_columns_whatever_the_host_sends():
+    """Failed before the fix: a CR in a host name split its row; a backslash before a pipe
+    in a message (`a\\|b`) escaped our escape and added a column."""
+    text = fleet_report(_hostile_rows(), format="markdown")
+    assert "\r" not in text
+    table = [line for line in text.split("\n") if line.startswith("| ")]
+    assert len(table) == 2 + len(_hostile_rows())  # header, alignment row, one line per host
+    assert {len(_markdown_cells(line)) for line in table} == {MARKDOWN_COLUMNS}
+    by_host = {_markdown_cells(line)[0]: _markdown_cells(line) for line in table[2:]}
+    assert "web1 db2" in by_host  # the CR became a space
+    assert "a\\\\\\|b" in by_host["&lt;script&gt;alert(1)&lt;/script&gt;"][-1]
+
+
+def test_csv_rows_stay_one_line_per_host_and_formulas_stay_text():
+    """Failed before the fix: the CR host spanned two lines and `=cmd|...` was a live formula."""
+    text = fleet_report(_hostile_rows(), format="csv")
+    assert "\r" not in text and len(text.splitlines()) == 1 + len(_hostile_rows())
+    by_host = {r["host"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert set(by_host) == {"'" + FORMULA_HOST, "web1 db2", SCRIPT_HOST, "down"}
+    assert by_host["down"]["message"].startswith("'@SUM(1+1)")
+    assert by_host["down"]["findings"].startswith("host unreachable: @SUM")  # only a leading trigger counts
+
+
+def test_csv_keeps_negative_numbers_as_numbers():
+    """Numeric columns are written by us from integers: a critical host's negative headroom is
+    a number, not a formula, and must not gain a quote."""
+    by_host = {r["host"]: r for r in csv.DictReader(io.StringIO(fleet_report(_hostile_rows(), format="csv")))}
+    critical = by_host["web1 db2"]
+    assert critical["risk"] == "critical"
+    assert int(critical["headroom_kb"]) < 0 and float(critical["headroom_pct"]) < 0
+
+
+def test_html_and_svg_show_host_text_escaped_in_text_and_attributes():
+    """Failed before the fix: a CR (and any control character) reached the SVG, where XML forbids it."""
+    page = fleet_report(_hostile_rows(), format="html")
+    assert "<script" not in page and "<img" not in page and "<b>ssh" not in page and "\r" not in page
+    hosts = re.findall(r'<g class="host" data-host="([^"]*)"', page)
+    assert sorted(hosts) == sorted(["&lt;script&gt;alert(1)&lt;/script&gt;", "web1 db2",
+                                    "=cmd|&#x27; /C calc&#x27;!A0", "down"])
+
+
+def test_json_keeps_the_exact_data():
+    report = json.loads(fleet_report(_hostile_rows(), format="json"))
+    hosts = {h["host"]: h for h in report["hosts"]}
+    assert set(hosts) == {SCRIPT_HOST, CR_HOST, FORMULA_HOST, "down"}
+    assert hosts[SCRIPT_HOST]["shadowed"] == [HOSTILE_SHADOW]
+
+
+@pytest.mark.parametrize(
+    "value, plain, markdown, csv_field",
+    [
+        ("db-01.example.org", "db-01.example.org", "db-01.example.org", "db-01.example.org"),
+        ("web1\r\ndb2\tx", "web1  db2 x", "web1  db2 x", "web1  db2 x"),
+        ("a\x1b[31mred", "a\ufffd[31mred", "a\ufffd\\[31mred", "a\ufffd[31mred"),
+        ("admin\u202egnp.exe", "admin\ufffdgnp.exe", "admin\ufffdgnp.exe", "admin\ufffdgnp.exe"),  # bidi override
+        ("line\u2028sep", "line sep", "line sep", "line sep"),
+        ("<b>&amp;</b>", "<b>&amp;</b>", "&lt;b&gt;&amp;amp;&lt;/b&gt;", "<b>&amp;</b>"),
+        ("![x](https://t.example/p.png)", "![x](https://t.example/p.png)", "!\\[x\\](https://t.example/p.png)",
+         "![x](https://t.example/p.png)"),
+        ("a\\|b", "a\\|b", "a\\\\\\|b", "a\\|b"),
+        ("=1+1", "=1+1", "=1+1", "'=1+1"),
+        ("+1", "+1", "+1", "'+1"),
+        ("-2+3", "-2+3", "-2+3", "'-2+3"),
+        ("@SUM(A1)", "@SUM(A1)", "@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", " =1", " =1", "' =1"),
+        ("\r=1", " =1", " =1", "' =1"),
+        ("  =1", "  =1", "  =1", "'  =1"),
+        ("-12", "-12", "-12", "-12"),
+        ("-38.89", "-38.89", "-38.89", "-38.89"),
+        (-1468006, "-1468006", "-1468006", "-1468006"),
+        (None, "", "", ""),
+        (True, "True", "True", "True"),
+    ],
+)
+def test_escape_helpers(value, plain, markdown, csv_field):
+    assert plain_text(value) == plain
+    assert markdown_text(value) == markdown
+    assert csv_cell(value) == csv_field
+
+
+def test_html_text_escapes_for_content_and_quoted_attributes():
+    assert html_text('"><svg onload=x>\r\'') == "&quot;&gt;&lt;svg onload=x&gt; &#x27;"
