@@ -115,24 +115,9 @@ def read_commit_limit_kb() -> Optional[int]:
 
 
 def detect_container() -> Tuple[Optional[str], Optional[str]]:
-    """(kind, the evidence that decided) or (None, None) on a kernel of its own."""
-    paths = container_detect.EVIDENCE_PATHS
-    kind = container_detect.detect_container(
-        systemd_container=_read_optional(paths["systemd_container"]),
-        containerenv=_read_optional(paths["containerenv"]),
-        dockerenv=os.path.lexists(host_path(paths["dockerenv"])),
-        pid1_environ=_read_optional(paths["pid1_environ"]),
-        pid1_cgroup=_read_optional(paths["pid1_cgroup"]),
-    )
-    return container_detect.sanitize_kind(kind), None
-
-
-def _read_optional(path: str) -> Optional[bytes]:
-    try:
-        with open(host_path(path), "rb") as handle:
-            return handle.read()
-    except OSError:
-        return None
+    """(kind, the evidence that decided) or (None, why not) on a kernel of its own."""
+    verdict = container_detect.detect_container(container_detect.read_evidence(host_path))
+    return verdict.kind, verdict.evidence
 
 
 def _read_bytes_regular(path: str) -> Tuple[str, Optional[bytes]]:
@@ -323,7 +308,7 @@ def _live_skip(request: Request, host: HostState, keys) -> Optional[str]:
     if request.live_mode == "never":
         return "live=never: file only"
     if host.container and request.live_mode == "auto":
-        return ("container (%s, from %s): vm.* sysctls are not namespaced, a write would change the host kernel"
+        return ("container (%s; %s): vm.* sysctls are not namespaced, a write would change the host kernel"
                 % (host.container, host.container_evidence))
     missing = [k for k in keys if host.live.get(k) is None]
     if missing:

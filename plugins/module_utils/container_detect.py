@@ -31,7 +31,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 # name -> logical host path. The reader prefixes each path with host_path().
 EVIDENCE: Dict[str, str] = {
@@ -49,7 +49,6 @@ EVIDENCE: Dict[str, str] = {
     "pid1_status": "/proc/1/status",  # /proc is ours to read at all
     "pid2_status": "/proc/2/status",  # kthreadd in the init PID namespace
 }
-EVIDENCE_PATHS = EVIDENCE  # the pre-issue-8 name, until dropin_apply is rewired
 # Existence is the evidence: the reader gives b"" when the path exists (a file or a directory).
 MARKERS = frozenset({"dockerenv", "k8s_secrets_run", "k8s_secrets_var_run", "cgroup_type"})
 # /proc/<pid>/mountinfo on a node with thousands of mounts stays far below this.
@@ -99,12 +98,8 @@ class ContainerVerdict:
         return {"kind": self.kind, "evidence": self.evidence}
 
 
-def sanitize_kind(kind: Union[None, str, ContainerVerdict]) -> Optional[str]:
-    """Keep a detected kind printable: the evidence is target-controlled text.
-
-    Taking a verdict is for dropin_apply's pre-issue-8 call only (see detect_container)."""
-    if isinstance(kind, ContainerVerdict):
-        return kind.kind
+def sanitize_kind(kind: Optional[str]) -> Optional[str]:
+    """Keep a detected kind printable: the evidence is target-controlled text."""
     if kind is None:
         return None
     return _SAFE_KIND.sub("_", kind)[:64] or "container"
@@ -176,15 +171,9 @@ def _is_kthreadd(status: Dict[str, str]) -> bool:
             and "VmSize" not in status and status.get("Kthread", "1") == "1")
 
 
-def detect_container(evidence: Optional[Mapping[str, Optional[bytes]]] = None, **legacy: Any) -> ContainerVerdict:
-    """The verdict from ``evidence`` (EVIDENCE name -> bytes, None when absent or unreadable).
-
-    ``legacy`` is the keyword form used before issue 8 (str or bytes values, ``dockerenv`` a
-    bool); it exists only until dropin_apply calls ``detect_container(read_evidence(host_path))``.
-    """
-    if legacy:
-        evidence = _from_legacy(legacy)
-    ev: Mapping[str, Optional[bytes]] = evidence or {}
+def detect_container(evidence: Mapping[str, Optional[bytes]]) -> ContainerVerdict:
+    """The verdict from ``evidence`` (EVIDENCE name -> bytes, None when absent or unreadable)."""
+    ev = evidence
 
     # 1. A container manager names itself.
     for name in ("container_manager", "systemd_container"):
@@ -251,17 +240,6 @@ def detect_container(evidence: Optional[Mapping[str, Optional[bytes]]] = None, *
         return ContainerVerdict(None, "no container evidence; %s: kthreadd (the init PID namespace)"
                                 % EVIDENCE["pid2_status"])
     return ContainerVerdict(None, "no container evidence")
-
-
-def _from_legacy(legacy: Mapping[str, Any]) -> Dict[str, Optional[bytes]]:
-    converted: Dict[str, Optional[bytes]] = {}
-    for name, value in legacy.items():
-        if name not in EVIDENCE:
-            raise TypeError("detect_container() got an unexpected keyword argument %r" % name)
-        if isinstance(value, bool):
-            value = b"" if value else None
-        converted[name] = value.encode("utf-8", "replace") if isinstance(value, str) else value
-    return converted
 
 
 def read_evidence(host_path: Callable[[str], str]) -> Dict[str, Optional[bytes]]:

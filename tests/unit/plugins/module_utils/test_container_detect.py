@@ -263,14 +263,6 @@ def test_sanitize_kind_keeps_target_text_printable():
     assert sanitize_kind(None) is None
 
 
-def test_the_pre_issue_8_keyword_call_still_works_until_dropin_apply_is_rewired():
-    verdict = detect_container(systemd_container=None, containerenv=None, dockerenv=True,
-                               pid1_environ=None, pid1_cgroup="0::/\n")
-    assert sanitize_kind(verdict) == "docker"
-    with pytest.raises(TypeError):
-        detect_container(dockerenv_present=True)
-
-
 # --- Reading the evidence on a host ----------------------------------------------------------------
 
 def plant(root, logical, content=b""):

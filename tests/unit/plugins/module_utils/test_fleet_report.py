@@ -190,10 +190,10 @@ MARKDOWN_COLUMNS = 11
 
 
 def _hostile_rows():
-    check = {"changed": True, "shadowing": {
-        "vm.overcommit_memory": {"status": "shadowed", "message": HOSTILE_SHADOW}}}
+    info = dict(CASES["mode2-healthy"][0], shadowing={
+        "vm.overcommit_memory": {"status": "shadowed", "message": HOSTILE_SHADOW}})
     return [
-        audit_row(CASES["mode2-healthy"][0], host=SCRIPT_HOST, check_result=check),
+        audit_row(info, host=SCRIPT_HOST),
         audit_row(CASES["mode0-overcommitted"][0], host=CR_HOST),  # critical: negative headroom
         audit_row(CASES["mode0-watch"][0], host=FORMULA_HOST),
         audit_row({"unreachable": True, "msg": "@SUM(1+1) <b>ssh</b> refused"}, host="down"),

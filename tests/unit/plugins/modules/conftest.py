@@ -40,6 +40,11 @@ def kernel(tmp_path, monkeypatch):
     for d in ("etc/sysctl.d", "usr/lib/sysctl.d", "run"):
         (tmp_path / d).mkdir(parents=True)
     (tmp_path / "etc" / "sysctl.conf").write_text(DEBIAN_SYSCTL_CONF)
+    # A kernel of its own: PID 2 is kthreadd, as in the init PID namespace of a real host.
+    for pid, status in (("1", "Name:\tsystemd\nPPid:\t0\nVmSize:\t  22000 kB\n"),
+                        ("2", "Name:\tkthreadd\nPPid:\t0\nKthread:\t1\n")):
+        (tmp_path / "proc" / pid).mkdir(parents=True)
+        (tmp_path / "proc" / pid / "status").write_text(status)
     os.symlink("../sysctl.conf", tmp_path / "etc" / "sysctl.d" / "99-sysctl.conf")
     (tmp_path / "usr/lib/sysctl.d/50-pid-max.conf").write_text("kernel.pid_max = 4194304\n")
     monkeypatch.setattr(apply_transaction, "_ROOT", str(tmp_path))

@@ -147,6 +147,22 @@ def test_container_stays_file_only_and_says_why(kernel, run_module):
     assert run_module(overcommit.main, PG)[1]["changed"] is False  # idempotent although the host kernel differs
 
 
+def test_a_kubernetes_pod_on_cgroup_v2_is_a_container(kernel, run_module):
+    """Finding 9: no container=, no /.dockerenv and cgroup 0::/ was taken for a host: live=auto wrote the node."""
+    (kernel.root / "proc/1/environ").write_bytes(b"PATH=/usr/bin\0KUBERNETES_SERVICE_HOST=10.96.0.1\0")
+    (kernel.root / "proc/1/cgroup").write_text("0::/\n")
+    failed, result = run_module(overcommit.main, PG)
+    assert not failed and kernel.writes == [] and kernel.live() == BOOT
+    assert result["container"] == "kubernetes"
+    assert result["container_evidence"] == "/proc/1/environ: KUBERNETES_SERVICE_HOST=10.96.0.1"
+
+
+def test_a_host_says_why_it_is_not_a_container(kernel, run_module):
+    failed, result = run_module(overcommit.main, PG)
+    assert not failed and result["container"] is None and result["live_applied"]
+    assert "kthreadd" in result["container_evidence"]
+
+
 def test_live_always_writes_in_a_container(kernel, run_module):
     (kernel.root / "run" / ".containerenv").write_text("")
     failed, result = run_module(overcommit.main, dict(PG, live="always"))
