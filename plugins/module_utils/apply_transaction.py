@@ -23,8 +23,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import container_detect
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_precedence as prec
+from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
+from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_writes as sw
+from ansible_collections.dbfleet.memory.plugins.module_utils import takeover
 from ansible_collections.dbfleet.memory.plugins.module_utils.dropin_text import render_dropin
 from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH, HostLock
 from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
@@ -33,7 +36,13 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
     memory_from_fields,
     parse_meminfo,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import Plan, PlanOptions, plan_overcommit
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+    KEY_MODE,
+    Plan,
+    PlanOptions,
+    check_commit_state,
+    plan_overcommit,
+)
 
 # Prefix for every host path the module touches. Unit tests point it at a fake tree; it is
 # deliberately not an option, so no play can aim the module elsewhere.
@@ -157,7 +166,7 @@ class HostState:
     live: Dict[str, Optional[str]]
     meminfo: Dict[str, int]
     memory: MemoryShape
-    files: Dict[str, Any]  # sysctl files as the replay reads them
+    sources: Dict[str, sf.SysctlSource]  # every sysctl file a boot tool may read, as bytes
     ours: Dict[str, bytes]  # every NN-dbfleet-overcommit.conf in /etc/sysctl.d
     ours_attr_wrong: Dict[str, bool]
     container: Optional[str]
@@ -211,49 +220,9 @@ def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
             ours_attr_wrong[path] = _owner_mode_wrong(path)
     kind, evidence = detect_container()
     return HostState(
-        live=read_live(sw.OBSERVED_KEYS), meminfo=fields, memory=memory, files=read_sysctl_files(),
+        live=read_live(sw.OBSERVED_KEYS), meminfo=fields, memory=memory, sources=sf.read_sysctl_sources(host_path),
         ours=ours, ours_attr_wrong=ours_attr_wrong, container=kind, container_evidence=evidence,
         stale_tmp=stale_tmp)
-
-
-def _read_entry(logical):
-    """Text of a sysctl file, prec.MASKED for a /dev/null link, or False if it is not applied."""
-    real = host_path(logical)
-    if os.path.islink(real):
-        target = os.readlink(real)
-        if target == "/dev/null" or os.path.realpath(real) == "/dev/null":
-            return prec.MASKED
-    try:
-        st = os.stat(real)
-    except OSError:
-        return False
-    if not stat.S_ISREG(st.st_mode):
-        return False  # a FIFO or device named *.conf: opening it could block forever
-    try:
-        with open(real, "rb") as handle:
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
-        return False
-
-
-def read_sysctl_files():
-    files = {}
-    for directory in prec.SYSCTL_DIRS:
-        real = host_path(directory)
-        try:
-            names = sorted(os.listdir(real))
-        except OSError:
-            continue
-        for name in names:
-            if not name.endswith(".conf") or os.path.isdir(os.path.join(real, name)):
-                continue
-            entry = _read_entry(directory + "/" + name)
-            if entry is not False:
-                files[directory + "/" + name] = entry
-    conf = _read_entry(prec.SYSCTL_CONF)
-    if conf is not False:
-        files[prec.SYSCTL_CONF] = conf
-    return files
 
 
 # --- deciding -----------------------------------------------------------------------------------
@@ -292,16 +261,13 @@ class Decision:
     writes: List[sw.Write]
     skip_live: Optional[str]
     shadowing: Dict[str, Any]
+    boot: Dict[str, Any]
     warnings: List[str] = field(default_factory=list)
     refusal: Optional[str] = None  # set when the request must not be carried out
 
     @property
     def changed(self) -> bool:
         return bool(self.file_changes or self.writes)
-
-
-def _decode(data: Optional[bytes]) -> Optional[str]:
-    return None if data is None else data.decode("utf-8", "replace")
 
 
 def _live_skip(request: Request, host: HostState, keys) -> Optional[str]:
@@ -324,56 +290,217 @@ def plan_options_for(options: PlanOptions, host: HostState) -> PlanOptions:
     return replace(options, user_reserve_kb=int(live)) if live is not None else options
 
 
+def _real_path(src: sf.SysctlSource) -> str:
+    """The file a source's bytes come from: /etc/sysctl.d/99-sysctl.conf is /etc/sysctl.conf."""
+    return src.target or src.path
+
+
+def sources_after(sources: Dict[str, sf.SysctlSource], changes: List[FileChange]) -> Dict[str, sf.SysctlSource]:
+    """The sysctl files as the next boot would find them once ``changes`` are made."""
+    out = dict(sources)
+    for change in changes:
+        readers = [p for p, src in sources.items() if _real_path(src) == change.path] or [change.path]
+        for logical in readers:
+            if change.after is None:
+                out.pop(logical, None)
+            else:
+                out[logical] = sf.SysctlSource(logical, change.after, sf.STATUS_FILE,
+                                               None if change.after else "empty file",
+                                               target=sources[logical].target if logical in sources else None)
+    return out
+
+
+@dataclass
+class BootCheck:
+    """Every tool version's replay of the files, at boot and when re-run later."""
+
+    replays: List[Tuple[str, sr.Replay]]  # (label, replay)
+    differences: List[str]  # end values that differ from the expected ones, with the file that decides
+    unsafe: List[str]  # end states in mode 2 that fail the lower-bound check
+    decisive: List[sr.ReplayWrite]  # the writes that make the end differ
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {label: {"end": dict(r.end), "problems": [str(p) for p in r.problems]}
+                for label, r in self.replays}
+
+
+def check_boot(sources: Dict[str, sf.SysctlSource], expected: Optional[Dict[str, str]],
+               rerun_from: Dict[str, str], memory: MemoryShape, options: PlanOptions) -> BootCheck:
+    """Replay the files as every modelled tool version does, from a fresh kernel (the boot) and
+    from ``rerun_from`` (a later ``sysctl --system``), and judge each end state.
+
+    Every end state passes check_commit_state, the one lower-bound rule; ``expected`` (the plan's
+    end state) must also be what every replay ends with.
+    """
+    check = BootCheck([], [], [], [])
+    differences: Dict[str, List[str]] = {}
+    unsafe: Dict[str, List[str]] = {}
+    for rules in sr.RULE_SETS:
+        for when, start in (("boot", sk.KERNEL_BOOT_DEFAULTS), ("rerun", rerun_from)):
+            result = sr.replay(sources, rules, start)
+            label = "%s %s" % (rules.name, when)
+            check.replays.append((label, result))
+            for key in sorted(expected or {}):
+                if result.end.get(key) == expected[key]:
+                    continue
+                decided = sr.decided_by(result, key)
+                if decided.write is not None:
+                    check.decisive.append(decided.write)
+                text = "%s would end at %s, not %s: %s" % (key, result.end.get(key), expected[key], decided.message)
+                differences.setdefault(text, []).append(label)
+            verdict = check_commit_state(memory, result.end, options)
+            if not verdict.safe:
+                unsafe.setdefault("%s: %s" % (sr.decided_by(result, KEY_MODE).message, verdict.reason), []).append(label)
+    # One line per finding, with the tool versions that show it.
+    check.differences = ["%s (%s)" % (text, ", ".join(labels)) for text, labels in differences.items()]
+    check.unsafe = ["%s (%s)" % (text, ", ".join(labels)) for text, labels in unsafe.items()]
+    return check
+
+
+def _shadowing(check: BootCheck, expected: Dict[str, str], ours: str) -> Dict[str, Any]:
+    """Per planned key: who decides it under each tool version at boot, and the status."""
+    out: Dict[str, Any] = {}
+    for key in sorted(expected):
+        by_tool: Dict[str, Any] = {}
+        status = "ours"
+        messages = []
+        for label, result in check.replays:
+            decided = sr.decided_by(result, key)
+            where = decided.write.where if decided.write is not None else None
+            by_tool[label] = {"value": result.end.get(key), "decided_by": where,
+                              "ours": decided.write is not None and decided.write.path == ours}
+            if result.end.get(key) != expected[key]:
+                status = "shadowed"
+                messages.append(decided.message)
+            elif not by_tool[label]["ours"] and status == "ours":
+                status = "agrees"
+        out[key] = {"status": status, "by_tool": by_tool,
+                    "message": ("%s = %s in %s is overridden: %s" % (key, expected[key], ours, messages[0])
+                                if messages else None)}
+    return out
+
+
+def _takeover_changes(check: BootCheck, sources: Dict[str, sf.SysctlSource],
+                      done: Dict[str, FileChange]) -> Tuple[Dict[str, FileChange], List[str]]:
+    """Comment out the decisive lines that live in files under /etc; name the ones that do not."""
+    blocked: List[str] = []
+    for write in check.decisive:
+        src = sources.get(write.path)
+        real = _real_path(src) if src is not None else write.path
+        if not takeover.is_editable(real):
+            blocked.append("%s (%s)" % (write.where, write.line))
+            continue
+        before = done[real].before if real in done else (src.data if src is not None else None)
+        current = done[real].after if real in done else before
+        if current is None:
+            blocked.append("%s (%s)" % (write.where, write.line))
+            continue
+        edited = takeover.comment_out(current, [write.lineno])
+        if edited != current:
+            done[real] = FileChange(real, before, edited, "takeover: conflicting overcommit lines commented out")
+    return done, sorted(set(blocked))
+
+
+def _restore_changes(host: HostState) -> List[FileChange]:
+    """Every file under /etc with lines we took over, with those lines put back."""
+    changes: Dict[str, FileChange] = {}
+    for src in host.sources.values():
+        real = _real_path(src)
+        if src.data is None or not takeover.is_editable(real) or real in changes or real in host.ours:
+            continue
+        restored, count = takeover.restore(src.data)
+        if count:
+            changes[real] = FileChange(real, src.data, restored, "absent: %d line(s) taken over are put back" % count)
+    return [changes[p] for p in sorted(changes)]
+
+
+def _full_state(values: Dict[str, Optional[str]]) -> Dict[str, str]:
+    return dict((k, values.get(k) if values.get(k) is not None else sk.KERNEL_BOOT_DEFAULTS[k]) for k in sw.MANAGED_KEYS)
+
+
 def decide(request: Request, host: HostState) -> Decision:
     """What the run would do, and whether it may. Changes nothing."""
     path = dropin_path(request.priority)
-    others = dict((p, d) for p, d in host.ours.items() if p != path)
+    options = plan_options_for(request.options, host)
     plan = None
-    shadowing: Dict[str, Any] = {}
     warnings: List[str] = []
     refusal = None
     changes: List[FileChange] = []
-    options = plan_options_for(request.options, host)
+    shadowing: Dict[str, Any] = {}
+    live_now = _full_state(host.live)
     if request.state == "present":
         plan = plan_overcommit(host.memory, options)
         target = dict(plan.sysctl)
+        expected = plan.end_state
         content = render_dropin(plan.as_dict()).encode("utf-8")
         if not plan.safe:
             refusal = "Unsafe overcommit plan, nothing changed: " + " ".join(plan.reasons)
         before = host.ours.get(path)
         if before != content or host.ours_attr_wrong.get(path):
             changes.append(FileChange(path, before, content, "the planned drop-in"))
-        for other, data in sorted(others.items()):
-            changes.append(FileChange(other, data, None, "our drop-in at another priority; %s replaces it" % path))
-        new_files = dict((p, t) for p, t in host.files.items() if p not in host.ours)
-        new_files[path] = content.decode("utf-8")
-        shadowing = prec.shadowing_report(new_files, path, target)
-        messages = [e["message"] for e in shadowing.values() if e["status"] == "shadowed"]
-        if messages and refusal is None:
-            if request.shadowing == "fail":
-                refusal = ("Nothing changed: another sysctl file would override the drop-in. " + " | ".join(messages)
-                           + ". Remove or change that setting, or pick a later overcommit priority.")
+        for other, data in sorted(host.ours.items()):
+            if other != path:
+                changes.append(FileChange(other, data, None, "our drop-in at another priority; %s replaces it" % path))
+        # A later sysctl --system starts from what the plan leaves live.
+        rerun_from = sw.simulate(live_now, sw.plan_writes(dict(live_now), target))
+        check = check_boot(sources_after(host.sources, changes), expected, rerun_from, host.memory, options)
+        if request.shadowing == "takeover":
+            taken: Dict[str, FileChange] = {}
+            for _round in range(8):  # each round comments out what decides now; a few rounds settle it
+                if not check.differences:
+                    break
+                taken, blocked = _takeover_changes(check, host.sources, taken)
+                if blocked:
+                    refusal = refusal or (
+                        "Nothing changed: takeover edits only files under /etc, and these other files would still "
+                        "override the plan: %s. Pick a later overcommit_dropin_priority." % "; ".join(blocked))
+                    break
+                check = check_boot(sources_after(host.sources, changes + list(taken.values())), expected,
+                                   rerun_from, host.memory, options)
+            changes.extend(taken[p] for p in sorted(taken))
+        shadowing = _shadowing(check, expected, path)
+        if refusal is None and check.unsafe:
+            # Whatever shadowing says: no run of ours leaves a host that boots locked out.
+            refusal = ("Nothing changed: another sysctl file would make the host boot into an unsafe mode 2: "
+                       + " | ".join(check.unsafe) + ". Overridden: " + " | ".join(check.differences))
+        elif refusal is None and check.differences:
+            if request.shadowing == "warn":
+                warnings.extend(check.differences)
             else:
-                warnings.extend(messages)
+                refusal = ("Nothing changed: another sysctl file would change the plan at the next boot or "
+                           "sysctl --system: " + " | ".join(check.differences)
+                           + ". Remove or change that setting, use shadowing=takeover for files under /etc, or "
+                           "pick a later overcommit_dropin_priority.")
     else:
-        remaining = dict((p, t) for p, t in host.files.items() if p not in host.ours)
-        managed = set()
-        for data in host.ours.values():
-            managed |= set(a.key for a in prec.parse_sysctl_conf(_decode(data) or "")) & set(sw.MANAGED_KEYS)
-        winners = prec.resolve(remaining, sorted(managed))
-        target = sw.settle_target(
-            dict((k, (w[prec.RULE_SYSTEMD].assignment.value if w[prec.RULE_SYSTEMD].assignment else None))
-                 for k, w in winners.items()), sorted(managed))
         for other, data in sorted(host.ours.items()):
             changes.append(FileChange(other, data, None, "state=absent"))
+        changes.extend(_restore_changes(host))
+        remaining = sources_after(host.sources, changes)
+        # The live values return to what the host would boot with (Debian 12's systemd-sysctl).
+        boot_end = sr.replay(remaining, sr.RULE_SETS[0], sk.KERNEL_BOOT_DEFAULTS).end
+        target = sw.restore_target(boot_end) if changes else {}
+        check = check_boot(remaining, None, sw.simulate(live_now, sw.plan_writes(dict(live_now), target)),
+                           host.memory, options)
+        if check.unsafe and not changes:
+            # Not ours to fix, and nothing of ours to remove: say it, change nothing.
+            warnings.append("this host's own sysctl files would boot into an unsafe mode 2: " + " | ".join(check.unsafe))
+        elif check.unsafe:
+            refusal = ("Nothing changed: without our drop-in the remaining sysctl files would leave an unsafe mode 2 "
+                       "(new processes could not start): " + " | ".join(check.unsafe)
+                       + ". Fix or remove that setting first, or keep state=present.")
     skip = _live_skip(request, host, target)
     known_live = dict((k, v) for k, v in host.live.items() if v is not None and k in sw.MANAGED_KEYS)
     writes = [] if skip else sw.plan_writes(known_live, target)
     return Decision(request=request, host=host, path=path, plan=plan, target=target, file_changes=changes,
-                    writes=writes, skip_live=skip, shadowing=shadowing, warnings=warnings, refusal=refusal)
+                    writes=writes, skip_live=skip, shadowing=shadowing, boot=check.as_dict(), warnings=warnings,
+                    refusal=refusal)
 
 
 # --- reporting ----------------------------------------------------------------------------------
+
+def _decode(data: Optional[bytes]) -> Optional[str]:
+    return None if data is None else data.decode("utf-8", "replace")
+
 
 def _live_diff(before: Dict[str, Optional[str]], after: Dict[str, str], keys) -> Dict[str, str]:
     def render(values):
@@ -394,7 +521,7 @@ def report(decision: Decision, want_diff: bool) -> Dict[str, Any]:
         live_changes=[w.as_dict() for w in decision.writes],
         live_applied=False, live_skipped_reason=decision.skip_live,
         container=host.container, container_evidence=host.container_evidence,
-        shadowing=decision.shadowing, target_values=decision.target, path=decision.path,
+        shadowing=decision.shadowing, boot=decision.boot, target_values=decision.target, path=decision.path,
         live_values=dict((k, host.live.get(k)) for k in sw.MANAGED_KEYS),
         commit_limit_kb=host.meminfo.get("CommitLimit"),
     )

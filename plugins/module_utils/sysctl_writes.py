@@ -22,19 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional
 
+from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_ADMIN_RESERVE as ADMIN_RESERVE
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_KBYTES as KBYTES
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_MODE as MODE
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_RATIO as RATIO
 
-MANAGED_KEYS = (ADMIN_RESERVE, RATIO, KBYTES, MODE)
+MANAGED_KEYS = sysctl_kernel.MANAGED_KEYS
 # Read, never written: the kernel holds it back from each non-root request in mode 2.
 USER_RESERVE = "vm.user_reserve_kbytes"
 OBSERVED_KEYS = MANAGED_KEYS + (USER_RESERVE,)
-
-# What a freshly booted kernel uses when no sysctl file sets a key. admin_reserve
-# boots as min(free/32, 8 MiB), which is 8 MiB on any host with more than 256 MiB free.
-KERNEL_DEFAULTS = {MODE: "0", RATIO: "50", KBYTES: "0", ADMIN_RESERVE: "8192"}
 
 STRICT_MODE = "2"
 
@@ -152,29 +149,9 @@ def rollback_writes(applied: List[Write], snapshot: Mapping[str, str]) -> List[W
 
 
 def simulate(live: Mapping[str, str], writes: List[Write]) -> Dict[str, str]:
-    """The live values after ``writes``, including the ratio/kbytes side effect."""
+    """The live values after ``writes``, through the one model of the kernel's handlers
+    (sysctl_kernel), so the ratio/kbytes side effect lives in one place."""
     state = dict(live)
     for w in writes:
-        state[w.key] = w.after
-        if w.key == RATIO and KBYTES in state:
-            state[KBYTES] = "0"
-        elif w.key == KBYTES and RATIO in state:
-            state[RATIO] = "0"
+        state.update(sysctl_kernel.kernel_write(state, w.key, w.after).state)
     return state
-
-
-def settle_target(winners: Mapping[str, Optional[str]], keys: List[str]) -> Dict[str, str]:
-    """Live values a host should return to when our drop-in goes away.
-
-    ``winners`` maps keys to the value the remaining sysctl files set (None: no
-    file sets it, so the kernel default applies). Of the pair, a non-zero kbytes
-    from the files governs; otherwise the ratio (files or default 50) does.
-    """
-    value = {k: winners.get(k) or KERNEL_DEFAULTS[k] for k in MANAGED_KEYS}
-    target = {k: canonical(value[k]) for k in keys if k in (MODE, ADMIN_RESERVE)}
-    if RATIO in keys or KBYTES in keys:
-        if canonical(value[KBYTES]) != "0":
-            target[KBYTES] = canonical(value[KBYTES])
-        else:
-            target[RATIO] = canonical(value[RATIO])
-    return target

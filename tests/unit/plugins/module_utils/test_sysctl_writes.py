@@ -108,18 +108,3 @@ def test_rollback_of_a_partial_apply_undoes_only_what_was_written_newest_first()
     forward = sw.plan_writes(BOOT, STRICT_RATIO)[:2]  # the mode write was refused
     back = sw.rollback_writes(forward, BOOT)
     assert [(w.key, w.after) for w in back] == [("vm.overcommit_ratio", "50"), ("vm.admin_reserve_kbytes", "8192")]
-
-
-@pytest.mark.parametrize(
-    "winners, managed, target",
-    [
-        ({}, ["vm.overcommit_memory", "vm.overcommit_ratio", "vm.admin_reserve_kbytes"],
-         {"vm.overcommit_memory": "0", "vm.overcommit_ratio": "50", "vm.admin_reserve_kbytes": "8192"}),
-        ({"vm.overcommit_memory": "1"}, ["vm.overcommit_memory"], {"vm.overcommit_memory": "1"}),
-        ({"vm.overcommit_kbytes": "1000"}, ["vm.overcommit_ratio"], {"vm.overcommit_kbytes": "1000"}),
-        ({"vm.overcommit_ratio": "70", "vm.overcommit_kbytes": "0"}, ["vm.overcommit_kbytes"],
-         {"vm.overcommit_ratio": "70"}),
-    ],
-)
-def test_settle_target_after_removing_the_dropin(winners, managed, target):
-    assert sw.settle_target(winners, managed) == target

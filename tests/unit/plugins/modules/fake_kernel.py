@@ -37,6 +37,7 @@ class FakeKernel:
         self.error_after_effect = set()
         self.real_write_live = real_write_live
         self.commit_limit_skew_kb = 0  # a kernel whose CommitLimit is not what the formula says
+        self.committed_as_kb = 1000000
 
     def get(self, name):
         return (self.vm / name).read_text().strip()
@@ -47,13 +48,17 @@ class FakeKernel:
     def live(self):
         return {name: self.get(name) for name in BOOT}
 
+    def set_committed(self, kb):
+        self.committed_as_kb = kb
+        self.update_meminfo()
+
     def update_meminfo(self):
         kbytes = int(self.get("overcommit_kbytes"))
         limit = (kbytes if kbytes else MEMTOTAL_KB * int(self.get("overcommit_ratio")) // 100) + SWAP_KB
         limit += self.commit_limit_skew_kb
         (self.root / "proc" / "meminfo").write_text(
-            "MemTotal:       %8d kB\nSwapTotal:      %8d kB\nCommitLimit:    %8d kB\nCommitted_AS:    1000000 kB\n"
-            % (MEMTOTAL_KB, SWAP_KB, limit)
+            "MemTotal:       %8d kB\nSwapTotal:      %8d kB\nCommitLimit:    %8d kB\nCommitted_AS:   %8d kB\n"
+            % (MEMTOTAL_KB, SWAP_KB, limit, self.committed_as_kb)
         )
 
     def write(self, key, value):

@@ -1,0 +1,167 @@
+"""dbfleet.memory.overcommit and the next boot: replayed files, the lower-bound check on every
+path that can leave mode 2, and taking over lines copied from blog posts.
+
+Fake host as in fake_kernel.py: 4000000 kB RAM, 1000000 kB swap; the plan is ratio 90
+(CommitLimit 4600000 kB), or kbytes 3600000 with prefer=kbytes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction
+from ansible_collections.dbfleet.memory.plugins.module_utils.takeover import MARKER
+from ansible_collections.dbfleet.memory.plugins.modules import overcommit
+from fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, snapshot
+
+DROPIN = "etc/sysctl.d/90-dbfleet-overcommit.conf"
+PG = {"profile": ["postgresql"]}
+SEED_ADVICE = "vm.overcommit_memory = 2\nvm.overcommit_ratio = 100\n"
+
+
+def write(kernel, path, text):
+    (kernel.root / path).write_text(text)
+
+
+def test_a_later_kbytes_zero_is_refused_because_it_zeroes_our_ratio(kernel, run_module):
+    """Finding 1: 'vm.overcommit_kbytes = 0' in a later file was called harmless; sysctl --system
+    then zeroed the ratio and CommitLimit fell to swap only."""
+    write(kernel, "etc/sysctl.d/99-zz-tuning.conf", "vm.overcommit_kbytes = 0\n")
+    before = snapshot(kernel.root)
+    failed, result = run_module(overcommit.main, PG)
+    assert failed and "Nothing changed" in result["msg"]
+    assert ("vm.overcommit_ratio would end at 0, not 90: vm.overcommit_ratio = 0 because "
+            "/etc/sysctl.d/99-zz-tuning.conf:1 writes vm.overcommit_kbytes = 0") in result["msg"]
+    assert "procps-4.0.2 boot" in result["msg"]
+    assert snapshot(kernel.root) == before and kernel.writes == []
+
+
+def test_a_ratio_line_in_sysctl_conf_against_a_kbytes_plan_is_refused(kernel, run_module):
+    """Finding 1: a ratio line in /etc/sysctl.conf replaced a kbytes plan under both tools."""
+    write(kernel, "etc/sysctl.conf", DEBIAN_SYSCTL_CONF + "vm.overcommit_ratio = 90\n")
+    failed, result = run_module(overcommit.main, dict(PG, prefer="kbytes"))
+    assert failed
+    assert "vm.overcommit_kbytes would end at 0, not 3600000" in result["msg"]
+    assert "systemd-252 boot" in result["msg"] and "procps-4.0.4 boot" in result["msg"]
+
+
+def test_a_file_that_agrees_is_reported_and_accepted(kernel, run_module):
+    write(kernel, "etc/sysctl.d/99-zz-tuning.conf", "vm.overcommit_memory=2\n")
+    failed, result = run_module(overcommit.main, PG)
+    assert not failed, result["msg"]
+    entry = result["shadowing"]["vm.overcommit_memory"]
+    assert entry["status"] == "agrees"
+    # systemd keeps the earlier place of a repeated key with the same value: ours decides;
+    # procps writes every line in order: the later file decides, with the same value.
+    assert entry["by_tool"]["systemd-252 boot"]["ours"] is True
+    assert entry["by_tool"]["procps-4.0.2 boot"] == {"value": "2", "decided_by": "/etc/sysctl.d/99-zz-tuning.conf:1",
+                                                      "ours": False}
+
+
+def test_warn_never_leaves_an_unsafe_mode_2_at_boot(kernel, run_module):
+    """A later file with mode 2 and a low ratio: with shadowing=warn it would still boot locked out."""
+    kernel.set_committed(2900000)
+    write(kernel, "etc/sysctl.d/99-zz-tuning.conf", "vm.overcommit_ratio = 50\n")
+    failed, result = run_module(overcommit.main, dict(PG, shadowing="warn"))
+    assert failed and result["msg"].startswith(
+        "Nothing changed: another sysctl file would make the host boot into an unsafe mode 2:")
+    assert "vm.overcommit_memory=2 with vm.overcommit_ratio=50" in result["msg"]
+    assert "/etc/sysctl.d/99-zz-tuning.conf:1" in result["msg"] and kernel.writes == []
+
+
+def test_absent_refuses_to_leave_an_unsafe_mode_2_from_another_file(kernel, run_module):
+    """Finding 2: absent settled into the seed's half-done advice (mode 2, ratio 50) over the
+    committed memory, with rc 0 and no warning."""
+    kernel.set_committed(2900000)
+    write(kernel, "etc/sysctl.d/10-half-done.conf", "vm.overcommit_memory = 2\n")
+    failed, result = run_module(overcommit.main, PG)
+    assert not failed, result["msg"]
+    before = snapshot(kernel.root)
+    live = kernel.live()
+    failed, result = run_module(overcommit.main, {"state": "absent"})
+    assert failed
+    assert result["msg"].startswith("Nothing changed: without our drop-in the remaining sysctl files would leave "
+                                    "an unsafe mode 2")
+    assert "/etc/sysctl.d/10-half-done.conf:1" in result["msg"]
+    assert "vm.overcommit_memory=2 with vm.overcommit_ratio=50" in result["msg"]
+    assert snapshot(kernel.root) == before and kernel.live() == live
+
+
+def test_absent_into_a_safe_mode_2_from_another_file_is_carried_out(kernel, run_module):
+    write(kernel, "etc/sysctl.d/10-half-done.conf", "vm.overcommit_memory = 2\n")
+    run_module(overcommit.main, PG)
+    failed, result = run_module(overcommit.main, {"state": "absent"})
+    assert not failed, result["msg"]
+    assert kernel.live() == dict(BOOT, overcommit_memory="2")
+
+
+def test_shadowing_takeover_comments_out_the_seed_advice_and_absent_puts_it_back(kernel, run_module):
+    """Finding 12: the seed's lines in /etc/sysctl.conf stopped the role with 'shadowed'."""
+    conf = kernel.root / "etc/sysctl.conf"
+    original = DEBIAN_SYSCTL_CONF + SEED_ADVICE
+    conf.write_text(original)
+    failed, result = run_module(overcommit.main, PG)
+    assert failed and "/etc/sysctl.d/99-sysctl.conf:5" in result["msg"]
+
+    before = snapshot(kernel.root)
+    failed, check = run_module(overcommit.main, dict(PG, shadowing="takeover", _ansible_check_mode=True,
+                                                     _ansible_diff=True))
+    assert not failed, check["msg"]
+    assert snapshot(kernel.root) == before
+    assert {"path": "/etc/sysctl.conf", "action": "update",
+            "why": "takeover: conflicting overcommit lines commented out"} in check["files"]
+    conf_diff = next(d for d in check["diff"] if d["before_header"] == "/etc/sysctl.conf")
+    assert MARKER.decode() + "vm.overcommit_ratio = 100" in conf_diff["after"]
+
+    failed, result = run_module(overcommit.main, dict(PG, shadowing="takeover"))
+    assert not failed, result["msg"]
+    text = conf.read_text()
+    assert MARKER.decode() + "vm.overcommit_ratio = 100\n" in text
+    assert "vm.overcommit_memory = 2\n" in text.replace(MARKER.decode(), "#")  # agrees: may stay or go
+    assert (kernel.root / DROPIN).exists()
+    assert run_module(overcommit.main, dict(PG, shadowing="takeover"))[1]["changed"] is False
+
+    failed, result = run_module(overcommit.main, {"state": "absent"})
+    assert not failed, result["msg"]
+    assert conf.read_text() == original
+    assert kernel.live() == dict(BOOT, overcommit_memory="2", overcommit_ratio="100")
+
+
+def test_takeover_never_edits_vendor_files(kernel, run_module):
+    vendor = kernel.root / "usr/lib/sysctl.d/99-vendor.conf"
+    vendor.write_text("vm.overcommit_ratio = 40\n")
+    before = snapshot(kernel.root)
+    failed, result = run_module(overcommit.main, dict(PG, shadowing="takeover"))
+    assert failed and "takeover edits only files under /etc" in result["msg"]
+    assert "/usr/lib/sysctl.d/99-vendor.conf:1" in result["msg"] and "later overcommit_dropin_priority" in result["msg"]
+    assert snapshot(kernel.root) == before
+
+
+def test_a_failed_takeover_puts_every_file_back(kernel, run_module, monkeypatch):
+    conf = kernel.root / "etc/sysctl.conf"
+    original = DEBIAN_SYSCTL_CONF + SEED_ADVICE
+    conf.write_text(original)
+    real_rename = os.rename
+
+    def conf_on_a_full_disk(src, dst):
+        if dst.endswith("/etc/sysctl.conf") and ".dbfleet-" in src:
+            raise OSError(28, "No space left on device")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(apply_transaction.os, "rename", conf_on_a_full_disk)
+    failed, result = run_module(overcommit.main, dict(PG, shadowing="takeover"))
+    assert failed and result["rollback"]["complete"] is True
+    assert conf.read_text() == original and not (kernel.root / DROPIN).exists()
+    assert kernel.live() == BOOT
+    assert not [n for n in os.listdir(kernel.root / "etc") if n.startswith(".dbfleet-")]
+
+
+@pytest.mark.parametrize("text", ["vm.overcommit_ratio = 90 # default\n", "vm.overcommit_ratio = \"90\"\n"])
+def test_odd_values_in_other_files_are_judged_as_the_kernel_reads_them(kernel, run_module, text):
+    """Finding 10: a value like '0 # default' gave a traceback."""
+    write(kernel, "etc/sysctl.d/99-zz-tuning.conf", text)
+    failed, result = run_module(overcommit.main, PG)
+    assert "Traceback" not in str(result)
+    assert isinstance(result["shadowing"], dict)
