@@ -67,6 +67,11 @@ SSH_OPTIONS = [
     "-o", "ServerAliveInterval=2",
     "-o", "ServerAliveCountMax=3",
 ]
+# Offloads the lab switches off on the host side of every tap and on the bridge. With
+# them on, bulk TCP into a UML guest (a module upload, a 2 MiB scp) retransmitted 60 %
+# of its bytes and stalled for minutes; with them off 0.2 %. (gro=0 on the guest side
+# alone did not help.) See tests/lab/README.md, "Network".
+OFFLOADS_OFF = ("tso", "gso", "tx", "sg")
 
 
 class LabError(RuntimeError):
@@ -128,9 +133,51 @@ def check_host() -> None:
         raise LabError("the lab needs root (network namespaces, taps); run as root")
     if not os.access(UML_BINARY, os.X_OK):
         raise LabError(f"{UML_BINARY} missing: run scripts/system-deps.sh (user-mode-linux)")
-    for tool in ("ip", "ssh", "ssh-keygen", "mkswap"):
+    for tool in ("ip", "ssh", "ssh-keygen", "mkswap", "ethtool"):
         if shutil.which(tool) is None:
             raise LabError(f"{tool} missing: run scripts/system-deps.sh")
+
+
+# `ethtool -k` names of OFFLOADS_OFF (ethtool -K takes the short ones)
+_OFFLOAD_NAMES = {"tso": "tcp-segmentation-offload", "gso": "generic-segmentation-offload",
+                  "tx": "tx-checksumming", "sg": "scatter-gather"}
+
+
+def offloads_on(netns: str, device: str) -> list[str]:
+    """Which of OFFLOADS_OFF are on for a link in netns (by their short names)."""
+    shown = _sh(["ip", "netns", "exec", netns, "ethtool", "-k", device]).stdout
+    state = dict(line.split(":", 1) for line in shown.splitlines() if ":" in line and not line.startswith("\t"))
+    return [short for short in OFFLOADS_OFF
+            if state.get(_OFFLOAD_NAMES[short], "").split()[:1] != ["off"]]
+
+
+@dataclass(frozen=True)
+class TcpCounters:
+    """TCP segments the lab's namespace sent (its side of every SSH and Ansible
+    connection: uploads to guests are its bulk traffic) and how many of them were
+    retransmissions: Tcp OutSegs and RetransSegs of /proc/net/snmp in that netns."""
+
+    out_segs: int
+    retrans_segs: int
+
+    def __sub__(self, earlier: "TcpCounters") -> "TcpCounters":
+        return TcpCounters(self.out_segs - earlier.out_segs, self.retrans_segs - earlier.retrans_segs)
+
+    @property
+    def retrans_pct(self) -> float:
+        return 100.0 * self.retrans_segs / self.out_segs if self.out_segs else 0.0
+
+    def __str__(self) -> str:
+        return (f"{self.retrans_segs} of {self.out_segs} TCP segments retransmitted"
+                f" ({self.retrans_pct:.2f} %)")
+
+
+def tcp_counters(netns: str) -> TcpCounters:
+    """The TCP counters of a network namespace (/proc/net/snmp is per namespace)."""
+    snmp = _sh(["ip", "netns", "exec", netns, "cat", "/proc/net/snmp"]).stdout
+    header, values = [line.split()[1:] for line in snmp.splitlines() if line.startswith("Tcp:")]
+    tcp = dict(zip(header, map(int, values)))
+    return TcpCounters(tcp["OutSegs"], tcp["RetransSegs"])
 
 
 def ensure_image() -> Path:
@@ -282,6 +329,7 @@ class Lab:
             for index, spec in enumerate(specs)
         }
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.final_tcp: TcpCounters | None = None   # the netns's TCP counters at teardown
         self._started = False
         self._state_lock = threading.Lock()   # guests may be power-cycled from threads
 
@@ -327,7 +375,27 @@ class Lab:
             return
         self._started = False
         _LIVE_LABS.discard(self)
+        self._log_network()
         destroy_lab(self.dir, procs=self._procs)
+
+    def tcp_counters(self) -> TcpCounters:
+        """TCP counters of the lab's namespace since it was made; subtract two readings
+        to measure one step (`after - before`)."""
+        return tcp_counters(self.netns)
+
+    def _log_network(self) -> None:
+        """The lab's whole-life retransmit rate: to stderr, to `network.log` (kept with
+        the console logs under DBFLEET_LAB_LOGS) and as `self.final_tcp` for callers."""
+        if self.netns not in list_netns():
+            return
+        try:
+            self.final_tcp = self.tcp_counters()
+        except (LabError, ValueError, KeyError) as exc:   # teardown goes on regardless
+            print(f"umlab: lab {self.name}: no TCP counters: {exc}", file=sys.stderr)
+            return
+        line = f"lab {self.name} network ({', '.join(self.guests)}): {self.final_tcp}"
+        print(f"umlab: {line}", file=sys.stderr)
+        (self.dir / "network.log").write_text(line + "\n")
 
     # -- network and disks --
 
@@ -343,6 +411,20 @@ class Lab:
                       f"link set {guest.tap} master br0",
                       f"link set {guest.tap} up"]
         _sh(["ip", "-n", ns, "-batch", "-"], input_text="\n".join(batch) + "\n")
+        for device in ["br0", *(guest.tap for guest in self.guests.values())]:
+            self._offloads_off(device)
+
+    def _offloads_off(self, device: str) -> None:
+        """Switches OFFLOADS_OFF off on one of the lab's links and checks that they are.
+        Done for each tap again once its guest has booted: UML asks for checksum and
+        TSO offload itself (TUNSETOFFLOAD) when it opens the tap."""
+        argv = ["ethtool", "-K", device]
+        for feature in OFFLOADS_OFF:
+            argv += [feature, "off"]
+        _sh(self.netns_argv(argv))
+        still_on = offloads_on(self.netns, device)
+        if still_on:
+            raise LabError(f"{self.netns}: {device} still has {', '.join(still_on)} on after ethtool -K")
 
     def _create_disks(self, guest: Guest) -> None:
         if guest.spec.swap_mb:
@@ -428,6 +510,10 @@ class Lab:
                 stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
             if probe.returncode == 0:
                 guest.boot_seconds.append(round(time.monotonic() - t0, 2))
+                try:
+                    self._offloads_off(guest.tap)
+                except LabError as exc:
+                    return f"{name}: {exc}"
                 if guest.pid is None:
                     guest.pid = int(pid_file.read_text().strip())
                 return None
@@ -747,7 +833,7 @@ def destroy_lab(lab_dir: Path, procs: Mapping[str, subprocess.Popen[bytes]] | No
     if copy_to:   # CI keeps the consoles of every guest for post-mortems
         dest = Path(copy_to) / lab_dir.name
         dest.mkdir(parents=True, exist_ok=True)
-        for log in lab_dir.glob("*.console.log"):
+        for log in [*lab_dir.glob("*.console.log"), *lab_dir.glob("network.log")]:
             shutil.copy2(log, dest / log.name)
     shutil.rmtree(lab_dir, ignore_errors=True)
 
