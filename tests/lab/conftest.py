@@ -52,6 +52,7 @@ def lab() -> Iterator[Lab]:
                 _boot_report.append(f"{guest.name} re-boots: {guest.boot_seconds[1:]} s")
     # Read at teardown: every SSH and Ansible byte of the session went through this netns.
     _network_report.append(f"whole session: {the_lab.final_tcp}")
+    _network_report.extend(f"slowest call: {seconds} s  {what}" for seconds, what in the_lab.slowest_calls)
 
 
 @pytest.fixture(autouse=True)
