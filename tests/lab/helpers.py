@@ -74,7 +74,7 @@ def start_holder(lab: Lab, guest: str, mb: int, tag: str = "holder", timeout_s: 
     raise LabError(f"{guest}: {tag} ({mb} MiB) not ready after {timeout_s} s; log: {log}")
 
 
-def run_hog(lab: Lab, guest: str, mb: int, timeout_s: float = 300) -> tuple[int, str]:
+def run_hog(lab: Lab, guest: str, mb: int, timeout_s: float = 120) -> tuple[int, str]:
     """Runs memhog (no --hold) as nobody in the foreground; returns (status, output)."""
     proc = lab.run(guest, f"{AS_NOBODY} python3 {MEMHOG} --mb {mb} 2>&1; echo EXIT=$?",
                    check=False, timeout=timeout_s)
