@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (podman for molecule, debootstrap for
-# images, user-mode-linux for the lab) and configures podman for this kind of machine.
+# images, user-mode-linux and ethtool for the lab) and configures podman for this
+# kind of machine.
 # Idempotent and non-interactive: CI runs it as root with no standard input.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ PACKAGES=(
   debootstrap e2fsprogs         # building root filesystems and the lab's ext4 disk image
   user-mode-linux               # the lab's real, separate kernels
   iproute2 openssh-client       # the lab's network namespace and SSH to guests
+  ethtool                       # the lab turns offloads off on its taps (else TCP stalls)
   rsync make
 )
 

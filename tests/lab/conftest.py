@@ -30,6 +30,7 @@ GUESTS = [
 ]
 
 _boot_report: list[str] = []
+_network_report: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +39,8 @@ def lab() -> Iterator[Lab]:
     removed = cleanup_stale()
     if removed:
         print(f"lab: removed stale labs {removed}")
-    with Lab(GUESTS) as the_lab:
+    the_lab = Lab(GUESTS)
+    with the_lab:
         for name, guest in the_lab.guests.items():
             install_memhog(the_lab, name)
         _boot_report.append("initial parallel boot of %d guests: %s" % (
@@ -48,6 +50,9 @@ def lab() -> Iterator[Lab]:
         for guest in the_lab.guests.values():
             if len(guest.boot_seconds) > 1:
                 _boot_report.append(f"{guest.name} re-boots: {guest.boot_seconds[1:]} s")
+    # Read at teardown: every SSH and Ansible byte of the session went through this netns.
+    _network_report.append(f"whole session: {the_lab.final_tcp}")
+    _network_report.extend(f"slowest call: {seconds} s  {what}" for seconds, what in the_lab.slowest_calls)
 
 
 @pytest.fixture(autouse=True)
@@ -83,4 +88,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _boot_report:
         terminalreporter.section("lab boot times (UML start -> SSH answers)")
         for line in _boot_report:
+            terminalreporter.write_line(line)
+    if _network_report:
+        terminalreporter.section("lab network: TCP retransmits of the lab's namespace")
+        for line in _network_report:
             terminalreporter.write_line(line)

@@ -81,7 +81,7 @@ def main() -> int:
             plan = first.results[name].get("dbfleet.memory.overcommit", {}).get("plan") or {}
             b, a = before[name], after[name]
             predicted = plan.get("commit_limit_kb")
-            matches = predicted is not None and abs(predicted - a.commit_limit_kb) <= 4
+            matches = predicted == a.commit_limit_kb   # the kernel's page arithmetic, exactly
             print("%-7s %-10s %-22s %-20s %-25s %-14s %-8s %s" % (
                 name, profile, "%d -> %d" % (b.mode, a.mode),
                 "%s -> %s" % (b.limit_text, a.limit_text),

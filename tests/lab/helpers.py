@@ -37,26 +37,9 @@ def expected_commit_limit_kb(meminfo: dict[str, int], ratio: int, kbytes: int) -
                            overcommit_ratio_pct=ratio, overcommit_kbytes=kbytes, page_size_kb=PAGE_KB)
 
 
-def sensible_ratio(meminfo: dict[str, int]) -> int:
-    """A mode-2 ratio for a swapless guest that keeps the whole commit budget below
-    physical RAM: MemTotal minus headroom for the kernel and page cache (1/8 of RAM,
-    at least 64 MiB). Committed memory can then always be backed by real pages, so
-    the OOM killer never has to choose a victim; requests beyond it get ENOMEM.
-    (The role computes its own value later; this is the test's independent one.)"""
-    mem_kb = meminfo["MemTotal"]
-    headroom_kb = max(64 * MIB_KB, mem_kb // 8)
-    return (mem_kb - headroom_kb) * 100 // mem_kb
-
-
 def read_overcommit(lab: Lab, guest: str) -> dict[str, int]:
     out = lab.run(guest, "sysctl " + " ".join(OVERCOMMIT_KEYS)).stdout
     return {k.strip(): int(v) for k, v in (line.split("=", 1) for line in out.splitlines())}
-
-
-def write_overcommit(lab: Lab, guest: str, values: dict[str, int]) -> None:
-    """Applies values with `sysctl -w` in the given order (the order matters when
-    entering mode 2: reserve, then ratio/kbytes, then the mode)."""
-    lab.run(guest, "sysctl -q " + " ".join(f"-w {k}={v}" for k, v in values.items()))
 
 
 @dataclass
@@ -91,7 +74,7 @@ def start_holder(lab: Lab, guest: str, mb: int, tag: str = "holder", timeout_s: 
     raise LabError(f"{guest}: {tag} ({mb} MiB) not ready after {timeout_s} s; log: {log}")
 
 
-def run_hog(lab: Lab, guest: str, mb: int, timeout_s: float = 300) -> tuple[int, str]:
+def run_hog(lab: Lab, guest: str, mb: int, timeout_s: float = 120) -> tuple[int, str]:
     """Runs memhog (no --hold) as nobody in the foreground; returns (status, output)."""
     proc = lab.run(guest, f"{AS_NOBODY} python3 {MEMHOG} --mb {mb} 2>&1; echo EXIT=$?",
                    check=False, timeout=timeout_s)

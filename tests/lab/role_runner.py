@@ -15,6 +15,7 @@ from umlab import Lab, LabError
 
 PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "overcommit.yml"
 ROLE_ACTION = "dbfleet.memory.overcommit"   # the role's one task: plan, render, apply
+DROPIN = "/etc/sysctl.d/90-dbfleet-overcommit.conf"   # the role's file at its default priority
 
 
 @dataclass

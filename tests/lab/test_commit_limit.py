@@ -1,13 +1,15 @@
 """The CommitLimit formula, checked against a real kernel's /proc/meminfo:
   kbytes = 0: ((MemTotal_pages - hugetlb_pages) * ratio / 100 + swap_pages) * 4 kB
   kbytes > 0: (kbytes / 4 + swap_pages) * 4 kB      (integer division, 4 KiB pages)
-and vm.overcommit_ratio / vm.overcommit_kbytes zero each other when written."""
+and vm.overcommit_ratio / vm.overcommit_kbytes zero each other when written.
+The prediction is the product's (plugins/module_utils/commit_limit.py) and must equal
+the kernel's number exactly: the kernel computes it in whole pages, so does the product."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import PAGE_KB, expected_commit_limit_kb, read_overcommit
+from helpers import expected_commit_limit_kb, read_overcommit
 from umlab import Lab
 
 
@@ -19,7 +21,7 @@ def test_commit_limit_from_ratio(lab: Lab, name: str, ratio: int) -> None:
     expected = expected_commit_limit_kb(meminfo, ratio=ratio, kbytes=0)
     print(f"{name}: ratio={ratio} MemTotal={meminfo['MemTotal']} SwapTotal={meminfo['SwapTotal']} "
           f"-> CommitLimit {meminfo['CommitLimit']} kB, predicted {expected} kB")
-    assert abs(meminfo["CommitLimit"] - expected) <= PAGE_KB
+    assert meminfo["CommitLimit"] == expected
     assert read_overcommit(lab, name)["vm.overcommit_kbytes"] == 0
 
 
@@ -31,7 +33,7 @@ def test_commit_limit_from_kbytes(lab: Lab, name: str, kbytes: int) -> None:
     expected = expected_commit_limit_kb(meminfo, ratio=0, kbytes=kbytes)
     print(f"{name}: kbytes={kbytes} SwapTotal={meminfo['SwapTotal']} "
           f"-> CommitLimit {meminfo['CommitLimit']} kB, predicted {expected} kB")
-    assert abs(meminfo["CommitLimit"] - expected) <= PAGE_KB
+    assert meminfo["CommitLimit"] == expected
     assert read_overcommit(lab, name)["vm.overcommit_ratio"] == 0
 
 

@@ -1,11 +1,17 @@
 """The lab itself: guests boot real kernels with the memory and swap asked for, under
-systemd, and sysctl drop-ins survive both a clean reboot and a power-cycle."""
+systemd; sysctl drop-ins survive both a clean reboot and a power-cycle; bulk SSH
+traffic into guests flows without retransmission storms."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
+import time
+
 import pytest
 
-from umlab import Lab
+from umlab import Lab, offloads_on
 
 MIB_KB = 1024
 
@@ -66,3 +72,27 @@ def test_sysctl_dropin_survives_clean_reboot(lab: Lab) -> None:
         assert ratio == "66"
     finally:
         lab.run(name, "rm -f /etc/sysctl.d/90-y.conf && sync && sysctl -q -w vm.overcommit_ratio=50")
+
+
+UPLOAD_MIB = 4
+# Measured on this machine: 0.2 % with the tap/bridge offloads off, 60 % with them on.
+MAX_RETRANS_PCT = 2.0
+
+
+def test_bulk_upload_to_every_guest_is_not_retransmitted(lab: Lab) -> None:
+    """What an Ansible module upload does, in bulk: 4 MiB into each guest over SSH. With
+    the host side's offloads on, such a transfer retransmitted most of its segments and
+    stalled for minutes; the lab switches them off on every tap and the bridge."""
+    for device in ["br0", *(guest.tap for guest in lab.guests.values())]:
+        assert offloads_on(lab.netns, device) == [], f"{device}: offloads back on"
+    payload = base64.b64encode(os.urandom(UPLOAD_MIB * 1024 * 1024 * 3 // 4)).decode()
+    digest = hashlib.sha256(payload.encode()).hexdigest()
+    before = lab.tcp_counters()
+    started = time.monotonic()
+    for name in lab.guests:
+        received = lab.run(name, "sha256sum", input_text=payload, timeout=60).stdout.split()[0]
+        assert received == digest, f"{name}: the upload arrived damaged"
+    seconds = time.monotonic() - started
+    sent = lab.tcp_counters() - before
+    print(f"{len(lab.guests)} x {UPLOAD_MIB} MiB over SSH in {seconds:.1f} s: {sent}")
+    assert sent.retrans_pct < MAX_RETRANS_PCT, str(sent)

@@ -1,23 +1,33 @@
 """Memory pressure, side by side on two identical guests (640 MiB, no swap).
 
-A database stand-in holds 55 % of RAM (touched pages, like a buffer pool); then a
-second process asks for 50 % more.
+A database stand-in holds HOLDER_PCT of RAM (touched pages, like a buffer pool); then
+a second process asks for HOG_PCT more.
   mode 0 (kernel default): the request is granted, RAM runs out, the OOM killer
          kills the biggest process - the database.
-  mode 2 with a sensible ratio and a 128 MiB admin reserve: the request fails with
-         ENOMEM up front; the database keeps running and root can still log in.
+  mode 2 as the ROLE plans it on the running guest (ansible-playbook over SSH, the
+         postgresql profile, the role's defaults): the request fails with ENOMEM up
+         front; the database keeps running and root can still log in.
+Nothing here computes the mode-2 settings: without the role the guest stays in mode 0
+and the test fails at "the role changed the guest".
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from helpers import MIB_KB, expected_commit_limit_kb, run_hog, sensible_ratio, start_holder, write_overcommit
+from helpers import MIB_KB, expected_commit_limit_kb, read_overcommit, run_hog, start_holder
+from role_runner import DROPIN, run_role
 from umlab import Lab
 
-ADMIN_RESERVE_KB = 128 * MIB_KB   # what the kernel docs advise for mode 2 on x86_64
+# Sized so that the role's default plan is safe on this guest with the stand-in running
+# (20 % headroom, 128 MiB admin reserve, 10 % of RAM kept for the kernel): at 55 % the
+# lower bound (Committed_AS 352 MiB * 1.2 + 128 MiB = 550 MiB) exceeds what 640 MiB can
+# back (548 MiB) and the role rightly refuses. Together they still exceed RAM.
+HOLDER_PCT = 50
+HOG_PCT = 50
 
 
 @dataclass
@@ -46,22 +56,12 @@ class Outcome:
 def scenario(lab: Lab, name: str, mode: int) -> Outcome:
     lab.run(name, "dmesg -C")   # this guest's kernel log only shows this scenario
     meminfo = lab.meminfo(name)
-    holder_mb = meminfo["MemTotal"] * 55 // 100 // MIB_KB
-    hog_mb = meminfo["MemTotal"] * 50 // 100 // MIB_KB
+    holder_mb = meminfo["MemTotal"] * HOLDER_PCT // 100 // MIB_KB
+    hog_mb = meminfo["MemTotal"] * HOG_PCT // 100 // MIB_KB
     holder = start_holder(lab, name, holder_mb, tag="db")
     settings = "kernel default"
     if mode == 2:
-        ratio = sensible_ratio(meminfo)
-        # The safe order: reserve, then the ratio, then the mode.
-        write_overcommit(lab, name, {"vm.admin_reserve_kbytes": ADMIN_RESERVE_KB,
-                                     "vm.overcommit_ratio": ratio, "vm.overcommit_memory": 2})
-        after = lab.meminfo(name)
-        limit_kb = expected_commit_limit_kb(after, ratio=ratio, kbytes=0)
-        settings = (f"ratio {ratio} -> CommitLimit {after['CommitLimit'] // MIB_KB} MiB, "
-                    f"Committed_AS {after['Committed_AS'] // MIB_KB} MiB, admin reserve 128 MiB")
-        assert abs(after["CommitLimit"] - limit_kb) <= 4
-        # The planner's promise: the running database fits, with the reserve left for root.
-        assert after["Committed_AS"] < after["CommitLimit"] - ADMIN_RESERVE_KB, settings
+        settings = apply_role(lab, name)
     hog_status, hog_output = run_hog(lab, name, hog_mb)
     holder_alive = holder.alive(lab)
     dmesg = lab.run(name, "dmesg").stdout
@@ -71,11 +71,39 @@ def scenario(lab: Lab, name: str, mode: int) -> Outcome:
                    holder_alive, oom_kills, login.returncode == 0 and login.stdout.strip() == "0")
 
 
+def apply_role(lab: Lab, name: str) -> str:
+    """Runs the role on the guest with the database stand-in running, and checks that it
+    changed the kernel: mode 2 and every planned value live, CommitLimit as planned.
+    Returns a description of the settings for the report."""
+    before = read_overcommit(lab, name)
+    assert before["vm.overcommit_memory"] == 0, f"{name}: must start in mode 0, is in {before}"
+    run = run_role(lab, name, lab_profile="postgresql")
+    assert run.returncode == 0, run.output
+    plan = run.plan(name)
+    live = read_overcommit(lab, name)
+    after = lab.meminfo(name)
+    settings = (f"the role's plan {plan['sysctl']} -> CommitLimit {after['CommitLimit'] // MIB_KB} MiB, "
+                f"Committed_AS {after['Committed_AS'] // MIB_KB} MiB")
+    # The role changed the guest: mode 2 and the planned values are live.
+    assert run.changed(name) == 1 and plan["mode"] == 2, settings
+    assert live["vm.overcommit_memory"] == 2, f"{name}: still mode {live['vm.overcommit_memory']} after the role"
+    for key, value in plan["sysctl"].items():
+        assert live[key] == int(value), f"{name}: live {key}={live[key]}, the role planned {value}"
+    assert after["CommitLimit"] == plan["commit_limit_kb"] == expected_commit_limit_kb(
+        after, ratio=live["vm.overcommit_ratio"], kbytes=live["vm.overcommit_kbytes"]), settings
+    # The planner's promise: the running database fits, with the reserve left for root.
+    assert after["Committed_AS"] < after["CommitLimit"] - live["vm.admin_reserve_kbytes"], settings
+    return settings
+
+
 def test_oom_kill_in_mode0_versus_enomem_in_mode2(lab: Lab) -> None:
-    with ThreadPoolExecutor(max_workers=2) as pool:   # both guests at once: same load, half the time
-        fut0 = pool.submit(scenario, lab, "mode0", 0)
-        fut2 = pool.submit(scenario, lab, "mode2", 2)
-        mode0, mode2 = fut0.result(), fut2.result()
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:   # both guests at once: same load, half the time
+            fut0 = pool.submit(scenario, lab, "mode0", 0)
+            fut2 = pool.submit(scenario, lab, "mode2", 2)
+            mode0, mode2 = fut0.result(), fut2.result()
+    finally:
+        lab.run("mode2", f"rm -f {shlex.quote(DROPIN)}")   # the live values: restore_guests
     print("\n=== memory pressure, side by side ===")
     print(mode0.line())
     print(mode2.line())

@@ -9,24 +9,31 @@ from __future__ import annotations
 
 import shlex
 
-from helpers import MIB_KB, PAGE_KB, read_overcommit, start_holder
-from role_runner import run_role
+from helpers import MIB_KB, expected_commit_limit_kb, read_overcommit, start_holder
+from role_runner import DROPIN, run_role
 from umlab import Lab
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
 
-DROPIN = "/etc/sysctl.d/90-dbfleet-overcommit.conf"
+def live_commit_limit_kb(lab: Lab, host: str) -> tuple[int, int]:
+    """(CommitLimit the kernel shows, CommitLimit the product's formula gives for the
+    live ratio/kbytes and this boot's meminfo), from one read of /proc/meminfo."""
+    live = read_overcommit(lab, host)
+    meminfo = lab.meminfo(host)
+    return meminfo["CommitLimit"], expected_commit_limit_kb(
+        meminfo, ratio=live["vm.overcommit_ratio"], kbytes=live["vm.overcommit_kbytes"])
 
 
 def live_matches_plan(lab: Lab, host: str, plan: dict) -> None:
-    """Every planned key is live, and /proc/meminfo shows the predicted CommitLimit."""
+    """Every planned key is live, and /proc/meminfo shows exactly the CommitLimit the
+    module planned (the kernel works in whole pages, and so does the product)."""
     live = read_overcommit(lab, host)
     for key, value in plan["sysctl"].items():
         assert live[key] == int(value), f"{host}: live {key}={live[key]}, planned {value}"
-    shown_kb = lab.meminfo(host)["CommitLimit"]
-    assert abs(shown_kb - plan["commit_limit_kb"]) <= PAGE_KB, (
-        f"{host}: kernel shows CommitLimit {shown_kb} kB, planner predicted {plan['commit_limit_kb']} kB")
-    print(f"{host}: live {plan['sysctl']} -> CommitLimit {shown_kb} kB (predicted {plan['commit_limit_kb']} kB)")
+    shown_kb, formula_kb = live_commit_limit_kb(lab, host)
+    assert shown_kb == plan["commit_limit_kb"] == formula_kb, (
+        f"{host}: kernel shows CommitLimit {shown_kb} kB, the module planned {plan['commit_limit_kb']} kB, "
+        f"commit_limit.py gives {formula_kb} kB")
+    print(f"{host}: live {plan['sysctl']} -> CommitLimit {shown_kb} kB (planned {plan['commit_limit_kb']} kB)")
 
 
 def file_text(lab: Lab, host: str, path: str = DROPIN) -> str | None:
@@ -96,17 +103,16 @@ def test_values_return_after_reboot_and_a_shadowing_file_fails_before_it(lab: La
         plan = applied.plan(host)
         lab.reboot(host)
         # systemd-sysctl applied the drop-in at boot. MemTotal may differ a little from one
-        # boot to the next (UML's too), so CommitLimit is checked against the kernel
-        # formula on this boot's memory with the planned values.
+        # boot to the next (UML's too), so CommitLimit is checked against the product's
+        # formula on this boot's memory with the planned (now live) values.
         live = read_overcommit(lab, host)
         for key, value in plan["sysctl"].items():
             assert live[key] == int(value), f"{host} after reboot: live {key}={live[key]}, planned {value}"
-        meminfo = lab.meminfo(host)
-        assert meminfo["CommitLimit"] == commit_limit_kb(
-            meminfo["MemTotal"], 0, meminfo["SwapTotal"], int(plan["sysctl"]["vm.overcommit_ratio"]))
+        shown_kb, formula_kb = live_commit_limit_kb(lab, host)
+        assert shown_kb == formula_kb
         print(f"{host}: after reboot the drop-in's values are live again: {plan['sysctl']}, "
-              f"CommitLimit {meminfo['CommitLimit']} kB (MemTotal {meminfo['MemTotal']} kB this boot, "
-              f"{plan['memory']['memtotal_kb']} kB when planned)")
+              f"CommitLimit {shown_kb} kB = commit_limit.py's {formula_kb} kB "
+              f"(MemTotal {lab.meminfo(host)['MemTotal']} kB this boot, {plan['memory']['memtotal_kb']} kB when planned)")
 
         lab.put(host, shadow, "# a later-sorting file someone left behind\nvm.overcommit_ratio = 40\n")
         dropin_before = file_text(lab, host)
@@ -129,7 +135,7 @@ def test_values_return_after_reboot_and_a_shadowing_file_fails_before_it(lab: La
 def test_role_refuses_an_unsafe_plan_and_a_safe_one_keeps_ssh_working(lab: Lab) -> None:
     host = "plain"   # 512 MiB, no swap
     meminfo = lab.meminfo(host)
-    limit_at_ratio_50_kb = commit_limit_kb(meminfo["MemTotal"], 0, meminfo["SwapTotal"], 50)
+    limit_at_ratio_50_kb = expected_commit_limit_kb(meminfo, ratio=50, kbytes=0)
     try:
         # A "database" committing almost all RAM: no mode-2 limit can cover it plus root's reserve.
         greedy = start_holder(lab, host, meminfo["MemTotal"] * 2 // 3 // MIB_KB, tag="greedy")

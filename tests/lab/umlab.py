@@ -57,6 +57,15 @@ NETNS_PREFIX = "dbfleet-lab-"
 
 BOOT_TIMEOUT_S = float(os.environ.get("DBFLEET_LAB_BOOT_TIMEOUT", "120"))
 SHUTDOWN_TIMEOUT_S = 60.0
+# Every call that talks to a guest has a deadline and ends in a LabError naming the
+# guest, the command and the time: a stalled connection must fail a test, not hang it.
+SSH_COMMAND_TIMEOUT_S = 60.0     # Lab.run default; commands take 0.1-0.2 s over the master
+SSH_PROBE_TIMEOUT_S = 10.0       # one "is sshd up" probe while booting
+SHELL_OPEN_TIMEOUT_S = 60.0      # GuestShell: a full login plus a first answer
+SHELL_COMMAND_TIMEOUT_S = 30.0   # GuestShell.run default
+HOST_COMMAND_TIMEOUT_S = 60.0    # ip, ethtool, mkswap, ssh -O exit on this machine
+ANSIBLE_TASK_TIMEOUT_S = 90      # ansible's own per-task limit; the role's one module run takes ~3 s
+PLAYBOOK_TIMEOUT_S = 180.0       # the whole ansible-playbook process, killed with its workers
 SSH_OPTIONS = [
     "-o", "BatchMode=yes",
     "-o", "StrictHostKeyChecking=no",       # one throwaway host key for every guest
@@ -67,6 +76,11 @@ SSH_OPTIONS = [
     "-o", "ServerAliveInterval=2",
     "-o", "ServerAliveCountMax=3",
 ]
+# Offloads the lab switches off on the host side of every tap and on the bridge. With
+# them on, bulk TCP into a UML guest (a module upload, a 2 MiB scp) retransmitted 60 %
+# of its bytes and stalled for minutes; with them off 0.2 %. (gro=0 on the guest side
+# alone did not help.) See tests/lab/README.md, "Network".
+OFFLOADS_OFF = ("tso", "gso", "tx", "sg")
 
 
 class LabError(RuntimeError):
@@ -112,11 +126,51 @@ class Guest:
         return f"52:54:00:d6:00:{FIRST_GUEST_HOST + self.index:02x}"
 
 
-def _sh(argv: Sequence[str], *, check: bool = True, timeout: float = 60,
+def run_bounded(argv: Sequence[str], *, timeout_s: float, what: str, input_text: str | None = None,
+                env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Runs argv (text in and out) in a process group of its own and, if it has not
+    finished after timeout_s, kills the whole group - ssh, or ansible-playbook with
+    its workers and their ssh children - and raises LabError naming `what`, the time
+    and the output so far. (subprocess.run's timeout kills only the direct child.)"""
+    proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=None if env is None else dict(env), start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(input_text, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=2)
+        except subprocess.TimeoutExpired:
+            # Someone outside the group holds the pipes: an SSH control master that
+            # was handed them by the killed client, until the guest's command ends.
+            proc.wait()
+            stdout, stderr = "", "(not collected: the pipes are still held open)"
+        raise LabError(f"{what}: no result after {timeout_s:g} s, killed.\n"
+                       f"stdout so far: {_tail(stdout)}\nstderr so far: {_tail(stderr)}") from None
+    except BaseException:   # KeyboardInterrupt too: leave no ssh behind
+        _kill_group(proc)
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(list(argv), proc.returncode, stdout, stderr)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _tail(text: str | None, chars: int = 2000) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= chars else "..." + text[-chars:]
+
+
+def _sh(argv: Sequence[str], *, check: bool = True, timeout: float = HOST_COMMAND_TIMEOUT_S,
         input_text: str | None = None) -> subprocess.CompletedProcess[str]:
     """Runs a host command, capturing text output; raises LabError with stderr on failure."""
-    proc = subprocess.run(list(argv), input=input_text, capture_output=True, text=True,
-                          timeout=timeout, stdin=None if input_text is not None else subprocess.DEVNULL)
+    proc = run_bounded(argv, timeout_s=timeout, what=shlex.join(argv), input_text=input_text)
     if check and proc.returncode != 0:
         raise LabError(f"{shlex.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}")
     return proc
@@ -128,9 +182,52 @@ def check_host() -> None:
         raise LabError("the lab needs root (network namespaces, taps); run as root")
     if not os.access(UML_BINARY, os.X_OK):
         raise LabError(f"{UML_BINARY} missing: run scripts/system-deps.sh (user-mode-linux)")
-    for tool in ("ip", "ssh", "ssh-keygen", "mkswap"):
+    for tool in ("ip", "ssh", "ssh-keygen", "mkswap", "ethtool"):
         if shutil.which(tool) is None:
             raise LabError(f"{tool} missing: run scripts/system-deps.sh")
+
+
+# `ethtool -k` names of OFFLOADS_OFF (ethtool -K takes the short ones)
+_OFFLOAD_NAMES = {"tso": "tcp-segmentation-offload", "gso": "generic-segmentation-offload",
+                  "tx": "tx-checksumming", "sg": "scatter-gather"}
+
+
+def offloads_on(netns: str, device: str) -> list[str]:
+    """Which of OFFLOADS_OFF are on for a link in netns (by their short names)."""
+    shown = _sh(["ip", "netns", "exec", netns, "ethtool", "-k", device]).stdout
+    state = dict(line.split(":", 1) for line in shown.splitlines() if ":" in line and not line.startswith("\t"))
+    return [short for short in OFFLOADS_OFF
+            if state.get(_OFFLOAD_NAMES[short], "").split()[:1] != ["off"]]
+
+
+@dataclass(frozen=True)
+class TcpCounters:
+    """TCP segments the lab's namespace sent (its side of every SSH and Ansible
+    connection: uploads to guests are its bulk traffic) and the segments it sent again:
+    Tcp OutSegs and RetransSegs of /proc/net/snmp in that netns. OutSegs does not
+    count retransmissions, so in a storm the rate can pass 100 % (seen: 125-158 %)."""
+
+    out_segs: int
+    retrans_segs: int
+
+    def __sub__(self, earlier: "TcpCounters") -> "TcpCounters":
+        return TcpCounters(self.out_segs - earlier.out_segs, self.retrans_segs - earlier.retrans_segs)
+
+    @property
+    def retrans_pct(self) -> float:
+        return 100.0 * self.retrans_segs / self.out_segs if self.out_segs else 0.0
+
+    def __str__(self) -> str:
+        return (f"{self.retrans_segs} TCP segments retransmitted for {self.out_segs} sent"
+                f" ({self.retrans_pct:.2f} %)")
+
+
+def tcp_counters(netns: str) -> TcpCounters:
+    """The TCP counters of a network namespace (/proc/net/snmp is per namespace)."""
+    snmp = _sh(["ip", "netns", "exec", netns, "cat", "/proc/net/snmp"]).stdout
+    header, values = [line.split()[1:] for line in snmp.splitlines() if line.startswith("Tcp:")]
+    tcp = dict(zip(header, map(int, values)))
+    return TcpCounters(tcp["OutSegs"], tcp["RetransSegs"])
 
 
 def ensure_image() -> Path:
@@ -282,6 +379,8 @@ class Lab:
             for index, spec in enumerate(specs)
         }
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.final_tcp: TcpCounters | None = None   # the netns's TCP counters at teardown
+        self.slowest_calls: list[tuple[float, str]] = []   # (seconds, what): SSH and playbook runs
         self._started = False
         self._state_lock = threading.Lock()   # guests may be power-cycled from threads
 
@@ -327,7 +426,27 @@ class Lab:
             return
         self._started = False
         _LIVE_LABS.discard(self)
+        self._log_network()
         destroy_lab(self.dir, procs=self._procs)
+
+    def tcp_counters(self) -> TcpCounters:
+        """TCP counters of the lab's namespace since it was made; subtract two readings
+        to measure one step (`after - before`)."""
+        return tcp_counters(self.netns)
+
+    def _log_network(self) -> None:
+        """The lab's whole-life retransmit rate: to stderr, to `network.log` (kept with
+        the console logs under DBFLEET_LAB_LOGS) and as `self.final_tcp` for callers."""
+        if self.netns not in list_netns():
+            return
+        try:
+            self.final_tcp = self.tcp_counters()
+        except (LabError, ValueError, KeyError) as exc:   # teardown goes on regardless
+            print(f"umlab: lab {self.name}: no TCP counters: {exc}", file=sys.stderr)
+            return
+        line = f"lab {self.name} network ({', '.join(self.guests)}): {self.final_tcp}"
+        print(f"umlab: {line}", file=sys.stderr)
+        (self.dir / "network.log").write_text(line + "\n")
 
     # -- network and disks --
 
@@ -343,6 +462,20 @@ class Lab:
                       f"link set {guest.tap} master br0",
                       f"link set {guest.tap} up"]
         _sh(["ip", "-n", ns, "-batch", "-"], input_text="\n".join(batch) + "\n")
+        for device in ["br0", *(guest.tap for guest in self.guests.values())]:
+            self._offloads_off(device)
+
+    def _offloads_off(self, device: str) -> None:
+        """Switches OFFLOADS_OFF off on one of the lab's links and checks that they are.
+        Done for each tap again once its guest has booted: UML asks for checksum and
+        TSO offload itself (TUNSETOFFLOAD) when it opens the tap."""
+        argv = ["ethtool", "-K", device]
+        for feature in OFFLOADS_OFF:
+            argv += [feature, "off"]
+        _sh(self.netns_argv(argv))
+        still_on = offloads_on(self.netns, device)
+        if still_on:
+            raise LabError(f"{self.netns}: {device} still has {', '.join(still_on)} on after ethtool -K")
 
     def _create_disks(self, guest: Guest) -> None:
         if guest.spec.swap_mb:
@@ -423,11 +556,18 @@ class Lab:
                     guest.pid = int(pid_file.read_text().strip())
                 except ValueError:
                     pass  # being written
-            probe = subprocess.run(
-                self.ssh_argv(name, multiplex=False, extra=["-o", "ConnectTimeout=1"]) + ["true"],
-                stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+            try:
+                probe = run_bounded(
+                    self.ssh_argv(name, multiplex=False, extra=["-o", "ConnectTimeout=1"]) + ["true"],
+                    timeout_s=SSH_PROBE_TIMEOUT_S, what=f"{name}: boot probe `true`")
+            except LabError:   # sshd accepted but did not answer yet: probe again
+                continue
             if probe.returncode == 0:
                 guest.boot_seconds.append(round(time.monotonic() - t0, 2))
+                try:
+                    self._offloads_off(guest.tap)
+                except LabError as exc:
+                    return f"{name}: {exc}"
                 if guest.pid is None:
                     guest.pid = int(pid_file.read_text().strip())
                 return None
@@ -489,20 +629,27 @@ class Lab:
             opts += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
         return self.netns_argv(["ssh", *opts, f"root@{guest.ip}"])
 
-    def run(self, name: str, command: str, *, check: bool = True, timeout: float = 120,
+    def run(self, name: str, command: str, *, check: bool = True, timeout: float = SSH_COMMAND_TIMEOUT_S,
             input_text: str | None = None, new_connection: bool = False) -> subprocess.CompletedProcess[str]:
         """Runs a shell command as root on the guest over SSH. By default it reuses a
-        per-boot master connection (fast); `new_connection=True` makes a full login."""
+        per-boot master connection (fast); `new_connection=True` makes a full login.
+        Raises LabError after `timeout` seconds (the ssh is killed)."""
         argv = self.ssh_argv(name, multiplex=not new_connection) + ["--", command]
-        try:
-            proc = subprocess.run(argv, input=input_text, capture_output=True, text=True, timeout=timeout,
-                                  stdin=None if input_text is not None else subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as exc:
-            raise LabError(f"{name}: `{command}` timed out after {timeout} s") from exc
+        what = f"{name}: ssh `{command}`{' (new login)' if new_connection else ''}"
+        started = time.monotonic()
+        proc = run_bounded(argv, timeout_s=timeout, input_text=input_text, what=what)
+        self._timed(what, time.monotonic() - started)
         if check and proc.returncode != 0:
             raise LabError(f"{name}: `{command}` exited {proc.returncode}\n"
                            f"stdout: {proc.stdout.strip()}\nstderr: {proc.stderr.strip()}")
         return proc
+
+    def _timed(self, what: str, seconds: float) -> None:
+        """Keeps the slowest calls that finished, to set the timeouts from data."""
+        with self._state_lock:
+            self.slowest_calls.append((round(seconds, 1), what[:160]))
+            self.slowest_calls.sort(reverse=True)
+            del self.slowest_calls[5:]
 
     def put(self, name: str, path: str, content: str, mode: str = "0644") -> None:
         """Writes a file on the guest."""
@@ -514,7 +661,7 @@ class Lab:
         # -i: a non-interactive bash exits when fork() fails; an interactive one
         # reports it and reads the next line. 2>&1 inside the guest: the shell's own
         # errors ("fork: Cannot allocate memory") arrive in order with the output.
-        return GuestShell(self.ssh_argv(name, multiplex=False)
+        return GuestShell(name, self.ssh_argv(name, multiplex=False)
                           + ["--", "exec bash --noprofile --norc --noediting -i 2>&1"])
 
     def meminfo(self, name: str) -> dict[str, int]:
@@ -541,8 +688,7 @@ class Lab:
 
     def _close_master(self, guest: Guest) -> None:
         for ctl in (self.dir / "ctl").glob(f"*-{guest.name}-{guest.boot}"):
-            subprocess.run(self.netns_argv(["ssh", "-o", f"ControlPath={ctl}", "-O", "exit", "x"]),
-                           capture_output=True, stdin=subprocess.DEVNULL, timeout=10)
+            _exit_master(self.netns, ctl)
 
     # -- Ansible --
 
@@ -577,22 +723,29 @@ class Lab:
             # with status 255 and no message; the ssh plugin retries those (only those).
             "ANSIBLE_SSH_RETRIES": "3",
             "ANSIBLE_TIMEOUT": "30",
+            # Ansible's own limit per task: a module run that hangs fails its host with
+            # "Timed out after N second(s)" instead of waiting forever.
+            "ANSIBLE_TASK_TIMEOUT": str(ANSIBLE_TASK_TIMEOUT_S),
             "ANSIBLE_LOCAL_TEMP": str(self.dir / "ansible-tmp"),
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_FORKS": str(max(5, len(self.guests))),
         }
 
     def ansible_playbook(self, playbook: str | Path, *args: str, venv: Path | None = None,
-                         env: Mapping[str, str] | None = None, timeout: float = 900,
+                         env: Mapping[str, str] | None = None, timeout: float = PLAYBOOK_TIMEOUT_S,
                          check: bool = False) -> subprocess.CompletedProcess[str]:
         """Runs ansible-playbook against the lab's inventory from inside the netns.
-        venv defaults to the one running this Python (pytest's)."""
+        venv defaults to the one running this Python (pytest's). Each task is limited
+        to ANSIBLE_TASK_TIMEOUT_S by Ansible itself; after `timeout` seconds the
+        playbook, its workers and their ssh are killed and LabError is raised."""
         bindir = (venv / "bin") if venv else Path(sys.executable).parent
         argv = self.netns_argv([str(bindir / "ansible-playbook"), "-i", str(self.inventory_path),
                                 str(playbook), *args])
-        full_env = dict(os.environ, **self.ansible_env(), **(env or {}))
-        proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        full_env = {**os.environ, **self.ansible_env(), **(env or {})}   # env overrides the lab's
+        what = shlex.join(["ansible-playbook", Path(playbook).name, *args])
+        started = time.monotonic()
+        proc = run_bounded(argv, timeout_s=timeout, env=full_env, what=f"lab {self.name}: {what}")
+        self._timed(what, time.monotonic() - started)
         if check and proc.returncode != 0:
             raise LabError(f"ansible-playbook {playbook} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -638,18 +791,27 @@ class GuestShell:
 
     _MARK = "__LAB_DONE__"
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, guest: str, argv: list[str]) -> None:
+        self.guest = guest
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, bufsize=0)
-        # No prompts, no history expansion; also proves the login finished and bash answers.
-        self.run("PS1= PS2= PROMPT_COMMAND=; set +H", timeout=60)
+                                      stderr=subprocess.STDOUT, bufsize=0, start_new_session=True)
+        try:
+            # No prompts, no history expansion; also proves the login finished and bash answers.
+            self.run("PS1= PS2= PROMPT_COMMAND=; set +H", timeout=SHELL_OPEN_TIMEOUT_S)
+        except BaseException:
+            self.close()
+            raise
 
-    def run(self, line: str, timeout: float = 30) -> tuple[int, str]:
-        """Runs one line in the shell (stderr merged); returns (status, output)."""
+    def run(self, line: str, timeout: float = SHELL_COMMAND_TIMEOUT_S) -> tuple[int, str]:
+        """Runs one line in the shell (stderr merged); returns (status, output).
+        Raises LabError when no answer came within `timeout` seconds."""
         assert self._proc.stdin is not None and self._proc.stdout is not None
         # The marker on a line of its own: after a failed fork bash drops the rest of
         # the current line, but reads the next one.
-        self._proc.stdin.write(f"{line}\necho {self._MARK}$?\n".encode())
+        try:
+            self._proc.stdin.write(f"{line}\necho {self._MARK}$?\n".encode())
+        except BrokenPipeError as exc:
+            raise LabError(f"{self.guest}: shell is gone, cannot run `{line}`") from exc
         buf = b""
         deadline = time.monotonic() + timeout
         fd = self._proc.stdout.fileno()
@@ -659,15 +821,18 @@ class GuestShell:
                 return int(match.group(1)), buf[:match.start()].decode(errors="replace")
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise LabError(f"guest shell: `{line}` gave no answer in {timeout} s; got {buf!r}")
+                raise LabError(f"{self.guest}: shell `{line}` gave no answer after {timeout:g} s; got {buf!r}")
             chunk = os.read(fd, 65536)
             if not chunk:
-                raise LabError(f"guest shell closed while running `{line}`; got {buf!r}")
+                raise LabError(f"{self.guest}: shell closed while running `{line}`; got {buf!r}")
             buf += chunk
 
     def close(self) -> None:
         if self._proc.poll() is None:
-            self._proc.kill()
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self._proc.wait(timeout=10)
 
     def __enter__(self) -> "GuestShell":
@@ -678,6 +843,16 @@ class GuestShell:
 
 
 # --- labs on this machine (for labctl and stale cleanup) ----------------------------
+
+def _exit_master(netns: str, control_path: Path) -> None:
+    """Asks an SSH control master to exit; one that does not answer is left to die
+    with its guest (halting the guest closes its connection)."""
+    try:
+        _sh(["ip", "netns", "exec", netns, "ssh", "-o", f"ControlPath={control_path}", "-O", "exit", "x"],
+            check=False, timeout=10)
+    except LabError as exc:
+        print(f"umlab: {exc}", file=sys.stderr)
+
 
 def list_netns() -> list[str]:
     out = _sh(["ip", "netns", "list"], check=False).stdout
@@ -739,15 +914,14 @@ def destroy_lab(lab_dir: Path, procs: Mapping[str, subprocess.Popen[bytes]] | No
     ctl_dir = lab_dir / "ctl"
     if ctl_dir.is_dir() and netns in list_netns():
         for ctl in ctl_dir.iterdir():   # SSH control masters: ask them to exit
-            subprocess.run(["ip", "netns", "exec", netns, "ssh", "-o", f"ControlPath={ctl}", "-O", "exit", "x"],
-                           capture_output=True, stdin=subprocess.DEVNULL, timeout=10)
+            _exit_master(netns, ctl)
     if netns in list_netns():
         _sh(["ip", "netns", "delete", netns], check=False)   # takes the bridge and taps along
     copy_to = os.environ.get("DBFLEET_LAB_LOGS")
     if copy_to:   # CI keeps the consoles of every guest for post-mortems
         dest = Path(copy_to) / lab_dir.name
         dest.mkdir(parents=True, exist_ok=True)
-        for log in lab_dir.glob("*.console.log"):
+        for log in [*lab_dir.glob("*.console.log"), *lab_dir.glob("network.log")]:
             shutil.copy2(log, dest / log.name)
     shutil.rmtree(lab_dir, ignore_errors=True)
 
