@@ -58,22 +58,34 @@ rollback:
     - After a failure, whether the rollback brought every live value and file back (C(complete)), what is still
       different from before the run (C(left), read back from the host), and errors met while restoring
       (C(problems)). An incomplete rollback reports C(changed=true).
+    - A rollback never restores an unsafe mode 2. If the host was in one before the run, it leaves
+      C(vm.overcommit_memory=0) instead and says why in C(unsafe_before) (then C(changed=true) too).
   returned: when the run failed after a change began
   type: dict
-  sample: {"complete": true, "left": [], "problems": []}
+  sample: {"complete": true, "left": [], "problems": [], "unsafe_before": null}
 shadowing:
   description:
-    - Per managed key, the file that wins under each rule (V(systemd) at boot, V(procps) for C(sysctl --system)),
-      whether it is ours, and a status V(ours), V(agrees) (another file wins with the same value) or V(shadowed).
+    - Per planned key, after replaying every sysctl file the way each modelled tool version does (systemd-sysctl of
+      Debian 12 and 13, procps C(sysctl --system) of Debian 12, 13 and later), at boot and on a later re-run.
+    - C(status) is V(ours) (our drop-in decides everywhere), V(agrees) (another file decides somewhere, with the
+      same value) or V(shadowed) (the key would end elsewhere); C(message) names the file and line;
+      C(by_tool) gives, per tool version and moment, the end C(value), the C(decided_by) file and line, and C(ours).
     - Empty for O(state=absent).
   returned: always
   type: dict
   sample:
     vm.overcommit_memory:
       status: shadowed
-      message: "vm.overcommit_memory = 2 in /etc/sysctl.d/90-dbfleet-overcommit.conf is shadowed: ..."
-      systemd: {"path": "/etc/sysctl.d/99-sysctl.conf", "value": "0", "lineno": 3, "ours": false}
-      procps: {"path": "/etc/sysctl.conf", "value": "0", "lineno": 3, "ours": false}
+      message: "vm.overcommit_memory = 2 in /etc/sysctl.d/90-dbfleet-overcommit.conf is overridden: ..."
+      by_tool:
+        procps-4.0.2 boot: {"value": "0", "decided_by": "/etc/sysctl.d/99-zz-tuning.conf:1", "ours": false}
+boot:
+  description:
+    - The replay behind RV(shadowing), for the files as they will be after the run, per tool version and moment
+      (C(boot) from a fresh kernel, C(rerun) from the live values the run leaves), with the C(end) values of the
+      managed keys and the C(problems) the tool would report.
+  returned: always
+  type: dict
 live_values:
   description: The managed live values read from C(/proc/sys/vm) at the end of the run.
   returned: always

@@ -262,6 +262,7 @@ class Decision:
     skip_live: Optional[str]
     shadowing: Dict[str, Any]
     boot: Dict[str, Any]
+    options: PlanOptions
     warnings: List[str] = field(default_factory=list)
     refusal: Optional[str] = None  # set when the request must not be carried out
 
@@ -372,7 +373,9 @@ def _shadowing(check: BootCheck, expected: Dict[str, str], ours: str) -> Dict[st
             if result.end.get(key) != expected[key]:
                 status = "shadowed"
                 messages.append(decided.message)
-            elif not by_tool[label]["ours"] and status == "ours":
+            elif decided.write is not None and not by_tool[label]["ours"] and status == "ours":
+                # Another file's line decides, with our value. No deciding line at all (a re-run
+                # that finds the value already in place writes nothing) says nothing against us.
                 status = "agrees"
         out[key] = {"status": status, "by_tool": by_tool,
                     "message": ("%s = %s in %s is overridden: %s" % (key, expected[key], ours, messages[0])
@@ -492,7 +495,7 @@ def decide(request: Request, host: HostState) -> Decision:
     known_live = dict((k, v) for k, v in host.live.items() if v is not None and k in sw.MANAGED_KEYS)
     writes = [] if skip else sw.plan_writes(known_live, target)
     return Decision(request=request, host=host, path=path, plan=plan, target=target, file_changes=changes,
-                    writes=writes, skip_live=skip, shadowing=shadowing, boot=check.as_dict(), warnings=warnings,
+                    writes=writes, skip_live=skip, shadowing=shadowing, boot=check.as_dict(), options=options, warnings=warnings,
                     refusal=refusal)
 
 
@@ -620,6 +623,22 @@ def _apply_files(changes: List[FileChange], done: List[FileChange]) -> None:
             raise _StepError("%s does not read back as written" % change.path)
 
 
+def rollback_snapshot(decision: Decision) -> Tuple[Dict[str, str], Optional[str]]:
+    """The live values a rollback returns to, and why they differ from before the run, if they do.
+
+    A rollback is a path that can leave mode 2 in force, so it passes the same lower-bound check
+    as a plan: if the host was in an unsafe mode 2 before the run (the very state we came to fix),
+    the rollback leaves mode 0 instead of restoring a state in which new processes cannot start.
+    """
+    snapshot = dict((k, v) for k, v in decision.host.live.items() if v is not None and k in sw.MANAGED_KEYS)
+    verdict = check_commit_state(decision.host.memory, _full_state(decision.host.live), decision.options)
+    if verdict.safe:
+        return snapshot, None
+    snapshot[KEY_MODE] = "0"
+    return snapshot, ("the host was in an unsafe mode 2 before the run (%s); the rollback leaves "
+                      "vm.overcommit_memory=0 instead" % verdict.reason)
+
+
 def _rollback(decision: Decision, applied: List[sw.Write], files_done: List[FileChange]) -> Tuple[List[str], List[str]]:
     """Put files and live values back, then read everything back. Returns (problems, left)."""
     problems: List[str] = []
@@ -632,7 +651,10 @@ def _rollback(decision: Decision, applied: List[sw.Write], files_done: List[File
                 write_file_atomic(change.path, change.before)
         except OSError as exc:
             problems.append("restoring %s: %s" % (change.path, exc))
-    snapshot = dict((k, v) for k, v in decision.host.live.items() if v is not None and k in sw.MANAGED_KEYS)
+    snapshot, unsafe_before = rollback_snapshot(decision)
+    if unsafe_before:
+        # Listed last, so undone first: leaving mode 2 comes before the limit is lowered back.
+        applied = applied + [sw.Write(KEY_MODE, None, snapshot[KEY_MODE])]
     for w in sw.rollback_writes(applied, snapshot):
         if read_live([w.key])[w.key] == w.after:
             continue  # the forward write never took effect; writing again could only fail again
@@ -696,9 +718,13 @@ def execute(decision: Decision) -> Dict[str, Any]:
             msg = "Apply failed, rolled back (every value and file read back as before): %s" % reason
         if problems:
             msg += "; rollback problems: " + "; ".join(problems)
-        result.update(changed=bool(left), live_values=read_live(sw.MANAGED_KEYS),
+        _snapshot, unsafe_before = rollback_snapshot(decision)
+        if unsafe_before:
+            msg += "; " + unsafe_before
+        result.update(changed=bool(left or unsafe_before), live_values=read_live(sw.MANAGED_KEYS),
                       commit_limit_kb=read_commit_limit_kb(),
-                      rollback={"complete": not left, "left": left, "problems": problems})
+                      rollback={"complete": not left, "left": left, "problems": problems,
+                                "unsafe_before": unsafe_before})
         raise Failed(msg, result)
     result["live_applied"] = decision.skip_live is None
     result["live_values"] = read_live(sw.MANAGED_KEYS)

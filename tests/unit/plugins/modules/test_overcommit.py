@@ -189,7 +189,8 @@ def test_refused_write_rolls_back_and_reads_back_that_it_did(kernel, run_module)
     failed, result = run_module(overcommit.main, dict(PG, shadowing="warn"))
     assert failed and "the kernel refused vm.overcommit_memory = 2" in result["msg"]
     assert "rolled back (every value and file read back as before)" in result["msg"]
-    assert result["rollback"] == {"complete": True, "left": [], "problems": []} and result["changed"] is False
+    assert result["rollback"] == {"complete": True, "left": [], "problems": [], "unsafe_before": None}
+    assert result["changed"] is False
     assert kernel.live() == BOOT
     assert kernel.writes[-2:] == [("vm.overcommit_ratio", "50"), ("vm.admin_reserve_kbytes", "8192")]
     assert dropin(kernel).read_text() == "# an older version\nvm.overcommit_memory = 0\n"
@@ -217,6 +218,22 @@ def test_an_incomplete_rollback_says_what_is_left_and_reports_changed(kernel, ru
     assert result["changed"] is True and result["rollback"]["complete"] is False
     assert result["rollback"]["left"] == ["vm.overcommit_ratio is 90, was 50"]
     assert "restoring vm.overcommit_ratio = 50" in result["rollback"]["problems"][0]
+
+
+def test_a_rollback_never_restores_an_unsafe_mode_2(kernel, run_module):
+    """The rollback passes the lower-bound check too: a host that was locked out (mode 2, ratio 50,
+    more committed than that allows) is left in mode 0, not returned to the lockout."""
+    kernel.set_committed(2900000)
+    kernel.write("vm.overcommit_memory", "2")
+    kernel.writes.clear()
+    kernel.refuse.add("vm.overcommit_ratio")
+    failed, result = run_module(overcommit.main, PG)
+    assert failed and "the host was in an unsafe mode 2 before the run" in result["msg"]
+    assert result["changed"] is True and result["rollback"]["complete"] is True
+    assert kernel.live() == BOOT   # mode 0, the reserve and the ratio as before
+    # the refused ratio write, then the rollback: leave mode 2 first, then the reserve
+    assert kernel.writes[1:] == [("vm.overcommit_ratio", "90"), ("vm.overcommit_memory", "0"),
+                                 ("vm.admin_reserve_kbytes", "8192")]
 
 
 @pytest.mark.parametrize("skew_kb, accepted", [(0, True), (4, True), (-4, True), (5, False), (100, False)])
