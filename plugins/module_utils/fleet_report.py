@@ -10,7 +10,8 @@ Risk, per host (all in kB; the numbers come from the host, the formulas from
 commit_limit.py and the planner, never copied here):
 
 * mode 2 (never overcommit): a process without CAP_SYS_ADMIN may commit up to
-  ``CommitLimit - admin_reserve_kbytes``. Headroom is that minus ``Committed_AS``, as a
+  ``CommitLimit - admin_reserve_kbytes - user_reserve_kbytes - one page`` (the planner's
+  nonroot_holdback_kb, the kernel's rule). Headroom is that minus ``Committed_AS``, as a
   share of CommitLimit. Headroom <= 0 means new shells and SSH logins already fail.
 * mode 0/1 (overcommit): CommitLimit is not enforced. Headroom is what RAM and swap can
   back (the planner's upper bound: RAM - hugetlb - kernel reserve + swap) minus
@@ -18,7 +19,7 @@ commit_limit.py and the planner, never copied here):
   wakes the OOM killer: the host is one spike away from an OOM kill.
 * "locked out by ratio=100": switching this host to mode 2 with ``overcommit_ratio=100``
   (the usual copy-paste) would give a CommitLimit, computed with the kernel's formula,
-  below ``Committed_AS + admin_reserve_kbytes``: every new allocation would fail.
+  below ``Committed_AS`` plus that hold-back: every new allocation would fail.
 
 Levels, worst first: critical (headroom <= 0), high (< 10 %), watch (< 25 %, or locked
 out by ratio=100, or no safe plan, or a shadowed drop-in), ok, unknown (no live data).
@@ -40,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import DEFAULT_USER_RESERVE_KB, nonroot_holdback_kb
 
 KIB_PER_MIB = 1024
 KIB_PER_GIB = 1024 * 1024
@@ -92,6 +94,7 @@ class AuditRow:
     live_admin_reserve_kb: Optional[int] = None
     backable_kb: Optional[int] = None  # the planner's upper bound: what RAM + swap can back
     planned_admin_reserve_kb: Optional[int] = None
+    user_reserve_kb: Optional[int] = None  # the host's vm.user_reserve_kbytes, as the plan used it
     plan_verdict: Optional[str] = None
     planned_commit_limit_kb: Optional[int] = None
     planned_sysctl: Dict[str, str] = field(default_factory=dict)
@@ -245,6 +248,7 @@ def _row_from_plan(host: str, plan: Mapping[str, Any], status: str, source: str,
         live_admin_reserve_kb=_int_or_none(live.get("vm.admin_reserve_kbytes")),
         backable_kb=_int_or_none(bounds.get("upper_kb")),
         planned_admin_reserve_kb=_int_or_none(bounds.get("admin_reserve_kb")),
+        user_reserve_kb=_int_or_none((plan.get("options") or {}).get("user_reserve_kb")),
         plan_verdict=plan.get("verdict"),
         planned_commit_limit_kb=_int_or_none(plan.get("commit_limit_kb")),
         planned_sysctl=sysctl,
@@ -259,6 +263,8 @@ def assess(row: AuditRow) -> Assessment:
     admin_reserve_kb = row.live_admin_reserve_kb
     if admin_reserve_kb is None:
         admin_reserve_kb = row.planned_admin_reserve_kb or 0
+    user_reserve_kb = DEFAULT_USER_RESERVE_KB if row.user_reserve_kb is None else row.user_reserve_kb
+    holdback_kb = nonroot_holdback_kb(admin_reserve_kb, user_reserve_kb, row.page_size_kb)
 
     ratio100_kb: Optional[int] = None
     locked_out: Optional[bool] = None
@@ -266,15 +272,15 @@ def assess(row: AuditRow) -> Assessment:
         ratio100_kb = commit_limit_kb(row.memtotal_kb, row.hugetlb_kb or 0, row.swaptotal_kb,
                                       COPY_PASTE_RATIO_PCT, 0, row.page_size_kb)
         if row.committed_as_kb is not None:
-            locked_out = ratio100_kb < row.committed_as_kb + admin_reserve_kb
+            locked_out = ratio100_kb - holdback_kb < row.committed_as_kb
 
     headroom_kb: Optional[int] = None
     headroom_pct: Optional[float] = None
     reference = ""
     known = row.committed_as_kb is not None and row.live_mode is not None
     if known and row.live_mode == 2 and row.commit_limit_kb:
-        reference = "CommitLimit - admin reserve (mode 2)"
-        headroom_kb = row.commit_limit_kb - admin_reserve_kb - (row.committed_as_kb or 0)
+        reference = "CommitLimit - admin and user reserves (mode 2)"
+        headroom_kb = row.commit_limit_kb - holdback_kb - (row.committed_as_kb or 0)
         headroom_pct = 100.0 * headroom_kb / row.commit_limit_kb
     elif known and row.backable_kb:
         reference = "RAM + swap can back (mode %d)" % (row.live_mode or 0)
@@ -292,7 +298,7 @@ def assess(row: AuditRow) -> Assessment:
     elif headroom_kb <= 0:
         level = "critical"
         if row.live_mode == 2:
-            findings.append("locked out now: Committed_AS + admin reserve exceeds CommitLimit by %s; "
+            findings.append("locked out now: Committed_AS + admin and user reserves exceed CommitLimit by %s; "
                             "new processes and SSH logins fail" % human_kb(-headroom_kb))
         else:
             findings.append("one spike away from an OOM kill: Committed_AS exceeds what RAM + swap can back "
@@ -308,8 +314,8 @@ def assess(row: AuditRow) -> Assessment:
 
     if locked_out:
         findings.append("overcommit_ratio=100 in mode 2 would lock it out: CommitLimit %s < Committed_AS + "
-                        "admin reserve %s" % (human_kb(ratio100_kb or 0),
-                                              human_kb((row.committed_as_kb or 0) + admin_reserve_kb)))
+                        "admin and user reserves %s" % (human_kb(ratio100_kb or 0),
+                                                        human_kb((row.committed_as_kb or 0) + holdback_kb)))
     if row.plan_verdict == "unsafe":
         findings.append("no safe mode-2 plan: " + (row.plan_reasons[-1].split(". ")[0] if row.plan_reasons else "see reasons"))
     findings.extend(row.shadowed)

@@ -206,7 +206,7 @@ def _whole_pages_kb(kb: int, page_size_kb: int) -> int:
     return kb // page_size_kb * page_size_kb
 
 
-def _nonroot_holdback_kb(admin_reserve_kb: int, user_reserve_kb: int, page_size_kb: int) -> int:
+def nonroot_holdback_kb(admin_reserve_kb: int, user_reserve_kb: int, page_size_kb: int) -> int:
     """How much of CommitLimit a process without CAP_SYS_ADMIN can never commit.
 
     mm/util.c __vm_enough_memory() in mode 2, after adding the request to Committed_AS:
@@ -265,7 +265,7 @@ def check_commit_state(memory: MemoryShape, values: Mapping[str, str], options: 
 
         demand + headroom <= CommitLimit - admin reserve - user reserve - 1 page
 
-    (_nonroot_holdback_kb says why each term is there), with CommitLimit from
+    (nonroot_holdback_kb says why each term is there), with CommitLimit from
     commit_limit.commit_limit_kb, the one copy of the kernel's formula.
     """
     mode = _end_state_int(values, KEY_MODE)
@@ -291,7 +291,7 @@ def check_commit_state(memory: MemoryShape, values: Mapping[str, str], options: 
     admin_reserve_kb = _end_state_int(values, KEY_ADMIN_RESERVE)
     shape = (memory.memtotal_kb, memory.hugetlb_kb, memory.swaptotal_kb, ratio_pct, kbytes, page_kb)
     limit_kb = commit_limit_kb(*shape)
-    room_kb = limit_kb - _nonroot_holdback_kb(admin_reserve_kb, options.user_reserve_kb, page_kb)
+    room_kb = limit_kb - nonroot_holdback_kb(admin_reserve_kb, options.user_reserve_kb, page_kb)
     safe = needed_kb <= room_kb
     shortfall_kb = 0 if safe else needed_kb - room_kb
     setting = "%s=%d" % ((KEY_KBYTES, kbytes) if kbytes else (KEY_RATIO, ratio_pct))
@@ -366,7 +366,7 @@ def compute_bounds(memory: MemoryShape, options: PlanOptions) -> Bounds:
     demand_kb = _demand_kb(memory, options)
     headroom_kb = demand_kb * options.headroom_pct // 100
     # The same terms check_commit_state holds back, so lower_kb <= CommitLimit <=> safe.
-    lower_kb = demand_kb + headroom_kb + _nonroot_holdback_kb(
+    lower_kb = demand_kb + headroom_kb + nonroot_holdback_kb(
         options.admin_reserve_kb, options.user_reserve_kb, memory.page_size_kb)
     non_huge_kb = memory.memtotal_kb - memory.hugetlb_kb
     kernel_reserve_kb = non_huge_kb * options.kernel_reserve_pct // 100

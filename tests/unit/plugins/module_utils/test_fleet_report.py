@@ -90,11 +90,13 @@ def test_hosts_are_ordered_worst_first_then_by_smallest_headroom():
     ]
 
 
-def test_mode2_headroom_leaves_out_the_admin_reserve_root_alone_may_use():
+def test_mode2_headroom_leaves_out_what_the_kernel_holds_back_from_non_root():
+    """Admin reserve (root only), the user reserve (128 MiB by default) and one page for the
+    kernel's strict comparison: the planner's rule, not a second copy of it."""
     risk = assess(row_from_results("db", module_result(16 * GIB_KB, 0, 4 * GIB_KB, live_mode=2, live_ratio_pct=80,
                                                        admin_reserve_kb=131072)))
     limit_kb = commit_limit_kb(16 * GIB_KB, 0, 0, 80)
-    assert risk.headroom_kb == limit_kb - 131072 - 4 * GIB_KB
+    assert risk.headroom_kb == limit_kb - 131072 - 131072 - 4 - 4 * GIB_KB
 
 
 def test_ratio100_limit_is_the_kernel_formula_with_huge_pages_left_out():

@@ -97,6 +97,17 @@ def test_a_wrong_file_mode_is_repaired(kernel, run_module):
     assert stat.S_IMODE(dropin(kernel).stat().st_mode) == 0o644
 
 
+def test_a_wrong_file_owner_is_repaired(kernel, run_module):
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (chown); make test runs as root")
+    run_module(overcommit.main, PG)
+    os.chown(dropin(kernel), 1000, 1000)
+    failed, result = run_module(overcommit.main, PG)
+    assert not failed and result["changed"] and result["files"][0]["action"] == "update"
+    st = dropin(kernel).stat()
+    assert (st.st_uid, st.st_gid) == (0, 0)
+
+
 def test_check_mode_on_a_fresh_host_predicts_the_changes_and_changes_nothing(kernel, run_module):
     before = snapshot(kernel.root)
     failed, result = run_module(overcommit.main, dict(PG, _ansible_check_mode=True, _ansible_diff=True))
