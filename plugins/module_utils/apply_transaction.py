@@ -417,7 +417,7 @@ def _restore_changes(host: HostState) -> List[FileChange]:
     return [changes[p] for p in sorted(changes)]
 
 
-def _full_state(values: Dict[str, Optional[str]]) -> Dict[str, str]:
+def full_state(values: Dict[str, Optional[str]]) -> Dict[str, str]:
     return dict((k, values.get(k) if values.get(k) is not None else sk.KERNEL_BOOT_DEFAULTS[k]) for k in sw.MANAGED_KEYS)
 
 
@@ -430,7 +430,7 @@ def decide(request: Request, host: HostState) -> Decision:
     refusal = None
     changes: List[FileChange] = []
     shadowing: Dict[str, Any] = {}
-    live_now = _full_state(host.live)
+    live_now = full_state(host.live)
     if request.state == "present":
         plan = plan_overcommit(host.memory, options)
         target = dict(plan.sysctl)
@@ -631,7 +631,7 @@ def rollback_snapshot(decision: Decision) -> Tuple[Dict[str, str], Optional[str]
     the rollback leaves mode 0 instead of restoring a state in which new processes cannot start.
     """
     snapshot = dict((k, v) for k, v in decision.host.live.items() if v is not None and k in sw.MANAGED_KEYS)
-    verdict = check_commit_state(decision.host.memory, _full_state(decision.host.live), decision.options)
+    verdict = check_commit_state(decision.host.memory, full_state(decision.host.live), decision.options)
     if verdict.safe:
         return snapshot, None
     snapshot[KEY_MODE] = "0"

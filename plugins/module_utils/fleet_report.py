@@ -21,8 +21,9 @@ commit_limit.py and the planner, never copied here):
   (the usual copy-paste) would give a CommitLimit, computed with the kernel's formula,
   below ``Committed_AS`` plus that hold-back: every new allocation would fail.
 
-Levels, worst first: critical (headroom <= 0), high (< 10 %), watch (< 25 %, or locked
-out by ratio=100, or no safe plan, or a shadowed drop-in), ok, unknown (no live data).
+Levels, worst first: critical (headroom <= 0), high (< 10 %, or the next boot with today's
+sysctl files would leave an unsafe mode 2), watch (< 25 %, or locked out by ratio=100, or no
+safe plan, or a shadowed drop-in), ok, unknown (no live data).
 
 Host names, messages and reasons are text the hosts control (a value in a sysctl file is
 enough). Every renderer passes each field through one of the escape helpers below
@@ -100,6 +101,7 @@ class AuditRow:
     planned_sysctl: Dict[str, str] = field(default_factory=dict)
     plan_reasons: Tuple[str, ...] = ()
     shadowed: Tuple[str, ...] = ()  # one message per managed key another sysctl file overrides
+    boot_unsafe: Tuple[str, ...] = ()  # the next boot with today's files would leave an unsafe mode 2
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,7 @@ def _row_from_plan(host: str, plan: Mapping[str, Any], status: str, source: str,
         planned_sysctl=sysctl,
         plan_reasons=tuple(str(r) for r in plan.get("reasons") or ()),
         shadowed=shadowed,
+        boot_unsafe=tuple(str(m) for m in plan.get("boot_now_unsafe") or ()),
     )
 
 
@@ -319,8 +322,11 @@ def assess(row: AuditRow) -> Assessment:
     if row.plan_verdict == "unsafe":
         findings.append("no safe mode-2 plan: " + (row.plan_reasons[-1].split(". ")[0] if row.plan_reasons else "see reasons"))
     findings.extend(row.shadowed)
+    findings.extend("the next boot locks it out: " + message for message in row.boot_unsafe)
     if level == "ok" and (locked_out or row.plan_verdict == "unsafe" or row.shadowed):
         level = "watch"
+    if row.boot_unsafe and level in ("ok", "watch", "unknown"):
+        level = "high"
     return Assessment(level=level, headroom_kb=headroom_kb, headroom_pct=headroom_pct, headroom_reference=reference,
                       ratio100_commit_limit_kb=ratio100_kb, locked_out_by_ratio100=locked_out,
                       findings=tuple(findings))

@@ -189,6 +189,25 @@ container_evidence:
   description: The evidence that decided RV(container), or null.
   returned: always
   type: str
+live_commit_state:
+  description:
+    - The live values judged by the same lower-bound rule as a plan - in mode 2, whether a process without
+      CAP_SYS_ADMIN can still commit the demand and headroom (C(safe), C(room_kb), C(needed_kb), C(reason)).
+  returned: always
+  type: dict
+boot_now:
+  description:
+    - What the sysctl files as they are now would leave at the next boot and on a later C(sysctl --system), per
+      modelled tool version (C(end) values and C(problems)), if nothing is applied.
+  returned: always
+  type: dict
+boot_now_unsafe:
+  description:
+    - Findings where the next boot with today's files would leave an unsafe mode 2, naming the file that sets it
+      and the numbers. Empty when every end state is safe.
+  returned: always
+  type: list
+  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -203,7 +222,11 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
     PLANNER_ARGUMENT_SPEC,
     plan_options_from_params,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanInputError, validate_options
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+    PlanInputError,
+    check_commit_state,
+    validate_options,
+)
 
 
 def main():
@@ -245,12 +268,17 @@ def main():
     except txn.Refused as exc:
         module.fail_json(msg=exc.msg, **exc.result)
     applied = txn.report(decision, want_diff=False)
+    # The host as it is: is it safe now, and what would its next boot leave if we did nothing?
+    live_now = txn.full_state(host.live)
+    live_state = check_commit_state(host.memory, live_now, decision.options)
+    boot_now = txn.check_boot(host.sources, None, live_now, host.memory, decision.options)
     result = dict(decision.plan.as_dict())
     result.update(
         changed=False, source=source, live_values=applied["live_values"],
         would_change=applied["changed"], would_refuse=refusal, files=applied["files"],
         live_changes=applied["live_changes"], shadowing=applied["shadowing"],
         container=applied["container"], container_evidence=applied["container_evidence"],
+        live_commit_state=live_state.as_dict(), boot_now=boot_now.as_dict(), boot_now_unsafe=boot_now.unsafe,
     )
     module.exit_json(**result)
 

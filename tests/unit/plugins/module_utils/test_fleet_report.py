@@ -117,6 +117,14 @@ def test_shadowed_drop_in_is_a_finding_and_raises_ok_to_watch():
     assert "vm.overcommit_memory is shadowed by 99-x.conf" in risk.findings
 
 
+def test_a_host_whose_next_boot_locks_it_out_is_high_risk():
+    info = dict(CASES["mode2-healthy"][0], boot_now_unsafe=[
+        "vm.overcommit_memory = 2 is set by /etc/sysctl.conf:3: CommitLimit below Committed_AS (procps-4.0.2 boot)"])
+    risk = assess(row_from_results("db", info))
+    assert risk.level == "high"
+    assert risk.findings[-1].startswith("the next boot locks it out: vm.overcommit_memory = 2 is set by /etc/sysctl.conf:3")
+
+
 def _all_rows():
     rows = [audit_row(result, host=host) for host, (result, _l, _k) in sorted(CASES.items())]
     facts = {"ansible_memtotal_mb": 8192, "ansible_swaptotal_mb": 1024}

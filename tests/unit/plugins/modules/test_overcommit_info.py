@@ -57,6 +57,18 @@ def test_a_shadowing_file_is_reported_as_a_refusal_not_a_failure(kernel, run_mod
     assert result["shadowing"]["vm.overcommit_ratio"]["status"] == "shadowed"
 
 
+def test_a_next_boot_into_an_unsafe_mode_2_is_reported(kernel, run_module):
+    """The seed's advice in /etc/sysctl.conf on a host that commits more than ratio 100 allows."""
+    kernel.set_committed(4900000)
+    (kernel.root / "etc/sysctl.conf").write_text("vm.overcommit_memory = 2\nvm.overcommit_ratio = 100\n")
+    failed, result = run_module(overcommit_info.main, {})
+    assert not failed
+    assert result["live_commit_state"]["safe"] is True  # mode 0 now
+    # Debian links /etc/sysctl.d/99-sysctl.conf to /etc/sysctl.conf: the tools name it either way.
+    assert result["boot_now_unsafe"] and "sysctl.conf:1 (vm.overcommit_memory = 2)" in result["boot_now_unsafe"][0]
+    assert "vm.overcommit_memory=2 with vm.overcommit_ratio=100" in result["boot_now_unsafe"][0]
+
+
 def test_meminfo_option_overrides_the_file_for_what_if_plans(kernel, run_module):
     failed, result = run_module(
         overcommit_info.main,
