@@ -55,6 +55,8 @@ _OUR_NAME = re.compile(r"^[0-9]{2}" + re.escape(OUR_SUFFIX) + r"$")
 _TMP_PREFIX = ".dbfleet-"
 _TMP_SUFFIX = ".tmp"
 PRIORITY_RANGE = (10, 98)
+# Where our temporary files can appear: next to our drop-ins, and next to /etc/sysctl.conf (takeover).
+TMP_DIRS = (DROPIN_DIR, "/etc")
 FILE_MODE = 0o644
 
 
@@ -159,6 +161,17 @@ def _owner_mode_wrong(path: str) -> bool:
     return os.geteuid() == 0 and (st.st_uid != 0 or st.st_gid != 0)
 
 
+def _tmp_files() -> List[str]:
+    found: List[str] = []
+    for directory in TMP_DIRS:
+        try:
+            names = sorted(os.listdir(host_path(directory)))
+        except OSError:
+            continue
+        found.extend("%s/%s" % (directory, n) for n in names if n.startswith(_TMP_PREFIX) and n.endswith(_TMP_SUFFIX))
+    return found
+
+
 @dataclass
 class HostState:
     """Everything the decision needs, read under the lock."""
@@ -201,15 +214,13 @@ def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
         raise Refused("Nothing changed: meminfo: %s" % exc)
     ours: Dict[str, bytes] = {}
     ours_attr_wrong: Dict[str, bool] = {}
-    stale_tmp: List[str] = []
     try:
         names = sorted(os.listdir(host_path(DROPIN_DIR)))
     except OSError:
         names = []
+    stale_tmp = _tmp_files()  # left by a run that was killed; we hold the lock, so they are no one's
     for name in names:
         path = DROPIN_DIR + "/" + name
-        if name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX):
-            stale_tmp.append(path)  # left by a run that was killed; we hold the lock, so it is no one's
         if not _OUR_NAME.match(name):
             continue
         kind, data = _read_bytes_regular(path)
@@ -235,6 +246,7 @@ class FileChange:
     before: Optional[bytes]
     after: Optional[bytes]
     why: str
+    ours: bool = True  # our drop-in (0644 root:root) or another file we edit (keeps its mode and owner)
 
     def as_dict(self) -> Dict[str, Any]:
         action = "remove" if self.after is None else ("create" if self.before is None else "update")
@@ -400,7 +412,8 @@ def _takeover_changes(check: BootCheck, sources: Dict[str, sf.SysctlSource],
             continue
         edited = takeover.comment_out(current, [write.lineno])
         if edited != current:
-            done[real] = FileChange(real, before, edited, "takeover: conflicting overcommit lines commented out")
+            done[real] = FileChange(real, before, edited, "takeover: conflicting overcommit lines commented out",
+                                    ours=False)
     return done, sorted(set(blocked))
 
 
@@ -413,7 +426,8 @@ def _restore_changes(host: HostState) -> List[FileChange]:
             continue
         restored, count = takeover.restore(src.data)
         if count:
-            changes[real] = FileChange(real, src.data, restored, "absent: %d line(s) taken over are put back" % count)
+            changes[real] = FileChange(real, src.data, restored, "absent: %d line(s) taken over are put back" % count,
+                                       ours=False)
     return [changes[p] for p in sorted(changes)]
 
 
@@ -460,7 +474,9 @@ def decide(request: Request, host: HostState) -> Decision:
                     break
                 check = check_boot(sources_after(host.sources, changes + list(taken.values())), expected,
                                    rerun_from, host.memory, options)
-            changes.extend(taken[p] for p in sorted(taken))
+            # Edits of other files go first: a run killed after them and before our drop-in leaves a
+            # boot that no longer reads the taken-over lines, not one that reads them and not ours.
+            changes[:0] = [taken[p] for p in sorted(taken)]
         shadowing = _shadowing(check, expected, path)
         if refusal is None and check.unsafe:
             # Whatever shadowing says: no run of ours leaves a host that boots locked out.
@@ -558,26 +574,31 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def write_file_atomic(path: str, data: bytes) -> None:
+def write_file_atomic(path: str, data: bytes, keep_attrs: bool = False) -> None:
     """Write next to the target and rename over it, so a reader (or a boot) sees old or new, never half.
 
     Our own rename rather than AnsibleModule.atomic_move: that one ends the module with fail_json on
     some errors (an SELinux context it cannot set), which would skip our rollback and leave the
-    temporary file behind. The temporary file never outlives this call.
+    temporary file behind. The temporary file never outlives this call. Our drop-ins are 0644
+    root:root; another file we edit (takeover) keeps its own mode and owner (``keep_attrs``).
     """
     real = host_path(path)
     directory = os.path.dirname(real)
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
+    mode, uid, gid = FILE_MODE, 0, 0
+    if keep_attrs and os.path.exists(real):
+        st = os.stat(real)
+        mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
     fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, FILE_MODE)
+        os.chmod(tmp, mode)
         if os.geteuid() == 0:
-            os.chown(tmp, 0, 0)
+            os.chown(tmp, uid, gid)
         os.rename(tmp, real)
     except BaseException:
         if os.path.lexists(tmp):
@@ -617,7 +638,7 @@ def _apply_files(changes: List[FileChange], done: List[FileChange]) -> None:
             if os.path.lexists(host_path(change.path)):
                 remove_file(change.path)
         else:
-            write_file_atomic(change.path, change.after)
+            write_file_atomic(change.path, change.after, keep_attrs=not change.ours)
         kind, data = _read_bytes_regular(change.path)
         if (change.after is None and kind != "absent") or (change.after is not None and data != change.after):
             raise _StepError("%s does not read back as written" % change.path)
@@ -648,7 +669,7 @@ def _rollback(decision: Decision, applied: List[sw.Write], files_done: List[File
                 if os.path.lexists(host_path(change.path)):
                     remove_file(change.path)
             else:
-                write_file_atomic(change.path, change.before)
+                write_file_atomic(change.path, change.before, keep_attrs=not change.ours)
         except OSError as exc:
             problems.append("restoring %s: %s" % (change.path, exc))
     snapshot, unsafe_before = rollback_snapshot(decision)
@@ -681,12 +702,7 @@ def verify_restored(decision: Decision, snapshot: Dict[str, str], files_done: Li
             left.append("%s exists, did not before" % change.path)
         elif change.before is not None and data != change.before:
             left.append("%s differs from before the run" % change.path)
-    try:
-        names = os.listdir(host_path(DROPIN_DIR))
-    except OSError:
-        names = []
-    left.extend("%s/%s is a temporary file left behind" % (DROPIN_DIR, n) for n in sorted(names)
-                if n.startswith(_TMP_PREFIX) and n.endswith(_TMP_SUFFIX))
+    left.extend("%s is a temporary file left behind" % path for path in _tmp_files())
     return left
 
 

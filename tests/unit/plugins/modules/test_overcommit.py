@@ -281,7 +281,7 @@ def test_failed_file_write_restores_file_and_live_values_and_leaves_no_temporary
 def test_a_module_exit_in_the_middle_still_rolls_back(kernel, run_module, monkeypatch):
     """Finding 6: fail_json inside atomic_move (a SystemExit) used to bypass the rollback."""
 
-    def exits(path, data):
+    def exits(path, data, keep_attrs=False):
         raise SystemExit(1)
 
     monkeypatch.setattr(apply_transaction, "write_file_atomic", exits)

@@ -129,6 +129,25 @@ def test_shadowing_takeover_comments_out_the_seed_advice_and_absent_puts_it_back
     assert kernel.live() == dict(BOOT, overcommit_memory="2", overcommit_ratio="100")
 
 
+def test_takeover_keeps_the_edited_files_mode_and_edits_it_before_writing_ours(kernel, run_module, monkeypatch):
+    conf = kernel.root / "etc/sysctl.conf"
+    conf.write_text(DEBIAN_SYSCTL_CONF + SEED_ADVICE)
+    os.chmod(conf, 0o600)
+    order = []
+    real_write = apply_transaction.write_file_atomic
+
+    def recording(path, data, keep_attrs=False):
+        order.append(path)
+        real_write(path, data, keep_attrs)
+
+    monkeypatch.setattr(apply_transaction, "write_file_atomic", recording)
+    failed, result = run_module(overcommit.main, dict(PG, shadowing="takeover"))
+    assert not failed, result["msg"]
+    assert oct(conf.stat().st_mode & 0o777) == "0o600"
+    # Killed between the two writes, the boot no longer reads the seed's lines, and not only ours.
+    assert order == ["/etc/sysctl.conf", "/" + DROPIN]
+
+
 def test_takeover_never_edits_vendor_files(kernel, run_module):
     vendor = kernel.root / "usr/lib/sysctl.d/99-vendor.conf"
     vendor.write_text("vm.overcommit_ratio = 40\n")
