@@ -66,6 +66,7 @@ def audit_row(info_result, host, cached_plan=None, cache_only=False):
     result = asdict(row)
     result["plan_reasons"] = list(row.plan_reasons)
     result["shadowed"] = list(row.shadowed)
+    result["boot_unsafe"] = list(row.boot_unsafe)
     return result
 
 

@@ -618,6 +618,7 @@ def rows_from_dicts(items: Sequence[Mapping[str, Any]], expected_hosts: Sequence
         data = {k: v for k, v in item.items() if k in names}
         data["plan_reasons"] = tuple(data.get("plan_reasons") or ())
         data["shadowed"] = tuple(data.get("shadowed") or ())
+        data["boot_unsafe"] = tuple(str(m) for m in data.get("boot_unsafe") or ())
         data["planned_sysctl"] = dict(data.get("planned_sysctl") or {})
         rows.append(AuditRow(**data))
     seen = {row.host for row in rows}

@@ -314,3 +314,20 @@ def test_escape_helpers(value, plain, markdown, csv_field):
 
 def test_html_text_escapes_for_content_and_quoted_attributes():
     assert html_text('"><svg onload=x>\r\'') == "&quot;&gt;&lt;svg onload=x&gt; &#x27;"
+
+
+class TemplatedList(list):
+    """Like Ansible's lazy template lists: may not be rebuilt with type(x)(items)."""
+
+    def __init__(self, *args):
+        if args and not isinstance(args[0], list):
+            raise TypeError("Direct construction of lazy containers is not supported.")
+        super().__init__(*args)
+
+
+def test_rows_that_travel_through_ansible_variables_render_in_every_format():
+    """A list field left as Ansible handed it (boot_unsafe) broke the JSON report in the audit playbook."""
+    row = audit_row(dict(CASES["mode2-healthy"][0], boot_now_unsafe=["x is set by /etc/sysctl.conf:1"]), host="db")
+    travelled = {k: TemplatedList(v) if isinstance(v, list) else v for k, v in row.items()}
+    for fmt in ("json", "markdown", "csv", "html"):
+        assert "db" in fleet_report([travelled], format=fmt)
