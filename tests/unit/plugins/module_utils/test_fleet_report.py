@@ -328,6 +328,7 @@ class TemplatedList(list):
 def test_rows_that_travel_through_ansible_variables_render_in_every_format():
     """A list field left as Ansible handed it (boot_unsafe) broke the JSON report in the audit playbook."""
     row = audit_row(dict(CASES["mode2-healthy"][0], boot_now_unsafe=["x is set by /etc/sysctl.conf:1"]), host="db")
-    travelled = {k: TemplatedList(v) if isinstance(v, list) else v for k, v in row.items()}
+    # Through Ansible variables every sequence comes back as a (lazy) list.
+    travelled = {k: TemplatedList(list(v)) if isinstance(v, (list, tuple)) else v for k, v in row.items()}
     for fmt in ("json", "markdown", "csv", "html"):
         assert "db" in fleet_report([travelled], format=fmt)
