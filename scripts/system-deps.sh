@@ -9,6 +9,7 @@ PACKAGES=(
   debootstrap e2fsprogs         # building root filesystems and the lab's ext4 disk image
   user-mode-linux               # the lab's real, separate kernels
   iproute2 openssh-client       # the lab's network namespace and SSH to guests
+  strace                        # the boot-replay test records the real sysctl tools' writes
   rsync make
 )
 

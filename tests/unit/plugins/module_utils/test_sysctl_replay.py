@@ -24,7 +24,7 @@ SYSTEMD = [sr.SYSTEMD_252, sr.SYSTEMD_257]
 PROCPS = [sr.PROCPS_4_0_2, sr.PROCPS_4_0_4, sr.PROCPS_4_0_5]
 ALL = SYSTEMD + PROCPS
 
-DEBIAN12_SYSCTL_CONF = "#\n# /etc/sysctl.conf - Configuration file for setting system variables\n#kernel.domainname = x\n"
+DEBIAN12_SYSCTL_CONF = "#\n# /etc/sysctl.conf - Configuration file for system variables\n#kernel.domainname = x\n"
 
 
 def dropin(plan):
@@ -185,8 +185,7 @@ def test_the_later_of_two_own_drop_ins_decides(rules, old, new):
     ],
 )
 def test_directories_same_name_replacement_and_name_order(rules, extra, ratio):
-    """Same under both tools. Old sysctl_precedence did not know /usr/local/lib or
-    same-name masking by an empty file."""
+    """Same under both tools (old sysctl_precedence agreed on these; they guard the new code)."""
     assert end(host(extra), rules)[RATIO] == ratio
 
 
