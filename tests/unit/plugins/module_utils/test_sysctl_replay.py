@@ -462,3 +462,31 @@ def test_every_rule_set_names_its_source():
 )
 def test_systemd_normalize(key, normal):
     assert sr.systemd_normalize(key) == normal
+
+
+# ---------------------------------------------------------------- helpers for callers
+
+
+def test_with_file_answers_what_if_our_drop_in_changes_or_goes():
+    sources = host({"/etc/sysctl.conf": "vm.overcommit_memory = 2\n", "/etc/sysctl.d/99-sysctl.conf":
+                    "vm.overcommit_memory = 2\n"})
+    gone = sr.replay(sr.with_file(sources, OURS, None), sr.SYSTEMD_252, BOOT)
+    assert pick(gone.end, MODE, RATIO, RESERVE) == ("2", "50", "8192")  # finding 2: absent settles into this
+    changed = sr.replay(sr.with_file(sources, OURS, dropin(KBYTES_PLAN).encode()), sr.SYSTEMD_252, BOOT)
+    assert sr.diff_end_state(changed, KBYTES_PLAN) == []
+
+
+@pytest.mark.parametrize("rules", [sr.SYSTEMD_257, sr.PROCPS_4_0_4], ids=lambda r: r.name)
+def test_managed_lines_resolve_spellings_and_list_globs_that_hit_our_keys(rules):
+    data = (b"# x\nvm..overcommit_ratio = 60\nkernel.pid_max = 1\nvm.overcommit_* = 1\nvm.swappiness = 1\n"
+            b"-vm.overcommit_kbytes\n")
+    got = [(m.key, m.value, m.lineno, m.is_glob) for m in sr.managed_lines(data, "/etc/x.conf", rules)]
+    assert got == [(RATIO, b"60", 2, False), ("vm.overcommit_*", b"1", 4, True), (KBYTES, None, 6, False)]
+
+
+def test_report_is_json_friendly_and_says_why():
+    sources = host({"/etc/sysctl.d/95-tuning.conf": "vm.overcommit_kbytes = 0\n"})
+    summary = sr.report(sr.replay(sources, sr.PROCPS_4_0_2, BOOT), RATIO_PLAN)
+    assert summary["ok"] is False and summary["rules"] == "procps-4.0.2"
+    assert summary["decided_by"][RATIO].startswith("vm.overcommit_ratio = 0 because /etc/sysctl.d/95-tuning.conf:1")
+    assert summary["files"][-1] == "/etc/sysctl.conf"
