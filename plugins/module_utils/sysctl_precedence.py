@@ -1,7 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: dbfleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which sysctl file wins for a key after a reboot.
+"""Which sysctl file wins for a key after a reboot. SUPERSEDED by sysctl_replay.
+
+Kept only until dropin_apply switches to sysctl_files + sysctl_replay (issue 8): this
+per-key view misses the ratio/kbytes coupling and several tool rules; delete it and its
+test then.
 
 The one place that knows the sysctl.d precedence rules. Two programs apply these
 files and they disagree about ``/etc/sysctl.conf``:

@@ -13,7 +13,9 @@ D = "/etc/sysctl.d/"
 OURS = D + "90-dbfleet-overcommit.conf"
 
 
-def dropin(reserve="131072", ratio=None, kbytes=None, mode="2") -> bytes:
+def dropin(reserve="131072", ratio=None, kbytes=None, mode="1") -> bytes:
+    """A drop-in like ours. Mode 1, not 2: several cases end with ratio and kbytes both 0, which
+    in mode 2 leaves a swapless guest a CommitLimit of 0 and locks it out (as on a real host)."""
     lines = ["# managed by dbfleet.memory", "vm.admin_reserve_kbytes = " + reserve]
     lines += ["vm.overcommit_ratio = " + ratio] if ratio else []
     lines += ["vm.overcommit_kbytes = " + kbytes] if kbytes else []
