@@ -157,3 +157,33 @@ def test_prediction_equals_the_real_tools(lab: Lab, guest, case: Case):
         if (p.hung_on is not None) != real[0]:
             report.append("%s: predicted hang=%s, real hang=%s" % (p.rules.name, p.hung_on, real[0]))
     assert report == [], "prediction differs from the real tool:\n" + "\n".join(report)
+
+
+# ---------------------------------------------------------------------------------- the kernel alone
+
+# One write(2) of exactly these bytes (what a tool writes: the value and a newline). Mode is
+# never set to 2 here: the guest must stay reachable whatever the ratio and kbytes become.
+KERNEL_ROWS = [
+    (RATIO, b"87\n"), (RATIO, b"  \t87  \n"), (RATIO, b"0 # default\n"), (RATIO, b"87 50\n"),
+    (RATIO, b"010\n"), (RATIO, b"08\n"), (RATIO, b"0x1f\n"), (RATIO, b"+87\n"), (RATIO, b"-5\n"),
+    (RATIO, b"2147483648\n"), (RATIO, b"0" * 20 + b"1\n"), (RATIO, b"87#x\n"), (RATIO, b"87\r\n"),
+    (RATIO, b"\n"), (RATIO, b"87\xa0\n"), (RATIO, b"\xa087\n"),
+    (KBYTES, b"0\n"), (KBYTES, b"-0\n"), (KBYTES, b"262144 kB\n"), (KBYTES, b"18446744073709551616\n"),
+    (MODE, b"3\n"), (MODE, b"-1\n"), (MODE, b" 1 \n"), (RESERVE, b"0x10000\n"),
+]
+
+
+@pytest.mark.parametrize("key, raw", KERNEL_ROWS, ids=["%s=%r" % (k.split(".")[1], r) for k, r in KERNEL_ROWS])
+def test_kernel_model_equals_the_kernel(lab: Lab, key: str, raw: bytes):
+    """sysctl_kernel.kernel_write against one real write(2) to /proc/sys/vm on Linux 6.1:
+    whether it is accepted, and all four values afterwards (the pair side effect included)."""
+    start = dict(START, **{KBYTES: "262144", RATIO: "0"})  # kbytes in effect: a ratio write visibly zeroes it
+    lab.run(GUEST, "sysctl -q -w vm.overcommit_memory=0 -w vm.admin_reserve_kbytes=8192 "
+                   "-w vm.overcommit_kbytes=262144")
+    before = read_vm(lab)
+    assert before == start
+    out = lab.run(GUEST, "echo %s | base64 -d > /proc/sys/%s; echo rc=$?"
+                  % (base64.b64encode(raw).decode(), key.replace(".", "/")), check=False).stdout
+    accepted = out.strip().rsplit("rc=", 1)[1] == "0"
+    model = sk.kernel_write(before, key, raw)
+    assert (model.accepted, model.state) == (accepted, read_vm(lab))
