@@ -11,6 +11,7 @@ PACKAGES=(
   user-mode-linux               # the lab's real, separate kernels
   iproute2 openssh-client       # the lab's network namespace and SSH to guests
   ethtool                       # the lab turns offloads off on its taps (else TCP stalls)
+  strace                        # the boot-replay test records the real sysctl tools' writes
   rsync make
 )
 

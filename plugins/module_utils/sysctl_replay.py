@@ -632,8 +632,8 @@ def decided_by(result: Replay, key: str) -> Decision:
         if not write.took_effect:
             continue
         if write.key == key:
-            msg = "%s = %s is set by %s (%s%s)" % (key, value, write.where, write.line,
-                                                  ", from glob %s" % write.glob if write.glob else "")
+            via = ", from glob %s" % write.glob if write.glob else ""
+            msg = "%s = %s is set by %s (%s%s)" % (key, value, write.where, write.line, via)
             return Decision(key, value, write, False, msg)
         if sk.PARTNER.get(write.key) == key:
             msg = ("%s = 0 because %s writes %s, and a write to %s zeroes %s"
@@ -684,3 +684,66 @@ def sources_from_texts(files: Mapping[str, Optional[object]]) -> Dict[str, sf.Sy
             raw = data if isinstance(data, bytes) else str(data).encode("utf-8", "surrogateescape")
             out[path] = sf.SysctlSource(path, raw, sf.STATUS_FILE, None if raw else "empty file")
     return out
+
+
+def with_file(sources: Mapping[str, sf.SysctlSource], path: str, data: Optional[bytes]) -> Dict[str, sf.SysctlSource]:
+    """``sources`` with ``path`` replaced by a regular file holding ``data`` (None: the file removed).
+
+    For "what would the boot do if our drop-in had this content / were gone".
+    """
+    out = dict(sources)
+    if data is None:
+        out.pop(path, None)
+    else:
+        out[path] = sf.SysctlSource(path, data, sf.STATUS_FILE, None if data else "empty file")
+    return out
+
+
+@dataclass(frozen=True)
+class ManagedLine:
+    """A line of a file that names one of our keys, as one tool reads it."""
+
+    key: str  # dotted managed key, or the glob as written when the line is a glob
+    value: Optional[bytes]  # None for an exclusion ("-key" without "=")
+    lineno: int
+    is_glob: bool
+
+
+def managed_lines(data: bytes, path: str, rules: ToolRules = SYSTEMD_257,
+                  existing_keys: Sequence[str] = ()) -> List[ManagedLine]:
+    """The lines of one file that can touch a managed key under ``rules``, in file order.
+
+    For checking our own drop-in's content and for finding the lines to take over in other
+    files: key spellings are resolved as the tool resolves them, and a glob line is listed
+    when it matches a managed key.
+    """
+    entries, _problems = parse_source(data, path, rules)
+    candidates = set(MANAGED_PATHS) | {k.replace(".", "/") for k in existing_keys}
+    out = []
+    for entry in entries:
+        rel = entry.key[len(PROC_SYS):] if entry.key.startswith(PROC_SYS) else entry.key
+        if entry.is_glob:
+            if any(m in MANAGED_PATHS for m in glob_paths(rel, candidates)):
+                out.append(ManagedLine(rel.replace("/", "."), entry.value, entry.lineno, True))
+            continue
+        target = _procps_resolve(entry.key) if not rules.systemd_syntax else _path_simplify("/" + rel)[1:]
+        if target in MANAGED_PATHS:
+            out.append(ManagedLine(MANAGED_PATHS[target], entry.value, entry.lineno, False))
+    return out
+
+
+def report(result: Replay, expected: Mapping[str, object]) -> Dict[str, object]:
+    """A JSON-friendly summary of one replay for a module result or the audit."""
+    differences = diff_end_state(result, expected)
+    return {
+        "rules": result.rules.name,
+        "tool": result.rules.tool,
+        "version": result.rules.version,
+        "ok": not differences,
+        "end": dict(result.end),
+        "differences": differences,
+        "decided_by": {key: decided_by(result, key).message for key in sorted(result.end)},
+        "problems": [str(p) for p in result.problems],
+        "hung_on": result.hung_on,
+        "files": list(result.files),
+    }

@@ -24,7 +24,7 @@ SYSTEMD = [sr.SYSTEMD_252, sr.SYSTEMD_257]
 PROCPS = [sr.PROCPS_4_0_2, sr.PROCPS_4_0_4, sr.PROCPS_4_0_5]
 ALL = SYSTEMD + PROCPS
 
-DEBIAN12_SYSCTL_CONF = "#\n# /etc/sysctl.conf - Configuration file for setting system variables\n#kernel.domainname = x\n"
+DEBIAN12_SYSCTL_CONF = "#\n# /etc/sysctl.conf - Configuration file for system variables\n#kernel.domainname = x\n"
 
 
 def dropin(plan):
@@ -33,9 +33,10 @@ def dropin(plan):
     return "# managed by dbfleet.memory\n" + "".join("%s = %s\n" % (k, plan[k]) for k in order if k in plan)
 
 
-def host(extra=None, plan=RATIO_PLAN, debian12=True):
-    """Sources of a Debian-like host with our drop-in, plus ``extra`` {path: text, or None for a mask}."""
-    files = {OURS: dropin(plan), "/usr/lib/sysctl.d/50-pid-max.conf": "kernel.pid_max = 4194304\n"}
+def host(extra=None, plan=None, debian12=True):
+    """Sources of a Debian-like host with our drop-in (RATIO_PLAN unless ``plan``), plus ``extra``
+    {path: text, or None for a mask}."""
+    files = {OURS: dropin(plan or RATIO_PLAN), "/usr/lib/sysctl.d/50-pid-max.conf": "kernel.pid_max = 4194304\n"}
     if debian12:
         files["/etc/sysctl.conf"] = DEBIAN12_SYSCTL_CONF
         files["/etc/sysctl.d/99-sysctl.conf"] = DEBIAN12_SYSCTL_CONF  # the symlink, followed
@@ -43,8 +44,8 @@ def host(extra=None, plan=RATIO_PLAN, debian12=True):
     return sr.sources_from_texts(files)
 
 
-def end(sources, rules, start=BOOT, **kw):
-    return sr.replay(sources, rules, start, **kw).end
+def end(sources, rules, start=None, **kw):
+    return sr.replay(sources, rules, start or BOOT, **kw).end
 
 
 def pick(state, *keys):
@@ -185,8 +186,7 @@ def test_the_later_of_two_own_drop_ins_decides(rules, old, new):
     ],
 )
 def test_directories_same_name_replacement_and_name_order(rules, extra, ratio):
-    """Same under both tools. Old sysctl_precedence did not know /usr/local/lib or
-    same-name masking by an empty file."""
+    """Same under both tools (old sysctl_precedence agreed on these; they guard the new code)."""
     assert end(host(extra), rules)[RATIO] == ratio
 
 
@@ -463,3 +463,31 @@ def test_every_rule_set_names_its_source():
 )
 def test_systemd_normalize(key, normal):
     assert sr.systemd_normalize(key) == normal
+
+
+# ---------------------------------------------------------------- helpers for callers
+
+
+def test_with_file_answers_what_if_our_drop_in_changes_or_goes():
+    sources = host({"/etc/sysctl.conf": "vm.overcommit_memory = 2\n", "/etc/sysctl.d/99-sysctl.conf":
+                    "vm.overcommit_memory = 2\n"})
+    gone = sr.replay(sr.with_file(sources, OURS, None), sr.SYSTEMD_252, BOOT)
+    assert pick(gone.end, MODE, RATIO, RESERVE) == ("2", "50", "8192")  # finding 2: absent settles into this
+    changed = sr.replay(sr.with_file(sources, OURS, dropin(KBYTES_PLAN).encode()), sr.SYSTEMD_252, BOOT)
+    assert sr.diff_end_state(changed, KBYTES_PLAN) == []
+
+
+@pytest.mark.parametrize("rules", [sr.SYSTEMD_257, sr.PROCPS_4_0_4], ids=lambda r: r.name)
+def test_managed_lines_resolve_spellings_and_list_globs_that_hit_our_keys(rules):
+    data = (b"# x\nvm..overcommit_ratio = 60\nkernel.pid_max = 1\nvm.overcommit_* = 1\nvm.swappiness = 1\n"
+            b"-vm.overcommit_kbytes\n")
+    got = [(m.key, m.value, m.lineno, m.is_glob) for m in sr.managed_lines(data, "/etc/x.conf", rules)]
+    assert got == [(RATIO, b"60", 2, False), ("vm.overcommit_*", b"1", 4, True), (KBYTES, None, 6, False)]
+
+
+def test_report_is_json_friendly_and_says_why():
+    sources = host({"/etc/sysctl.d/95-tuning.conf": "vm.overcommit_kbytes = 0\n"})
+    summary = sr.report(sr.replay(sources, sr.PROCPS_4_0_2, BOOT), RATIO_PLAN)
+    assert summary["ok"] is False and summary["rules"] == "procps-4.0.2"
+    assert summary["decided_by"][RATIO].startswith("vm.overcommit_ratio = 0 because /etc/sysctl.d/95-tuning.conf:1")
+    assert summary["files"][-1] == "/etc/sysctl.conf"
