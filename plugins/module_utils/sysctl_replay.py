@@ -629,6 +629,12 @@ def decided_by(result: Replay, key: str) -> Decision:
     """The write that left ``key`` at its end value, including a zeroing by the partner key."""
     value = result.end[key]
     for write in reversed(result.writes):
+        if write.suppressed and write.key == key:
+            # systemd-sysctl skips a write whose value is already there, but the line still
+            # decides: it replaced any earlier line for the key (ours included).
+            msg = "%s = %s is set by %s (%s; already %s, so %s did not write it)" % (
+                key, value, write.where, write.line, value, result.rules.tool)
+            return Decision(key, value, write, False, msg)
         if not write.took_effect:
             continue
         if write.key == key:

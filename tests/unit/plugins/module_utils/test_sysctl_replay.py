@@ -491,3 +491,17 @@ def test_report_is_json_friendly_and_says_why():
     assert summary["ok"] is False and summary["rules"] == "procps-4.0.2"
     assert summary["decided_by"][RATIO].startswith("vm.overcommit_ratio = 0 because /etc/sysctl.d/95-tuning.conf:1")
     assert summary["files"][-1] == "/etc/sysctl.conf"
+
+
+@pytest.mark.parametrize("rules", SYSTEMD, ids=[r.name for r in SYSTEMD])
+def test_a_later_line_that_systemd_skips_as_unchanged_still_decides_the_key(rules):
+    """systemd keeps one entry per key: a later 'ratio = 50' replaces ours, and is then not
+    written because the fresh kernel already reads 50. The explanation must name that line,
+    not say that no file sets the key (it did, before this fix)."""
+    later = "/etc/sysctl.d/99-zz-tuning.conf"
+    result = sr.replay(host({later: "vm.overcommit_ratio = 50\n"}), rules, BOOT)
+    decided = sr.decided_by(result, RATIO)
+    assert result.end[RATIO] == "50"
+    assert decided.write is not None and decided.write.where == later + ":1"
+    assert decided.message == ("vm.overcommit_ratio = 50 is set by %s:1 (vm.overcommit_ratio = 50; already 50, "
+                               "so systemd-sysctl did not write it)" % later)
