@@ -65,7 +65,7 @@ SSH_PROBE_TIMEOUT_S = 10.0       # one "is sshd up" probe while booting
 SHELL_OPEN_TIMEOUT_S = 60.0      # GuestShell: a full login plus a first answer
 SHELL_COMMAND_TIMEOUT_S = 30.0   # GuestShell.run default
 HOST_COMMAND_TIMEOUT_S = 60.0    # ip, ethtool, mkswap, ssh -O exit on this machine
-ANSIBLE_TASK_TIMEOUT_S = 90      # ansible's own per-task limit; the role's one module run takes ~3 s
+ANSIBLE_TASK_TIMEOUT_S = 90      # ansible's own per-task limit; a role run takes 3-8 s
 PLAYBOOK_TIMEOUT_S = 180.0       # the whole ansible-playbook process, killed with its workers
 SSH_OPTIONS = [
     "-o", "BatchMode=yes",
@@ -472,8 +472,8 @@ class Lab:
 
     def _offloads_off(self, device: str) -> None:
         """Switches OFFLOADS_OFF off on one of the lab's links and checks that they are.
-        Done for each tap again once its guest has booted: UML asks for checksum and
-        TSO offload itself (TUNSETOFFLOAD) when it opens the tap."""
+        Done for each tap again once its guest has booted: UML turns checksum offload
+        (`tx`) back on when it opens the tap (seen after every boot and power-cycle)."""
         argv = ["ethtool", "-K", device]
         for feature in OFFLOADS_OFF:
             argv += [feature, "off"]
