@@ -76,7 +76,8 @@ def restore_guests(request: pytest.FixtureRequest) -> Iterator[None]:
                    + " ".join(f"-w {key}={defaults[key]}" for key in order))
         try:
             the_lab.run(name, command, timeout=30)
-        except LabError:
+        except LabError as exc:
+            print(f"restore: {name} power-cycled: {exc}")
             the_lab.power_cycle(name)
             the_lab.run(name, command, timeout=30)
 

@@ -66,7 +66,7 @@ def main() -> int:
             "%s %.1f s" % (name, guest.boot_seconds[-1]) for name, guest in lab.guests.items()))
         lab.write_inventory()
         before = {name: read_state(lab, name) for name in profiles}
-        say("applying the role dbfleet.memory.overcommit over SSH (Python is slow inside UML: about a minute)")
+        say("applying the role dbfleet.memory.overcommit over SSH (a few seconds per run)")
         first = run_role(lab, lab_profiles=profiles)
         after = {name: read_state(lab, name) for name in profiles}
         say("running the role again: it must change nothing")

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """labctl: the UML lab by hand - keep a fleet of real kernels up to experiment on.
 
-  labctl.py build                         build (or find) the cached guest image
-  labctl.py up [--name dev] [--guest db1:512[:256] ...]
+  labctl.py build [--suite trixie]        build (or find) the cached guest image (bookworm)
+  labctl.py up [--name dev] [--guest db1:512[:256[:trixie]] ...]
                                           boot a fleet that stays up after labctl exits
   labctl.py status                        every lab on this machine, its guests, boot times
   labctl.py inventory [--name dev]        print the Ansible inventory path
@@ -26,26 +26,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from umlab import (RUN_ROOT, GuestSpec, Lab, LabError, check_host, cleanup_stale,  # noqa: E402
+from umlab import (RUN_ROOT, SUITES, GuestSpec, Lab, LabError, check_host, cleanup_stale,  # noqa: E402
                    destroy_lab, ensure_image, is_stale, list_labs, _alive)
 
 DEFAULT_GUESTS = ["db1:512", "db2:768:256"]
 
 
 def parse_guest(text: str) -> GuestSpec:
-    """NAME:MEM_MB[:SWAP_MB] -> GuestSpec."""
+    """NAME:MEM_MB[:SWAP_MB[:SUITE]] -> GuestSpec."""
     parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise argparse.ArgumentTypeError(f"{text!r}: use NAME:MEM_MB[:SWAP_MB]")
+    if len(parts) not in (2, 3, 4):
+        raise argparse.ArgumentTypeError(f"{text!r}: use NAME:MEM_MB[:SWAP_MB[:SUITE]]")
     try:
-        return GuestSpec(parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else 0)
+        return GuestSpec(parts[0], int(parts[1]), int(parts[2]) if len(parts) >= 3 else 0,
+                         parts[3] if len(parts) == 4 else "bookworm")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def cmd_build(_args: argparse.Namespace) -> int:
+def cmd_build(args: argparse.Namespace) -> int:
     check_host()
-    print(ensure_image())
+    print(ensure_image(args.suite))
     return 0
 
 
@@ -55,8 +56,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     lab = Lab(specs, name=args.name, keep=True).start()
     print(f"lab {lab.name} is up (netns {lab.netns}):")
     for guest in lab.guests.values():
-        print(f"  {guest.name:10} {guest.ip:12} mem {guest.spec.mem_mb} MiB, swap {guest.spec.swap_mb} MiB,"
-              f" SSH after {guest.boot_seconds[-1]} s")
+        print(f"  {guest.name:10} {guest.ip:12} {guest.spec.suite:9} mem {guest.spec.mem_mb} MiB,"
+              f" swap {guest.spec.swap_mb} MiB, SSH after {guest.boot_seconds[-1]} s")
     here = Path(__file__).resolve().parent
     print(f"inventory: {lab.inventory_path}\n"
           f"  {here}/labctl.py ssh --name {lab.name} {next(iter(lab.guests))}\n"
@@ -75,7 +76,8 @@ def cmd_status(_args: argparse.Namespace) -> int:
         print(f"{state['name']}: {owner}{stale}; inventory {state.get('inventory', '-')}")
         for guest in state.get("guests", []):
             running = guest.get("pid") is not None and _alive(guest["pid"])
-            print(f"  {guest['name']:10} {guest['ip']:12} mem {guest['mem_mb']} MiB swap {guest['swap_mb']} MiB"
+            print(f"  {guest['name']:10} {guest['ip']:12} {guest.get('suite', 'bookworm'):9}"
+                  f" mem {guest['mem_mb']} MiB swap {guest['swap_mb']} MiB"
                   f" {'running pid ' + str(guest['pid']) if running else 'DOWN'};"
                   f" boots {guest.get('boot', 0)}, SSH after {guest.get('boot_seconds', [])} s")
     return 0
@@ -140,10 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labctl.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("build").set_defaults(func=cmd_build)
+    build = sub.add_parser("build")
+    build.add_argument("--suite", choices=SUITES, default="bookworm")
+    build.set_defaults(func=cmd_build)
     up = sub.add_parser("up")
     up.add_argument("--name", default="dev")
-    up.add_argument("--guest", action="append", type=parse_guest, help="NAME:MEM_MB[:SWAP_MB], repeatable")
+    up.add_argument("--guest", action="append", type=parse_guest, help="NAME:MEM_MB[:SWAP_MB[:SUITE]], repeatable")
     up.set_defaults(func=cmd_up)
     sub.add_parser("status").set_defaults(func=cmd_status)
     inv = sub.add_parser("inventory")

@@ -28,7 +28,11 @@ class RoleRun:
 
     def apply(self, host: str) -> dict[str, Any]:
         """The module's result: what was applied, or the failure message."""
-        return self.results[host][ROLE_ACTION]
+        try:
+            return self.results[host][ROLE_ACTION]
+        except KeyError:
+            raise LabError(f"{host}: the play has no result of {ROLE_ACTION}; results of"
+                           f" {sorted(self.results.get(host, {}))}\n{self.output}") from None
 
     def plan(self, host: str) -> dict[str, Any]:
         """The plan the module made on the host (also present when it refused to apply)."""

@@ -112,7 +112,8 @@ def test_values_return_after_reboot_and_a_shadowing_file_fails_before_it(lab: La
         assert shown_kb == formula_kb
         print(f"{host}: after reboot the drop-in's values are live again: {plan['sysctl']}, "
               f"CommitLimit {shown_kb} kB = commit_limit.py's {formula_kb} kB "
-              f"(MemTotal {lab.meminfo(host)['MemTotal']} kB this boot, {plan['memory']['memtotal_kb']} kB when planned)")
+              f"(MemTotal {lab.meminfo(host)['MemTotal']} kB this boot, "
+              f"{plan['memory']['memtotal_kb']} kB when planned)")
 
         lab.put(host, shadow, "# a later-sorting file someone left behind\nvm.overcommit_ratio = 40\n")
         dropin_before = file_text(lab, host)

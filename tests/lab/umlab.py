@@ -47,6 +47,7 @@ from typing import Iterable, Mapping, Sequence
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 BUILD_IMAGE = HERE / "image" / "build-image.sh"
+SUITES = ("bookworm", "trixie")   # Debian 12 and 13 guests; build-image.sh makes one image each
 RUN_ROOT = Path(os.environ.get("DBFLEET_LAB_RUN", "/run/dbfleet-lab"))
 UML_BINARY = os.environ.get("DBFLEET_UML", "/usr/bin/linux.uml")
 
@@ -64,7 +65,7 @@ SSH_PROBE_TIMEOUT_S = 10.0       # one "is sshd up" probe while booting
 SHELL_OPEN_TIMEOUT_S = 60.0      # GuestShell: a full login plus a first answer
 SHELL_COMMAND_TIMEOUT_S = 30.0   # GuestShell.run default
 HOST_COMMAND_TIMEOUT_S = 60.0    # ip, ethtool, mkswap, ssh -O exit on this machine
-ANSIBLE_TASK_TIMEOUT_S = 90      # ansible's own per-task limit; the role's one module run takes ~3 s
+ANSIBLE_TASK_TIMEOUT_S = 90      # ansible's own per-task limit; a role run takes 3-8 s
 PLAYBOOK_TIMEOUT_S = 180.0       # the whole ansible-playbook process, killed with its workers
 SSH_OPTIONS = [
     "-o", "BatchMode=yes",
@@ -89,17 +90,21 @@ class LabError(RuntimeError):
 
 @dataclass(frozen=True)
 class GuestSpec:
-    """What a guest looks like: its name, RAM (`mem=`) and swap size (0 = no swap)."""
+    """What a guest looks like: its name, RAM (`mem=`), swap size (0 = no swap) and
+    Debian suite (bookworm = 12, trixie = 13)."""
 
     name: str
     mem_mb: int
     swap_mb: int = 0
+    suite: str = "bookworm"
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,14}", self.name):
             raise ValueError(f"guest name {self.name!r}: use [a-z][a-z0-9-], at most 15 chars")
         if self.mem_mb < 128 or self.swap_mb < 0:
             raise ValueError(f"guest {self.name}: mem_mb >= 128 and swap_mb >= 0 please")
+        if self.suite not in SUITES:
+            raise ValueError(f"guest {self.name}: suite {self.suite!r}, use one of {', '.join(SUITES)}")
 
 
 @dataclass
@@ -230,9 +235,9 @@ def tcp_counters(netns: str) -> TcpCounters:
     return TcpCounters(tcp["OutSegs"], tcp["RetransSegs"])
 
 
-def ensure_image() -> Path:
-    """Returns the cached guest disk image, building it (and the rootfs) if needed."""
-    proc = subprocess.run([str(BUILD_IMAGE)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+def ensure_image(suite: str = "bookworm") -> Path:
+    """Returns the cached guest disk image of a suite, building it (and the rootfs) if needed."""
+    proc = subprocess.run([str(BUILD_IMAGE), suite], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         raise LabError(f"{BUILD_IMAGE} failed:\n{proc.stderr}")
     image = Path(proc.stdout.strip().splitlines()[-1])
@@ -359,7 +364,7 @@ class Lab:
     """
 
     def __init__(self, specs: Iterable[GuestSpec], *, name: str | None = None,
-                 image: Path | None = None, keep: bool = False) -> None:
+                 images: Mapping[str, Path] | None = None, keep: bool = False) -> None:
         specs = list(specs)
         if not specs:
             raise ValueError("a lab needs at least one guest")
@@ -369,7 +374,7 @@ class Lab:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,23}", self.name):
             raise ValueError(f"lab name {self.name!r}: [a-z0-9-], at most 24 chars")
         self.keep = keep
-        self.image = image
+        self.images: dict[str, Path] = dict(images or {})   # suite -> cached disk image
         self.dir = RUN_ROOT / self.name
         self.netns = NETNS_PREFIX + self.name
         self.key_path = self.dir / "id_ed25519"
@@ -397,8 +402,8 @@ class Lab:
         check_host()
         if self.dir.exists() or self.netns in list_netns():
             raise LabError(f"lab {self.name} exists already: `labctl down {self.name}` first")
-        if self.image is None:
-            self.image = ensure_image()
+        for suite in sorted({guest.spec.suite for guest in self.guests.values()} - set(self.images)):
+            self.images[suite] = ensure_image(suite)
         if not self.keep:
             _install_teardown_handlers()
             _LIVE_LABS.add(self)
@@ -467,8 +472,8 @@ class Lab:
 
     def _offloads_off(self, device: str) -> None:
         """Switches OFFLOADS_OFF off on one of the lab's links and checks that they are.
-        Done for each tap again once its guest has booted: UML asks for checksum and
-        TSO offload itself (TUNSETOFFLOAD) when it opens the tap."""
+        Done for each tap again once its guest has booted: UML turns checksum offload
+        (`tx`) back on when it opens the tap (seen after every boot and power-cycle)."""
         argv = ["ethtool", "-K", device]
         for feature in OFFLOADS_OFF:
             argv += [feature, "off"]
@@ -493,7 +498,7 @@ class Lab:
         pubkey = (self.key_path.with_suffix(".pub")).read_text().split()[1]
         argv = [UML_BINARY,
                 f"umid={guest.name}", f"uml_dir={self.dir / 'uml'}",
-                f"ubd0={self._path(guest, 'cow')},{self.image}",
+                f"ubd0={self._path(guest, 'cow')},{self.images[guest.spec.suite]}",
                 f"mem={guest.spec.mem_mb}M"]
         if guest.spec.swap_mb:
             argv.append(f"ubd1={self._path(guest, 'swap')}")
@@ -759,7 +764,8 @@ class Lab:
     def _write_state(self) -> None:
         state = {
             "name": self.name, "netns": self.netns, "dir": str(self.dir), "keep": self.keep,
-            "owner_pid": None if self.keep else os.getpid(), "image": str(self.image),
+            "owner_pid": None if self.keep else os.getpid(),
+            "images": {suite: str(path) for suite, path in self.images.items()},
             "key": str(self.key_path), "inventory": str(self.inventory_path),
             "guests": [dict(asdict(g.spec), ip=g.ip, pid=g.pid, boot=g.boot, boot_seconds=g.boot_seconds)
                        for g in self.guests.values()],
@@ -772,8 +778,11 @@ class Lab:
     def attach(cls, name: str) -> "Lab":
         """A Lab object for a running lab (e.g. one started by `labctl up`)."""
         state = read_state(RUN_ROOT / name)
-        lab = cls([GuestSpec(g["name"], g["mem_mb"], g["swap_mb"]) for g in state["guests"]],
-                  name=name, image=Path(state["image"]), keep=state["keep"])
+        # Labs started before guests had a suite were all bookworm, with one "image".
+        images = state.get("images") or {"bookworm": state["image"]}
+        lab = cls([GuestSpec(g["name"], g["mem_mb"], g["swap_mb"], g.get("suite", "bookworm"))
+                   for g in state["guests"]],
+                  name=name, images={suite: Path(path) for suite, path in images.items()}, keep=state["keep"])
         for g in state["guests"]:
             lab.guests[g["name"]].pid = g["pid"]
             lab.guests[g["name"]].boot = g["boot"]

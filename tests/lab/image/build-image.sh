@@ -1,31 +1,37 @@
 #!/usr/bin/env bash
-# Builds (or finds cached) the lab's guest disk: an ext4 image of the bookworm root
+# Builds (or finds cached) the lab's guest disk: an ext4 image of a Debian root
 # filesystem from scripts/build-rootfs.sh, customised to boot fast under User-mode
 # Linux. Prints the image's path. Guests never write to it: each gets its own
 # copy-on-write file over it, so the image is made read-only.
+# Usage: build-image.sh [SUITE]   (bookworm, the default, or trixie); one image per suite.
 # The cache key hashes this script, the overlay tree, the rootfs tarball's name (it
-# carries that recipe's hash) and the UML kernel version: changing any rebuilds.
+# carries the suite and that recipe's hash) and the UML kernel version: changing any rebuilds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 cache=${DBFLEET_CACHE:-/var/cache/dbfleet}/lab
 image_size_mb=${LAB_IMAGE_SIZE_MB:-2048}   # sparse: only the used blocks take space
+suite=${1:-bookworm}
+case $suite in
+  bookworm|trixie) ;;
+  *) echo "build-image: suite $suite: use bookworm or trixie" >&2; exit 2 ;;
+esac
 
-rootfs=$("$repo/scripts/build-rootfs.sh" bookworm)
+rootfs=$("$repo/scripts/build-rootfs.sh" "$suite")
 kernel=$(linux.uml --version 2>/dev/null | tail -1)
 key=$( (cat "$0"; cd "$here/overlay" && find . -type f | LC_ALL=C sort | xargs -d '\n' sha256sum;
         basename "$rootfs"; echo "$kernel $image_size_mb") | sha256sum | cut -c1-12)
-image=$cache/bookworm-$key.img
+image=$cache/$suite-$key.img
 
 mkdir -p "$cache"
-exec 9>"$cache/.build.lock"          # parallel lab runs build the image once
+exec 9>"$cache/.build.lock"          # parallel lab runs build each image once
 flock 9
 
 drop_stale_images() {
   # Images of older recipes go, except those a running lab still boots from (its COW
   # files name their backing file; a power-cycle would fail without it).
   local old
-  for old in "$cache"/bookworm-*.img; do
+  for old in "$cache/$suite"-*.img; do
     [[ -e $old && $old != "$image" ]] || continue
     grep -qsF "\"$old\"" "${DBFLEET_LAB_RUN:-/run/dbfleet-lab}"/*/lab.json || rm -f "$old"
   done
@@ -41,8 +47,9 @@ tar -C "$root" -xf "$rootfs"
 cp -a "$here/overlay/." "$root/"
 
 # Units that fail or only cost time in a throwaway UML guest: consoles (the lab
-# talks SSH only), periodic maintenance timers, and udev (devtmpfs already provides
-# /dev/ubd* and nothing in the guest waits for device units).
+# talks SSH only), periodic maintenance timers, udev (devtmpfs already provides
+# /dev/ubd* and nothing in the guest waits for device units), and the "after an
+# update of /usr" jobs that trixie runs on every fresh copy-on-write disk (~1 s).
 mask=(getty@.service serial-getty@.service console-getty.service autovt@.service
       apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer
       e2scrub_reap.service fstrim.timer systemd-tmpfiles-clean.timer
@@ -54,6 +61,7 @@ mask=(getty@.service serial-getty@.service console-getty.service autovt@.service
       systemd-journal-flush.service systemd-sysusers.service systemd-tmpfiles-setup-dev.service
       systemd-update-utmp.service systemd-update-utmp-runlevel.service systemd-remount-fs.service
       systemd-logind.service systemd-user-sessions.service
+      ldconfig.service systemd-journal-catalog-update.service systemd-update-done.service
       sys-kernel-debug.mount sys-kernel-tracing.mount sys-fs-fuse-connections.mount
       sys-kernel-config.mount dev-hugepages.mount)
 for unit in "${mask[@]}"; do ln -sfn /dev/null "$root/etc/systemd/system/$unit"; done
