@@ -1,6 +1,6 @@
 """The fleet audit report: risk per host, order, and the four renderings.
 
-Plan results are made by the real planner (as the overcommit_plan module returns them), so
+Plan results are made by the real planner (as the overcommit_info module returns them), so
 these tests also pin that the report reads the module's result keys correctly.
 """
 
