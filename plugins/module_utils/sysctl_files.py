@@ -114,7 +114,7 @@ def _resolve(logical: str, host_path: Callable[[str], str]) -> Tuple[str, Option
     Returns (final logical path, error): error is "dangling", "loop" or None.
     """
     current = logical
-    for _ in range(_MAX_SYMLINKS):
+    for _hop in range(_MAX_SYMLINKS):
         if current == DEV_NULL:
             return current, None
         real = host_path(current)

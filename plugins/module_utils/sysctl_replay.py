@@ -632,8 +632,8 @@ def decided_by(result: Replay, key: str) -> Decision:
         if not write.took_effect:
             continue
         if write.key == key:
-            msg = "%s = %s is set by %s (%s%s)" % (key, value, write.where, write.line,
-                                                  ", from glob %s" % write.glob if write.glob else "")
+            from_glob = ", from glob %s" % write.glob if write.glob else ""
+            msg = "%s = %s is set by %s (%s%s)" % (key, value, write.where, write.line, from_glob)
             return Decision(key, value, write, False, msg)
         if sk.PARTNER.get(write.key) == key:
             msg = ("%s = 0 because %s writes %s, and a write to %s zeroes %s"

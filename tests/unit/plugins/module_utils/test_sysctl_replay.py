@@ -33,9 +33,10 @@ def dropin(plan):
     return "# managed by dbfleet.memory\n" + "".join("%s = %s\n" % (k, plan[k]) for k in order if k in plan)
 
 
-def host(extra=None, plan=RATIO_PLAN, debian12=True):
-    """Sources of a Debian-like host with our drop-in, plus ``extra`` {path: text, or None for a mask}."""
-    files = {OURS: dropin(plan), "/usr/lib/sysctl.d/50-pid-max.conf": "kernel.pid_max = 4194304\n"}
+def host(extra=None, plan=None, debian12=True):
+    """Sources of a Debian-like host with our drop-in (``plan``, RATIO_PLAN unless given), plus ``extra``
+    {path: text, or None for a mask}."""
+    files = {OURS: dropin(RATIO_PLAN if plan is None else plan), "/usr/lib/sysctl.d/50-pid-max.conf": "kernel.pid_max = 4194304\n"}
     if debian12:
         files["/etc/sysctl.conf"] = DEBIAN12_SYSCTL_CONF
         files["/etc/sysctl.d/99-sysctl.conf"] = DEBIAN12_SYSCTL_CONF  # the symlink, followed
@@ -43,8 +44,8 @@ def host(extra=None, plan=RATIO_PLAN, debian12=True):
     return sr.sources_from_texts(files)
 
 
-def end(sources, rules, start=BOOT, **kw):
-    return sr.replay(sources, rules, start, **kw).end
+def end(sources, rules, start=None, **kw):
+    return sr.replay(sources, rules, BOOT if start is None else start, **kw).end
 
 
 def pick(state, *keys):

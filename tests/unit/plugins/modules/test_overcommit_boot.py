@@ -56,8 +56,8 @@ def test_a_file_that_agrees_is_reported_and_accepted(kernel, run_module):
     # systemd keeps the earlier place of a repeated key with the same value: ours decides;
     # procps writes every line in order: the later file decides, with the same value.
     assert entry["by_tool"]["systemd-252 boot"]["ours"] is True
-    assert entry["by_tool"]["procps-4.0.2 boot"] == {"value": "2", "decided_by": "/etc/sysctl.d/99-zz-tuning.conf:1",
-                                                      "ours": False}
+    assert entry["by_tool"]["procps-4.0.2 boot"] == {
+        "value": "2", "decided_by": "/etc/sysctl.d/99-zz-tuning.conf:1", "ours": False}
 
 
 def test_warn_never_leaves_an_unsafe_mode_2_at_boot(kernel, run_module):
