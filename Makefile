@@ -4,9 +4,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 IN_ENV := scripts/in-env.sh
 
-.PHONY: test demo deps unit build-check sanity lint molecule lab-test bench clean-cache
+.PHONY: test demo deps unit build-check sanity compat lint molecule lab-test bench clean-cache
 
-test: deps unit build-check sanity lint molecule lab-test
+test: deps unit build-check sanity compat lint molecule lab-test
 	@echo "make test: all suites passed"
 
 deps:
@@ -22,6 +22,11 @@ build-check: deps
 
 sanity: deps
 	scripts/sanity.sh
+
+# requires_ansible in meta/runtime.yml, backed by a test: unit tests and sanity against the
+# oldest ansible-core it claims, in a venv of its own (`unit` and `sanity` run the newest).
+compat: deps
+	scripts/compat.sh
 
 lint: deps
 	$(IN_ENV) ansible-lint --profile production --offline
