@@ -4,9 +4,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 IN_ENV := scripts/in-env.sh
 
-.PHONY: test demo deps unit build-check sanity lint molecule lab-test bench clean-cache
+.PHONY: test demo deps unit build-check sanity compat lint docs docs-check changelog-lint molecule lab-test bench clean-cache
 
-test: deps unit build-check sanity lint molecule lab-test
+test: deps unit build-check sanity compat lint docs-check changelog-lint molecule lab-test
 	@echo "make test: all suites passed"
 
 deps:
@@ -23,8 +23,25 @@ build-check: deps
 sanity: deps
 	scripts/sanity.sh
 
+# requires_ansible in meta/runtime.yml, backed by a test: unit tests and sanity against the
+# oldest ansible-core it claims, in a venv of its own (`unit` and `sanity` run the newest).
+compat: deps
+	scripts/compat.sh
+
 lint: deps
 	$(IN_ENV) ansible-lint --profile production --offline
+
+# The docs site (modules, filters, role, guides) into build/docs/, offline.
+docs: deps
+	scripts/docs.sh
+
+# What `make test` checks of the docs: antsibull-docs' linter on every plugin, role and guide,
+# then the site build; any finding or Sphinx warning fails.
+docs-check: deps
+	scripts/docs.sh --lint
+
+changelog-lint: deps
+	$(IN_ENV) antsibull-changelog lint
 
 molecule: deps
 	scripts/molecule.sh

@@ -10,7 +10,7 @@ name: overcommit_plan
 short_description: Plan vm.overcommit_* from gathered facts, on the controller
 version_added: "0.1.0"
 description:
-  - Runs the same planner as the M(dbfleet.memory.overcommit_plan) module on a host's gathered facts, with no
+  - Runs the same planner as the M(dbfleet.memory.overcommit_info) module on a host's gathered facts, with no
     remote call, for what-if reports over a fact cache.
   - Facts do not include C(Committed_AS), C(vm.user_reserve_kbytes) or huge pages, and give memory in MiB rather
     than kB. The lower bound therefore covers only O(workload_commit_mb), the user reserve the kernel holds back
