@@ -401,7 +401,7 @@ def render_markdown(rows: Sequence[AuditRow], generated_at: str = "") -> str:
             counts["unreachable"], counts["failed"], CACHED_LABEL, counts["cached_facts"],
             counts["locked_out_by_ratio100"]),
         "",
-        "Headroom: mode 2 = CommitLimit - admin reserve - Committed_AS; mode 0/1 = what RAM + swap can back "
+        "Headroom: mode 2 = CommitLimit - admin and user reserves - one page - Committed_AS; mode 0/1 = what RAM + swap can back "
         "(RAM - hugetlb - kernel reserve + swap) - Committed_AS. Sorted worst first.",
         "",
         "| Host | Risk | Source | Mode (live) | CommitLimit | Committed_AS | RAM+swap can back | Headroom "
@@ -590,7 +590,7 @@ def render_html(rows: Sequence[AuditRow], generated_at: str = "") -> str:
 <p class="note">Per host, worst first: <b>Committed_AS</b> (memory promised to processes), the <b>CommitLimit</b> in
 force (enforced only in mode 2, pale otherwise) and what <b>RAM + swap can back</b> (RAM - hugetlb - kernel reserve +
 swap, the planner's upper bound); the green tick is the planned CommitLimit. Each host is drawn to its own scale.
-Headroom: mode 2 = CommitLimit - admin reserve - Committed_AS; mode 0/1 = RAM + swap can back - Committed_AS.</p>
+Headroom: mode 2 = CommitLimit - admin and user reserves - one page - Committed_AS; mode 0/1 = RAM + swap can back - Committed_AS.</p>
 %s
 <table>
 <tr><th>Host</th><th>Risk</th><th>Source</th><th>Mode (live)</th><th>CommitLimit</th><th>Committed_AS</th>
