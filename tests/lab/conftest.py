@@ -21,12 +21,12 @@ from umlab import GuestSpec, Lab, LabError, check_host, cleanup_stale  # noqa: E
 # Four small guests, booted in parallel once per session (about 10-20 s on 2 cores):
 #   plain  - no swap: boots, CommitLimit formula without swap, the naive disaster
 #   swap   - with swap: SwapTotal, the formula's swap term, reboot persistence
-#   mode0 / mode2 - identical twins for the side-by-side memory-pressure test
+#   mode0 / mode2 - identical twins (768 MiB) for the side-by-side memory-pressure test
 GUESTS = [
     GuestSpec("plain", mem_mb=512, swap_mb=0),
     GuestSpec("swap", mem_mb=768, swap_mb=256),
-    GuestSpec("mode0", mem_mb=640, swap_mb=0),
-    GuestSpec("mode2", mem_mb=640, swap_mb=0),
+    GuestSpec("mode0", mem_mb=768, swap_mb=0),
+    GuestSpec("mode2", mem_mb=768, swap_mb=0),
 ]
 
 _boot_report: list[str] = []
