@@ -27,6 +27,7 @@ from helpers import (
     LOCK_FILE,
     MANAGED_KEYS,
     MIB_KB,
+    OvercommitState,
     consistency_problems,
     expected_commit_limit_kb,
     lockout_problems,
@@ -35,7 +36,7 @@ from helpers import (
     start_holder,
 )
 from role_runner import DROPIN, PLAYBOOK, run_role
-from umlab import Lab
+from umlab import Lab, LabError
 
 HOST = "plain"   # 512 MiB, no swap: the database stand-in decides who can commit
 WORKDIR = "/root/kill-lab"
@@ -95,7 +96,22 @@ def database(lab: Lab) -> Iterator[None]:
           f"> {limit_at_ratio_50_kb} kB allowed at ratio 50")
     yield
     # restore_guests (conftest) ends the stand-in and resets the live values; the files are ours.
-    lab.run(HOST, "rm -f /etc/sysctl.d/[0-9][0-9]-dbfleet-overcommit.conf /etc/sysctl.d/.dbfleet-*.tmp")
+    # A guest a failed test left locked out is power-cycled first.
+    remove_ours = "rm -f /etc/sysctl.d/[0-9][0-9]-dbfleet-overcommit.conf /etc/sysctl.d/.dbfleet-*.tmp"
+    try:
+        lab.run(HOST, remove_ours, timeout=30)
+    except LabError:
+        lab.power_cycle(HOST)
+        lab.run(HOST, remove_ours)
+
+
+def state_after_kill(lab: Lab) -> OvercommitState:
+    """The in-between state the killed run left. If even root's commands over SSH cannot
+    start there, that state locked everyone out: say so instead of a bare SSH error."""
+    try:
+        return read_overcommit_state(lab, HOST)
+    except LabError as exc:
+        pytest.fail(f"locked out: after the kill no command starts on {HOST} ({exc})")
 
 
 def assert_killed_where_asked(killed: Killed, last_call: str, kill: str) -> None:
@@ -109,15 +125,18 @@ def assert_killed_where_asked(killed: Killed, last_call: str, kill: str) -> None
 def assert_nobody_locked_out_and_lock_free(lab: Lab) -> None:
     lock = lab.run(HOST, f"flock --nonblock {LOCK_FILE} true", check=False)
     assert lock.returncode == 0, f"the killed run's lock is still held: {lock.stderr}"
-    assert not lockout_problems(lab, HOST), lockout_problems(lab, HOST)
+    locked_out = lockout_problems(lab, HOST)
+    assert not locked_out, locked_out
 
 
-def assert_repaired(lab: Lab, state: str) -> None:
-    """A normal role run converges without waiting for the dead run's lock; one more run
-    changes nothing."""
+def assert_repaired(lab: Lab, state: str, between: OvercommitState) -> None:
+    """A normal role run converges without waiting for the dead run's lock, and names the
+    temporary files it removes; one more run changes nothing."""
     repair = run_role(lab, HOST, overcommit_state=state, **ROLE_VARS)
     assert repair.returncode == 0, repair.output
     assert repair.apply(HOST)["lock_waited_s"] < LOCK_POLL_S, repair.apply(HOST)
+    removed = {f["path"] for f in repair.apply(HOST)["files"] if f["action"] == "remove"}
+    assert {f"/etc/sysctl.d/{name}" for name in between.temp_files} <= removed, repair.apply(HOST)["files"]
     after = read_overcommit_state(lab, HOST)
     problems = consistency_problems(after, lab.boot_defaults[HOST])  # type: ignore[attr-defined]
     assert not problems, f"after the repair run: {problems}"
@@ -165,7 +184,7 @@ def test_killed_while_entering_mode_2_nobody_is_locked_out_and_the_next_run_repa
     assert not before.dropins and before.live["vm.overcommit_memory"] == 0, before.describe()
 
     killed = kill_module(lab, payload, step, nth, state="present")
-    between = read_overcommit_state(lab, HOST)
+    between = state_after_kill(lab)
     print(f"killed: {killed}\nin between: {between.describe()}")
     assert_killed_where_asked(killed, last_call, f"before rename #{nth} of" if step == "rename" else f"after {step} #{nth}")
     assert_nobody_locked_out_and_lock_free(lab)
@@ -180,7 +199,7 @@ def test_killed_while_entering_mode_2_nobody_is_locked_out_and_the_next_run_repa
         assert {key: booted.live[key] for key in MANAGED_KEYS} == {key: boot_values[key] for key in MANAGED_KEYS}
         assert not lockout_problems(lab, HOST)
 
-    assert_repaired(lab, "present")
+    assert_repaired(lab, "present", between)
 
 
 def test_killed_right_after_absent_left_mode_2_nobody_is_locked_out_and_the_next_run_finishes(
@@ -191,13 +210,13 @@ def test_killed_right_after_absent_left_mode_2_nobody_is_locked_out_and_the_next
 
     # Leaving mode 2 writes the mode first, then the reserve and the ratio, then removes the file.
     killed = kill_module(lab, payload, "write_live", 1, state="absent")
-    between = read_overcommit_state(lab, HOST)
+    between = state_after_kill(lab)
     print(f"killed: {killed}\nin between: {between.describe()}")
     assert_killed_where_asked(killed, "write_live #1 vm.overcommit_memory=0", "after write_live #1")
     assert list(between.dropins) == [Path(DROPIN).name], between.describe()
     assert_nobody_locked_out_and_lock_free(lab)
 
-    assert_repaired(lab, "absent")
+    assert_repaired(lab, "absent", between)
 
 
 def test_killed_between_writing_the_new_priority_and_removing_the_old_the_next_run_keeps_one_drop_in(
@@ -207,10 +226,10 @@ def test_killed_between_writing_the_new_priority_and_removing_the_old_the_next_r
 
     # Same plan, new priority: no live write; the 90 file is renamed into place, then the 95 file removed.
     killed = kill_module(lab, payload, "write_file_atomic", 1, state="present", dropin_priority=90)
-    between = read_overcommit_state(lab, HOST)
+    between = state_after_kill(lab)
     print(f"killed: {killed}\nin between: {between.describe()}")
     assert_killed_where_asked(killed, f"write_file_atomic #1 {DROPIN}", "after write_file_atomic #1")
     assert sorted(between.dropins) == ["90-dbfleet-overcommit.conf", "95-dbfleet-overcommit.conf"]
     assert_nobody_locked_out_and_lock_free(lab)
 
-    assert_repaired(lab, "present")   # the role's priority is 90: the 95 file is ours and goes
+    assert_repaired(lab, "present", between)   # the role's priority is 90: the 95 file is ours and goes
