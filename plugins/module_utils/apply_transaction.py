@@ -280,7 +280,8 @@ class Decision:
 
     @property
     def changed(self) -> bool:
-        return bool(self.file_changes or self.writes)
+        # Removing a killed run's temporary file from /etc/sysctl.d changes the host too.
+        return bool(self.file_changes or self.writes or self.host.stale_tmp)
 
 
 def _live_skip(request: Request, host: HostState, keys) -> Optional[str]:
@@ -533,10 +534,14 @@ def report(decision: Decision, want_diff: bool) -> Dict[str, Any]:
     """The result of a run that changed nothing (check mode, an audit) or before changing."""
     host = decision.host
     known_live = dict((k, v) for k, v in host.live.items() if v is not None and k in sw.MANAGED_KEYS)
+    # execute() removes a killed run's temporary files first, outside the transaction: they are
+    # no one's and no boot tool reads them, so a rollback has nothing to put back.
+    stale = [{"path": path, "action": "remove", "why": "temporary file of a run that was killed"}
+             for path in host.stale_tmp]
     result: Dict[str, Any] = dict(
         changed=decision.changed,
-        file_changed=bool(decision.file_changes),
-        files=[c.as_dict() for c in decision.file_changes],
+        file_changed=bool(decision.file_changes or stale),
+        files=stale + [c.as_dict() for c in decision.file_changes],
         live_changes=[w.as_dict() for w in decision.writes],
         live_applied=False, live_skipped_reason=decision.skip_live,
         container=host.container, container_evidence=host.container_evidence,

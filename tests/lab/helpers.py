@@ -3,6 +3,7 @@ predictions from the product's CommitLimit formula."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,3 +87,95 @@ def run_hog(lab: Lab, guest: str, mb: int, timeout_s: float = 120) -> tuple[int,
 def kill_memhogs(lab: Lab, guest: str) -> None:
     """Ends every memhog in the guest (inside the guest only; never on the host)."""
     lab.run(guest, f"pkill -KILL -f {MEMHOG_PATTERN} || true")
+
+
+# --- the end state of our drop-ins and live values (concurrency and kill suites) ---------
+
+MANAGED_KEYS = OVERCOMMIT_KEYS[:4]   # what the module writes; user_reserve is only read
+OUR_DROPIN_NAME = re.compile(r"^[0-9]{2}-dbfleet-overcommit\.conf$")   # any priority: all are ours
+TEMP_FILE_NAME = re.compile(r"^\.dbfleet-.*\.tmp$")   # the module's temporary files in /etc/sysctl.d
+LOCK_FILE = "/run/dbfleet-memory-overcommit.lock"
+
+
+@dataclass
+class OvercommitState:
+    """What a guest holds right now: our drop-ins (name -> text), stray temporary files,
+    the live managed values and the kernel's CommitLimit."""
+
+    dropins: dict[str, str]
+    temp_files: list[str]
+    live: dict[str, int]
+    commit_limit_kb: int
+
+    def describe(self) -> str:
+        live = ", ".join(f"{key.split('.')[1]}={self.live[key]}" for key in MANAGED_KEYS)
+        return (f"drop-ins {sorted(self.dropins) or 'none'}, temp files {self.temp_files or 'none'}; "
+                f"live {live}; CommitLimit {self.commit_limit_kb} kB")
+
+
+def read_overcommit_state(lab: Lab, guest: str) -> OvercommitState:
+    names = lab.run(guest, "ls -A /etc/sysctl.d").stdout.split()
+    dropins = {name: lab.run(guest, f"cat /etc/sysctl.d/{name}").stdout
+               for name in names if OUR_DROPIN_NAME.match(name)}
+    return OvercommitState(dropins, [n for n in names if TEMP_FILE_NAME.match(n)],
+                           read_overcommit(lab, guest), lab.meminfo(guest)["CommitLimit"])
+
+
+def dropin_values(text: str) -> dict[str, int]:
+    """The `key = value` lines of our drop-in (the module renders exactly that form)."""
+    values = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            values[key.strip()] = int(value)
+    return values
+
+
+def dropin_commit_limit_kb(text: str) -> int | None:
+    """The CommitLimit the plan in the drop-in's header promises (mode 2 plans only)."""
+    match = re.search(r"^#.*CommitLimit (\d+)$", text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def consistency_problems(state: OvercommitState, boot_values: dict[str, int]) -> list[str]:
+    """Why this end state is not one a finished run of ours can leave, or [] if it is:
+    at most one drop-in; with one, the live values and CommitLimit are its plan; with
+    none, the live values are the guest's boot values; no temporary file left."""
+    problems = []
+    if len(state.dropins) > 1:
+        problems.append(f"{len(state.dropins)} drop-ins of ours: {sorted(state.dropins)}")
+    if state.temp_files:
+        problems.append(f"temporary files left in /etc/sysctl.d: {state.temp_files}")
+    if len(state.dropins) == 1:
+        (name, text), = state.dropins.items()
+        for key, value in dropin_values(text).items():
+            if state.live[key] != value:
+                problems.append(f"{name} says {key} = {value}, live is {state.live[key]}")
+        promised_kb = dropin_commit_limit_kb(text)
+        if promised_kb is None:
+            problems.append(f"{name} has no CommitLimit in its header:\n{text}")
+        elif state.commit_limit_kb != promised_kb:
+            problems.append(f"{name} plans CommitLimit {promised_kb} kB, the kernel shows {state.commit_limit_kb} kB")
+    elif not state.dropins:
+        for key in MANAGED_KEYS:
+            if state.live[key] != boot_values[key]:
+                problems.append(f"no drop-in, but live {key} is {state.live[key]}, {boot_values[key]} at boot")
+    return problems
+
+
+def lockout_problems(lab: Lab, guest: str) -> list[str]:
+    """Why someone would be locked out of the guest, or []: a non-root process must start
+    (the kernel holds admin_reserve_kbytes back from it in mode 2) and a new SSH login
+    (sshd forks a session) must run a command."""
+    problems = []
+    as_nobody = lab.run(guest, "runuser -u nobody -- /bin/true", check=False, timeout=60)
+    if as_nobody.returncode != 0:
+        problems.append(f"a process as nobody cannot start: exit {as_nobody.returncode} {as_nobody.stderr.strip()!r}")
+    try:
+        login = lab.run(guest, "echo login-ok", new_connection=True, check=False, timeout=60)
+    except LabError as exc:
+        problems.append(f"a new SSH login hung: {exc}")
+    else:
+        if login.stdout.strip() != "login-ok":
+            problems.append(f"a new SSH login failed: exit {login.returncode} {login.stderr.strip()!r}")
+    return problems

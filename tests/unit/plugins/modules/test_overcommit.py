@@ -356,6 +356,25 @@ def test_a_temporary_file_left_by_a_killed_run_is_removed(kernel, run_module):
     assert not failed and tmp_files(kernel) == []
 
 
+def test_removing_a_killed_runs_temporary_file_is_a_change_that_check_mode_predicts(kernel, run_module):
+    """A run killed before its rename leaves a temporary file in /etc/sysctl.d (the lab's kill
+    suite shows it on a real kernel). On an otherwise converged host the next run removes it:
+    that changes the host, so the run says changed and names the file, and check mode says
+    the same without removing it."""
+    run_module(overcommit.main, PG)
+    leftover = kernel.root / "etc/sysctl.d/.dbfleet-abc123.tmp"
+    leftover.write_text("vm.overcommit_ratio = 1\n")
+    removal = {"path": "/etc/sysctl.d/.dbfleet-abc123.tmp", "action": "remove",
+               "why": "temporary file of a run that was killed"}
+
+    failed, predicted = run_module(overcommit.main, dict(PG, _ansible_check_mode=True))
+    assert not failed and predicted["changed"] and predicted["files"] == [removal] and leftover.exists()
+
+    failed, result = run_module(overcommit.main, PG)
+    assert not failed and result["changed"] and result["files"] == [removal] and result["live_changes"] == []
+    assert tmp_files(kernel) == []
+
+
 def test_a_fifo_named_conf_does_not_hang_the_module(kernel, run_module):
     """Finding 7: a FIFO named *.conf made the module block forever in open().
 
