@@ -18,15 +18,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import MEMHOG_PATTERN, OVERCOMMIT_KEYS, install_memhog, read_overcommit  # noqa: E402
 from umlab import GuestSpec, Lab, LabError, check_host, cleanup_stale  # noqa: E402
 
-# Four small guests, booted in parallel once per session (about 10-20 s on 2 cores):
+# Five small guests, booted in parallel once per session (about 10-20 s on 2 cores):
 #   plain  - no swap: boots, CommitLimit formula without swap, the naive disaster
 #   swap   - with swap: SwapTotal, the formula's swap term, reboot persistence
 #   mode0 / mode2 - identical twins (768 MiB) for the side-by-side memory-pressure test
+#   trixie - Debian 13 (systemd 257, procps 4.0.4): the boot replay against its own tools
 GUESTS = [
     GuestSpec("plain", mem_mb=512, swap_mb=0),
     GuestSpec("swap", mem_mb=768, swap_mb=256),
     GuestSpec("mode0", mem_mb=768, swap_mb=0),
     GuestSpec("mode2", mem_mb=768, swap_mb=0),
+    GuestSpec("trixie", mem_mb=512, swap_mb=0, suite="trixie"),
 ]
 
 _boot_report: list[str] = []

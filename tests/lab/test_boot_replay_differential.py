@@ -12,8 +12,8 @@ For each case, on a real kernel in a UML guest:
    real one: the tool is still blocked when `timeout` kills it, and nothing was applied).
 
 The cases cover the rules of issue 8 item 7, the ratio/kbytes pair (item 1) and two of our
-drop-ins at different priorities (item 8). The guest is Debian 12 (systemd 252, procps
-4.0.2); the Debian 13 rule sets are unit-tested only.
+drop-ins at different priorities (item 8). It runs on a Debian 12 guest (systemd 252,
+procps 4.0.2) and on a Debian 13 guest (systemd 257, procps 4.0.4), both on the lab's kernel.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
 
-GUEST = "plain"
+# A Debian 12 and a Debian 13 guest (conftest.GUESTS): the prediction uses each one's own tool versions.
+GUESTS = ("plain", "trixie")
 MODE, RATIO, KBYTES, RESERVE = sk.MODE, sk.RATIO, sk.KBYTES, sk.ADMIN_RESERVE
 TOOL_TIMEOUT_S = 8
 
@@ -61,9 +62,9 @@ READ_BACK = (
 )
 
 
-def read_back(lab: Lab, tmp: str) -> Dict[str, sf.SysctlSource]:
+def read_back(lab: Lab, name: str, tmp: str) -> Dict[str, sf.SysctlSource]:
     """The guest's sysctl files, as this module reads them on a host."""
-    blob = base64.b64decode(lab.run(GUEST, READ_BACK, timeout=60).stdout)
+    blob = base64.b64decode(lab.run(name, READ_BACK, timeout=60).stdout)
     with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
         try:
             tar.extractall(tmp, filter="fully_trusted")  # FIFOs and absolute links as they are
@@ -72,41 +73,43 @@ def read_back(lab: Lab, tmp: str) -> Dict[str, sf.SysctlSource]:
     return sf.read_sysctl_sources(lambda p: tmp + p)
 
 
-def read_vm(lab: Lab) -> Dict[str, str]:
-    out = lab.run(GUEST, "cd /proc/sys && for k in %s; do printf '%%s=%%s\\n' $k \"$(cat ${k//.//})\"; done"
+def read_vm(lab: Lab, name: str) -> Dict[str, str]:
+    out = lab.run(name, "cd /proc/sys && for k in %s; do printf '%%s=%%s\\n' $k \"$(cat ${k//.//})\"; done"
                   % " ".join(sk.MANAGED_KEYS)).stdout
     return dict(line.split("=", 1) for line in out.splitlines())
 
 
-def set_start(lab: Lab) -> None:
+def set_start(lab: Lab, name: str) -> None:
     # Mode first (leaving mode 2), then the reserve, then the ratio (which zeroes kbytes).
-    lab.run(GUEST, "sysctl -q -w vm.overcommit_memory=%s -w vm.admin_reserve_kbytes=%s -w vm.overcommit_ratio=%s"
+    lab.run(name, "sysctl -q -w vm.overcommit_memory=%s -w vm.admin_reserve_kbytes=%s -w vm.overcommit_ratio=%s"
             % (START[MODE], START[RESERVE], START[RATIO]))
-    assert read_vm(lab) == START
+    assert read_vm(lab, name) == START
 
 
-def run_tool(lab: Lab, command: str) -> int:
+def run_tool(lab: Lab, name: str, command: str) -> int:
     """Run a tool with a deadline; its exit status (124: it was still blocked and got killed)."""
-    out = lab.run(GUEST, "timeout %d %s >/dev/null 2>&1; echo rc=$?" % (TOOL_TIMEOUT_S, command),
+    out = lab.run(name, "timeout %d %s >/dev/null 2>&1; echo rc=$?" % (TOOL_TIMEOUT_S, command),
                   timeout=TOOL_TIMEOUT_S + 60, check=False).stdout
     return int(out.strip().rsplit("rc=", 1)[1])
 
 
-@pytest.fixture(scope="module")
-def guest(lab: Lab):
+@pytest.fixture(scope="module", params=GUESTS)
+def guest(lab: Lab, request):
     """The guest's tool versions and rule sets, and its original sysctl.conf to restore."""
-    systemd_version = lab.run(GUEST, "systemctl --version").stdout.split()[1]
-    procps_version = lab.run(GUEST, "sysctl --version").stdout.split()[-1]
+    name = request.param
+    systemd_version = lab.run(name, "systemctl --version").stdout.split()[1]
+    procps_version = lab.run(name, "sysctl --version").stdout.split()[-1]
     systemd_rules = sr.RULES_BY_NAME.get("systemd-" + systemd_version)
     procps_rules = sr.RULES_BY_NAME.get("procps-" + procps_version)
     if systemd_rules is None or procps_rules is None:
         pytest.fail("no rule set for the guest's systemd %s / procps %s" % (systemd_version, procps_version))
-    conf = lab.run(GUEST, "base64 -w0 /etc/sysctl.conf 2>/dev/null || true").stdout.strip()
-    link = lab.run(GUEST, "readlink /etc/sysctl.d/99-sysctl.conf || true").stdout.strip()
-    sysctl_bin = lab.run(GUEST, "ls /usr/lib/systemd/systemd-sysctl /lib/systemd/systemd-sysctl 2>/dev/null "
+    conf = lab.run(name, "base64 -w0 /etc/sysctl.conf 2>/dev/null || true").stdout.strip()
+    link = lab.run(name, "readlink /etc/sysctl.d/99-sysctl.conf || true").stdout.strip()
+    sysctl_bin = lab.run(name, "ls /usr/lib/systemd/systemd-sysctl /lib/systemd/systemd-sysctl 2>/dev/null "
                                 "| head -1").stdout.strip()
     assert sysctl_bin, "no systemd-sysctl in the guest"
-    return {"systemd": systemd_rules, "procps": procps_rules, "conf": conf, "link": link, "bin": sysctl_bin}
+    return {"name": name, "systemd": systemd_rules, "procps": procps_rules, "conf": conf, "link": link,
+            "bin": sysctl_bin}
 
 
 def plant(lab: Lab, case: Case, guest) -> None:
@@ -115,7 +118,7 @@ def plant(lab: Lab, case: Case, guest) -> None:
         script.append("printf %%s %s | base64 -d > /etc/sysctl.conf" % base64.b64encode(case.sysctl_conf).decode())
     if case.drop_debian_link:
         script.append("rm -f /etc/sysctl.d/99-sysctl.conf")
-    lab.run(GUEST, " && ".join(script))
+    lab.run(guest["name"], " && ".join(script))
 
 
 def unplant(lab: Lab, case: Case, guest) -> None:
@@ -124,7 +127,7 @@ def unplant(lab: Lab, case: Case, guest) -> None:
                   else "rm -f /etc/sysctl.conf")
     if guest["link"]:
         script.append("ln -sfn %s /etc/sysctl.d/99-sysctl.conf" % shlex.quote(guest["link"]))
-    lab.run(GUEST, " ; ".join(script))
+    lab.run(guest["name"], " ; ".join(script))
 
 
 def outcome(rc: int, end: Dict[str, str]) -> Tuple[bool, Dict[str, str]]:
@@ -134,24 +137,25 @@ def outcome(rc: int, end: Dict[str, str]) -> Tuple[bool, Dict[str, str]]:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_prediction_equals_the_real_tools(lab: Lab, guest, case: Case):
     """Every planted case: sysctl_replay's end state is exactly what the real tools leave."""
+    host = guest["name"]
     plant(lab, case, guest)
     try:
         with tempfile.TemporaryDirectory(prefix="replay-lab-") as tmp:
-            sources = read_back(lab, tmp)
+            sources = read_back(lab, host, tmp)
         predicted = {name: sr.replay(sources, guest[name], START) for name in ("systemd", "procps")}
 
-        set_start(lab)
-        systemd_real = outcome(run_tool(lab, guest["bin"]), read_vm(lab))
-        set_start(lab)
-        procps_real = outcome(run_tool(lab, "sysctl --system"), read_vm(lab))
+        set_start(lab, host)
+        systemd_real = outcome(run_tool(lab, host, guest["bin"]), read_vm(lab, host))
+        set_start(lab, host)
+        procps_real = outcome(run_tool(lab, host, "sysctl --system"), read_vm(lab, host))
     finally:
         unplant(lab, case, guest)
 
     report = []
     for name, real in (("systemd", systemd_real), ("procps", procps_real)):
         p = predicted[name]
-        print("%s %s: predicted %s%s, real %s%s" % (
-            case.name, p.rules.name, p.end, " (hangs)" if p.hung_on else "", real[1], " (hung)" if real[0] else ""))
+        print("%s %s %s: predicted %s%s, real %s%s" % (
+            host, case.name, p.rules.name, p.end, " (hangs)" if p.hung_on else "", real[1], " (hung)" if real[0] else ""))
         for line in sr.diff_end_state(p, {k: v for k, v in real[1].items()}):
             report.append(line)
         if (p.hung_on is not None) != real[0]:
@@ -160,6 +164,8 @@ def test_prediction_equals_the_real_tools(lab: Lab, guest, case: Case):
 
 
 # ---------------------------------------------------------------------------------- the kernel alone
+
+KERNEL_GUEST = "plain"  # the kernel is the same for every guest of the lab
 
 # One write(2) of exactly these bytes (what a tool writes: the value and a newline). Mode is
 # never set to 2 here: the guest must stay reachable whatever the ratio and kbytes become.
@@ -178,12 +184,12 @@ def test_kernel_model_equals_the_kernel(lab: Lab, key: str, raw: bytes):
     """sysctl_kernel.kernel_write against one real write(2) to /proc/sys/vm on Linux 6.1:
     whether it is accepted, and all four values afterwards (the pair side effect included)."""
     start = dict(START, **{KBYTES: "262144", RATIO: "0"})  # kbytes in effect: a ratio write visibly zeroes it
-    lab.run(GUEST, "sysctl -q -w vm.overcommit_memory=0 -w vm.admin_reserve_kbytes=8192 "
-                   "-w vm.overcommit_kbytes=262144")
-    before = read_vm(lab)
+    lab.run(KERNEL_GUEST, "sysctl -q -w vm.overcommit_memory=0 -w vm.admin_reserve_kbytes=8192 "
+                          "-w vm.overcommit_kbytes=262144")
+    before = read_vm(lab, KERNEL_GUEST)
     assert before == start
-    out = lab.run(GUEST, "echo %s | base64 -d > /proc/sys/%s; echo rc=$?"
+    out = lab.run(KERNEL_GUEST, "echo %s | base64 -d > /proc/sys/%s; echo rc=$?"
                   % (base64.b64encode(raw).decode(), key.replace(".", "/")), check=False).stdout
     accepted = out.strip().rsplit("rc=", 1)[1] == "0"
     model = sk.kernel_write(before, key, raw)
-    assert (model.accepted, model.state) == (accepted, read_vm(lab))
+    assert (model.accepted, model.state) == (accepted, read_vm(lab, KERNEL_GUEST))

@@ -16,7 +16,7 @@ from umlab import Lab, offloads_on
 MIB_KB = 1024
 
 
-@pytest.mark.parametrize("name", ["plain", "swap", "mode0", "mode2"])
+@pytest.mark.parametrize("name", ["plain", "swap", "mode0", "mode2", "trixie"])
 def test_guest_memory_and_swap_match_spec(lab: Lab, name: str) -> None:
     spec = lab.guests[name].spec
     meminfo = lab.meminfo(name)
@@ -31,7 +31,7 @@ def test_guest_memory_and_swap_match_spec(lab: Lab, name: str) -> None:
     assert meminfo.get("Hugetlb", 0) == 0 and meminfo.get("HugePages_Total", 0) == 0  # UML: no hugetlb
 
 
-@pytest.mark.parametrize("name", ["plain", "swap"])
+@pytest.mark.parametrize("name", ["plain", "swap", "trixie"])
 def test_systemd_is_pid1_and_ran_systemd_sysctl(lab: Lab, name: str) -> None:
     out = lab.run(name, "cat /proc/1/comm; readlink /proc/1/exe; "
                         "systemctl show -p ActiveState -p Result systemd-sysctl.service; "
