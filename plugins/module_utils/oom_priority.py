@@ -550,6 +550,10 @@ def _live(decision: UnitDecision, unit: UnitState, rule: DatabaseRule, score: Op
     if proc.oom_score_adj == score:
         decision.live = "main PID %d already at %d" % (unit.main_pid, score)
         return
+    if rule.name == "postgresql" and score < 0 and not proc.readable_environ:
+        decision.live = ("takes effect at the next restart: the postmaster's environment (PID %d) is unreadable, so "
+                         "whether its backends reset their score is unknown" % unit.main_pid)
+        return
     if rule.name == "postgresql" and score < 0 and PG_ENV_FILE not in proc.environ_names:
         decision.live = ("takes effect at the next restart: the postmaster (PID %d) was started without %s, so "
                          "every new backend would inherit %d" % (unit.main_pid, PG_ENV_FILE, score))

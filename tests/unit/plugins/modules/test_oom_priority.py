@@ -174,7 +174,7 @@ def test_minus_1000_for_a_single_process_database_is_refused_unless_named(system
     assert "allow_unkillable" in result["msg"]
     assert snapshot(systemd.root) == before and systemd.verbs() == ["show"]
     failed, result = run_module(oom_priority.main, {"profile": ["mariadb"], "oom_score_adj": -1000,
-                                                     "allow_unkillable": ["mariadb.service"]})
+                                                    "allow_unkillable": ["mariadb.service"]})
     assert not failed and systemd.score(MARIADBD) == -1000
 
 
@@ -312,3 +312,12 @@ def test_the_drop_in_file_is_0644_in_a_0755_directory(systemd, run_module):
     path = systemd.root / MARIADB_DROPIN.lstrip("/")
     assert oct(os.stat(path).st_mode & 0o777) == "0o644"
     assert oct(os.stat(path.parent).st_mode & 0o777) == "0o755"
+
+
+def test_a_postmaster_whose_environment_cannot_be_read_is_left_for_the_next_restart(systemd, run_module):
+    debian_pg(systemd)
+    os.remove(systemd.root / "proc" / str(POSTMASTER) / "environ")
+    failed, result = run_module(oom_priority.main, {"profile": ["postgresql"]})
+    assert not failed and systemd.score(POSTMASTER) == -900
+    live = by_unit(result)["postgresql@15-main.service"]["live"]
+    assert live.startswith("takes effect at the next restart: the postmaster's environment (PID 812) is unreadable")
