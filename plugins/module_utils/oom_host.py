@@ -273,9 +273,10 @@ def _verify_configured(again: core.Decision, host: core.HostUnits) -> List[str]:
     wrong = []
     for d in again.units:
         unit = host.units.get(d.unit)
-        if unit is None or d.status != "managed":
+        if unit is None or not d.settings:
             continue
-        for key, got in (("OOMScoreAdjust", unit.oom_score_adj), ("OOMPolicy", unit.oom_policy)):
+        for key, got in (("OOMScoreAdjust", unit.oom_score_adj), ("OOMPolicy", unit.oom_policy),
+                         ("ManagedOOMPreference", unit.managed_oom_preference)):
             if key in d.settings and str(got) != d.settings[key]:
                 wrong.append("%s: systemd reports %s=%s, the drop-in sets %s" % (d.unit, key, got, d.settings[key]))
     return wrong

@@ -321,3 +321,13 @@ def test_a_postmaster_whose_environment_cannot_be_read_is_left_for_the_next_rest
     assert not failed and systemd.score(POSTMASTER) == -900
     live = by_unit(result)["postgresql@15-main.service"]["live"]
     assert live.startswith("takes effect at the next restart: the postmaster's environment (PID 812) is unreadable")
+
+
+def test_in_a_container_the_policy_written_is_still_verified_after_the_reload(systemd, run_module):
+    """Only OOMScoreAdjust is ineffective there; OOMPolicy= is checked like on a host (it was not before)."""
+    container(systemd)
+    debian_pg(systemd)
+    systemd.ignore_dropins = True
+    failed, result = run_module(oom_priority.main, {"profile": ["postgresql"]})
+    assert failed and "systemd reports OOMPolicy=stop, the drop-in sets continue" in result["msg"]
+    assert not exists(systemd, PG_DROPIN)
