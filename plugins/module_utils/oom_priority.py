@@ -687,7 +687,8 @@ def decide(request: Request, host: HostUnits) -> Decision:
 def describe_units(host: HostUnits, profiles: Sequence[str] = PROFILES, units: Sequence[str] = ()) -> List[Dict[str, Any]]:
     """Per database unit found: live and configured scores, OOMPolicy and what is at risk.
 
-    Keys: unit, database, load_state, active_state, main_pid, live_oom_score_adj (None: not running
+    Keys: unit, database, status (found, or why there is nothing to report: masked, missing (a unit
+    asked for by name), oneshot (Debian's postgresql.service)), load_state, active_state, main_pid, live_oom_score_adj (None: not running
     or unreadable), configured_oom_score_adj (what the next start uses), oom_policy,
     managed_oom_preference, pg_oom_adjust_file (PostgreSQL: True/False from the postmaster's
     environment, None when unknown), backends_inherit_negative (PostgreSQL whose new backends
@@ -719,14 +720,14 @@ def describe_units(host: HostUnits, profiles: Sequence[str] = PROFILES, units: S
             if live is not None and live <= OOM_SCORE_ADJ_MIN and rule.single_process:
                 findings.append("a single-process database at -1000: if it is the runaway, nothing can be killed")
             out.append({
-                "unit": unit.unit_id, "database": rule.name, "load_state": unit.load_state,
+                "unit": unit.unit_id, "database": rule.name, "status": "found", "load_state": unit.load_state,
                 "active_state": unit.active_state, "main_pid": unit.main_pid or None,
                 "live_oom_score_adj": live, "configured_oom_score_adj": unit.oom_score_adj,
                 "oom_policy": unit.oom_policy, "managed_oom_preference": unit.managed_oom_preference,
                 "pg_oom_adjust_file": has_file, "backends_inherit_negative": inherit,
                 "our_dropin": ours[0] if ours else None, "findings": findings})
     for d in skipped:
-        out.append({"unit": d.unit, "database": d.database, "load_state": d.status, "active_state": None,
+        out.append({"unit": d.unit, "database": d.database, "status": d.status, "load_state": None, "active_state": None,
                     "main_pid": None, "live_oom_score_adj": None, "configured_oom_score_adj": None,
                     "oom_policy": None, "managed_oom_preference": None, "pg_oom_adjust_file": None,
                     "backends_inherit_negative": False, "our_dropin": None, "findings": [d.live]})

@@ -137,7 +137,7 @@ def test_describe_flags_a_negative_postmaster_without_pg_oom_adjust_file():
     assert any("OOMPolicy=stop" in f for f in pg["findings"])
     maria = rows["mariadb.service"]
     assert (maria["database"], maria["live_oom_score_adj"], maria["backends_inherit_negative"]) == ("mariadb", 0, False)
-    assert rows["postgresql.service"]["load_state"] == "oneshot"
+    assert rows["postgresql.service"]["status"] == "oneshot"
     assert "nosuch.service" not in rows  # not asked for
 
 
