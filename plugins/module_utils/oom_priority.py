@@ -673,8 +673,13 @@ def decide(request: Request, host: HostUnits) -> Decision:
         owner = path[len(SYSTEMD_ETC) + 1:].rsplit("/", 1)[0][:-len(".d")]
         if path in wanted_paths or not in_scope(owner, request):
             continue
-        changes.append(FileChange(path, text, None, "state=absent" if request.state == "absent"
-                                  else "our drop-in at another priority"))
+        if request.state == "absent":
+            why = "state=absent"
+        elif path == dropin_path(owner, request.priority):
+            why = "nothing to write for %s any more" % owner
+        else:
+            why = "our drop-in at another priority"
+        changes.append(FileChange(path, text, None, why))
     decisions.extend(skipped)
     for d in skipped:
         if d.status == "missing":
@@ -687,12 +692,12 @@ def decide(request: Request, host: HostUnits) -> Decision:
 def describe_units(host: HostUnits, profiles: Sequence[str] = PROFILES, units: Sequence[str] = ()) -> List[Dict[str, Any]]:
     """Per database unit found: live and configured scores, OOMPolicy and what is at risk.
 
-    Keys: unit, database, status (found, or why there is nothing to report: masked, missing (a unit
-    asked for by name), oneshot (Debian's postgresql.service)), load_state, active_state, main_pid, live_oom_score_adj (None: not running
-    or unreadable), configured_oom_score_adj (what the next start uses), oom_policy,
-    managed_oom_preference, pg_oom_adjust_file (PostgreSQL: True/False from the postmaster's
-    environment, None when unknown), backends_inherit_negative (PostgreSQL whose new backends
-    start below 0), our_dropin, findings (sentences).
+    Keys: unit, database, status (found, or why there is nothing to report: masked, missing (a
+    unit asked for by name), oneshot (Debian's postgresql.service)), load_state, active_state,
+    main_pid, live_oom_score_adj (None: not running or unreadable), configured_oom_score_adj (what
+    the next start uses), oom_policy, managed_oom_preference, pg_oom_adjust_file (PostgreSQL:
+    True/False from the postmaster's environment, None when unknown), backends_inherit_negative
+    (PostgreSQL whose new backends start below 0), our_dropin, findings (sentences).
     """
     request = Request(profiles=tuple(profiles), units=tuple(units))
     owners, skipped = find_targets(request, host)

@@ -32,7 +32,8 @@ description:
     Oracle - report only.
   - Live, only the main PID's C(/proc/PID/oom_score_adj) is written; existing children keep theirs. A PostgreSQL
     postmaster is lowered only when its environment already carries C(PG_OOM_ADJUST_FILE); otherwise every new backend
-    would inherit the negative score, so the result says "takes effect at the next restart".
+    would inherit the negative score, so the result says "takes effect at the next restart". For C(patroni.service)
+    the main PID is Patroni itself; the postmaster it runs gets the values when Patroni next starts it.
   - "Refused, with nothing changed: -1000 for a single-process database (MariaDB, MySQL, Redis, Valkey, generic) unless
     the unit is named in O(allow_unkillable) - if it is itself the runaway the kernel has nothing to kill; any write to
     every process of a unit's cgroup (O(live=cgroup)); an O(oom_score_adj) below 0 inside a container, where it has
@@ -162,9 +163,12 @@ EXAMPLES = r"""
 RETURN = r"""
 units:
   description:
-    - One entry per unit (or template with no loaded instance) - C(unit), C(database), C(status) (V(managed),
-      V(report-only), V(ineffective), V(masked), V(missing), V(oneshot), V(removed)), C(dropin), C(settings) written,
-      C(live) (what happened to the running process, in words), C(live_write) and C(notes).
+    - One entry per unit (or template with no loaded instance) - C(unit), C(database), C(status), C(dropin),
+      C(settings) written, C(live) (what happened to the running process, in words), C(live_write) and C(notes).
+    - C(status) is V(managed); V(ineffective) in a container, where the negative score is left out (C(settings) lists
+      what is still written, for example C(OOMPolicy=)); V(report-only) (Redis, Valkey, Oracle, generic without
+      O(oom_score_adj)); V(masked); V(missing) (a unit named in O(units)); V(oneshot) (Debian's C(postgresql.service),
+      which only starts the instances); V(removed) with O(state=absent).
   returned: always
   type: list
   elements: dict

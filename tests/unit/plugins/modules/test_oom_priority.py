@@ -162,6 +162,11 @@ def test_redis_is_report_only_unless_a_value_is_asked_for(systemd, run_module):
     assert by_unit(result)["redis-server.service"]["status"] == "report-only"
     failed, result = run_module(oom_priority.main, {"profile": ["redis"], "oom_score_adj": -500})
     assert not failed and result["changed"] and systemd.score(700) == -500
+    # Asked no more: our drop-in goes; the live score stays until the unit restarts (report-only).
+    failed, result = run_module(oom_priority.main, {"profile": ["redis"]})
+    path = "/etc/systemd/system/redis-server.service.d/90-dbfleet-oom.conf"
+    assert result["files"] == [{"path": path, "action": "remove", "why": "nothing to write for redis-server.service any more"}]
+    assert not exists(systemd, path)
 
 
 # --- refusals ------------------------------------------------------------------------------------
