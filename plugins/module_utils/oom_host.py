@@ -282,6 +282,18 @@ def _verify_configured(again: core.Decision, host: core.HostUnits) -> List[str]:
     return wrong
 
 
+def _verify_live_targets(writes: Sequence[core.LiveWrite], host: core.HostUnits) -> List[str]:
+    """Each live target is what systemd now gives the unit's next start: the value written, or for
+    a drop-in removed, the unit's own value that the decision read from its files."""
+    wrong = []
+    for w in writes:
+        unit = host.units.get(w.unit)
+        if unit is not None and unit.oom_score_adj != w.after:
+            wrong.append("%s: systemd reports OOMScoreAdjust=%s after the reload, the live target was %d"
+                         % (w.unit, unit.oom_score_adj, w.after))
+    return wrong
+
+
 def _rollback(run: Runner, files_done: Sequence[core.FileChange], live_done: Sequence[core.LiveWrite]) -> List[str]:
     """Put files and scores back, reload, read back. Returns what is still different."""
     problems: List[str] = []
@@ -342,13 +354,9 @@ def run(request: core.Request, runner: Runner, check_mode: bool, want_diff: bool
                 host_after = read_host_units(runner, request.profiles, request.units)
                 again = core.decide(request, host_after)
                 _check_fixed_point(again)
-                wrong = _verify_configured(again, host_after)
+                wrong = _verify_configured(again, host_after) + _verify_live_targets(writes, host_after)
                 if wrong:
                     raise _StepError("; ".join(wrong))
-                # The live targets as systemd now sees the units (for absent: their own values).
-                writes = again.live_writes
-                result["units"] = [d.as_dict() for d in again.units]
-                result["live_changes"] = [w.as_dict() for w in writes]
             _apply_live(writes, live_done)
         except BaseException as exc:  # pylint: disable=broad-except
             # Whatever broke, do not leave a half-changed host: put it back and read it back.

@@ -563,6 +563,16 @@ def _live(decision: UnitDecision, unit: UnitState, rule: DatabaseRule, score: Op
         unit.main_pid, proc.oom_score_adj, score)
 
 
+def _restore_live(decision: UnitDecision, unit: UnitState, rule: DatabaseRule, host: HostUnits,
+                  request: Request) -> None:
+    """Bring the main PID back to the unit's own value, once our drop-in goes."""
+    # Once our drop-in is gone and systemd reloaded, systemd's own answer is the authority;
+    # before that (check mode, the first pass) the unit's files tell.
+    ours_in_effect = any(OUR_NAME.match(p.rsplit("/", 1)[1]) for p in unit.dropin_paths)
+    own = unit.oom_score_adj if not (ours_in_effect or unit.need_daemon_reload) else unit_own_score(unit, host)
+    _live(decision, unit, rule, own, host, request)
+
+
 def find_targets(request: Request, host: HostUnits) -> Tuple[Dict[str, List[UnitState]], List[UnitDecision]]:
     """owner (unit or template) -> its loaded units; plus decisions for names that are masked,
     missing or oneshot (nothing to manage)."""
@@ -631,11 +641,7 @@ def decide(request: Request, host: HostUnits) -> Decision:
         if request.state == "absent":
             for unit in units:
                 d = UnitDecision(unit.unit_id, rule.name, "removed")
-                # Once our drop-in is gone and systemd reloaded, systemd's own answer is the authority;
-                # before that (check mode, the first pass) the unit's files tell.
-                ours_in_effect = any(OUR_NAME.match(p.rsplit("/", 1)[1]) for p in unit.dropin_paths)
-                own = unit.oom_score_adj if not (ours_in_effect or unit.need_daemon_reload) else unit_own_score(unit, host)
-                _live(d, unit, rule, own, host, request)
+                _restore_live(d, unit, rule, host, request)
                 decisions.append(d)
                 if d.live_write:
                     writes.append(d.live_write)
@@ -644,9 +650,17 @@ def decide(request: Request, host: HostUnits) -> Decision:
         settings, score = _wanted_settings(rule, request, owner, host, refusals, warnings, notes)
         if not settings:
             status = "report-only" if not notes else "ineffective"
-            for unit in units or [None]:
-                decisions.append(UnitDecision(unit.unit_id if unit else owner, rule.name, status,
-                                              live="nothing to write: " + rule.why, notes=notes))
+            if not units:
+                decisions.append(UnitDecision(owner, rule.name, status, live="nothing to write: " + rule.why,
+                                              notes=notes))
+            for unit in units:
+                d = UnitDecision(unit.unit_id, rule.name, status, live="nothing to write: " + rule.why, notes=notes)
+                if any(OUR_NAME.match(p.rsplit("/", 1)[1]) for p in unit.dropin_paths):
+                    # A value of ours from an earlier run goes with its drop-in, as with absent.
+                    _restore_live(d, unit, rule, host, request)
+                    if d.live_write:
+                        writes.append(d.live_write)
+                decisions.append(d)
             continue
         wanted_paths.add(path)
         text = render_dropin(owner, rule, settings, notes)

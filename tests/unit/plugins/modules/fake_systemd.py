@@ -51,6 +51,7 @@ class FakeSystemd:
         self.units = {}  # id -> dict(type, main_pid, active, template, aliases)
         self.configured = {}
         self.ignore_dropins = False  # a systemd that does not pick up drop-ins (for the rollback test)
+        self.forced = {}  # unit -> OOMScoreAdjust systemd reports whatever the files say (a rule we do not model)
         (root / "run/systemd/system").mkdir(parents=True, exist_ok=True)
         (root / "lib/systemd/system").mkdir(parents=True, exist_ok=True)
         (root / "etc/systemd/system").mkdir(parents=True, exist_ok=True)
@@ -129,6 +130,8 @@ class FakeSystemd:
                             values[key] = value
             if u["type"]:
                 values["Type"] = u["type"]
+            if unit_id in self.forced:
+                values["OOMScoreAdjust"] = self.forced[unit_id]
             self.configured[unit_id] = dict(values, FragmentPath=fragment, DropInPaths=" ".join(dropins))
 
     def _block(self, unit_id):

@@ -162,11 +162,11 @@ def test_redis_is_report_only_unless_a_value_is_asked_for(systemd, run_module):
     assert by_unit(result)["redis-server.service"]["status"] == "report-only"
     failed, result = run_module(oom_priority.main, {"profile": ["redis"], "oom_score_adj": -500})
     assert not failed and result["changed"] and systemd.score(700) == -500
-    # Asked no more: our drop-in goes; the live score stays until the unit restarts (report-only).
+    # Asked no more: our drop-in goes, and the live score with it, as with absent.
     failed, result = run_module(oom_priority.main, {"profile": ["redis"]})
     path = "/etc/systemd/system/redis-server.service.d/90-dbfleet-oom.conf"
     assert result["files"] == [{"path": path, "action": "remove", "why": "nothing to write for redis-server.service any more"}]
-    assert not exists(systemd, path)
+    assert not exists(systemd, path) and systemd.score(700) == 0
 
 
 # --- refusals ------------------------------------------------------------------------------------
@@ -336,3 +336,14 @@ def test_in_a_container_the_policy_written_is_still_verified_after_the_reload(sy
     failed, result = run_module(oom_priority.main, {"profile": ["postgresql"]})
     assert failed and "systemd reports OOMPolicy=stop, the drop-in sets continue" in result["msg"]
     assert not exists(systemd, PG_DROPIN)
+
+
+def test_absent_when_systemd_disagrees_with_the_units_files_rolls_back_before_any_live_write(systemd, run_module):
+    """The live target for absent is read from the unit's files; systemd has the last word."""
+    mariadb(systemd)
+    run_module(oom_priority.main, {"profile": ["mariadb"]})
+    systemd.forced["mariadb.service"] = "-200"
+    failed, result = run_module(oom_priority.main, {"profile": ["mariadb"], "state": "absent"})
+    assert failed and "systemd reports OOMScoreAdjust=-200 after the reload, the live target was 0" in result["msg"]
+    assert result["rollback"] == {"complete": True, "left": []}
+    assert exists(systemd, MARIADB_DROPIN) and systemd.score(MARIADBD) == -600
