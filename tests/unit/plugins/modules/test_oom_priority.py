@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.dbfleet.memory.plugins.module_utils import oom_host
 from ansible_collections.dbfleet.memory.plugins.module_utils import oom_priority as core
 from ansible_collections.dbfleet.memory.plugins.modules import oom_priority
 from fake_kernel import snapshot
@@ -347,3 +348,26 @@ def test_absent_when_systemd_disagrees_with_the_units_files_rolls_back_before_an
     assert failed and "systemd reports OOMScoreAdjust=-200 after the reload, the live target was 0" in result["msg"]
     assert result["rollback"] == {"complete": True, "left": []}
     assert exists(systemd, MARIADB_DROPIN) and systemd.score(MARIADBD) == -600
+
+
+# --- describe_host: what overcommit_info will call ------------------------------------------------
+
+def test_describe_host_reports_every_database_unit_read_only(systemd):
+    debian_pg(systemd, environ=PLAIN_ENV)
+    mariadb(systemd)
+    before = snapshot(systemd.root)
+    report = oom_host.describe_host(systemd.run)
+    assert report["error"] is None and report["container"] is None and report["oomd_active"] is False
+    rows = {r["unit"]: r for r in report["units"]}
+    pg = rows["postgresql@15-main.service"]
+    assert (pg["live_oom_score_adj"], pg["configured_oom_score_adj"], pg["oom_policy"]) == (-900, -900, "stop")
+    assert pg["backends_inherit_negative"] is True
+    assert rows["mariadb.service"]["database"] == "mariadb" and rows["postgresql.service"]["status"] == "oneshot"
+    assert snapshot(systemd.root) == before and systemd.verbs() == ["show"]
+
+
+def test_describe_host_without_systemd_says_why_instead_of_failing(systemd):
+    os.rmdir(systemd.root / "run/systemd/system")
+    report = oom_host.describe_host(systemd.run)
+    assert report["units"] == [] and "systemd is not running here" in report["error"]
+    assert systemd.commands == []
