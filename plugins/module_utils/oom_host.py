@@ -159,8 +159,10 @@ def read_host_units(run: Runner, profiles: Sequence[str], units: Sequence[str] =
         shown.pop(core.OOMD_UNIT, None)
     processes = {u.main_pid: read_process(u.main_pid) for u in shown.values() if u.running}
     texts: Dict[str, Optional[str]] = {}
+    # Unit files found on disk too: a template with no loaded instance is judged by its own text.
+    on_disk = [unit_files[n].path for n in core.matching_unit_files(patterns, unit_files)]
     for unit in shown.values():
-        for path in (unit.fragment_path,) + unit.dropin_paths:
+        for path in (unit.fragment_path,) + unit.dropin_paths + tuple(on_disk):
             if path and path not in texts:
                 data = _read_small(path)
                 texts[path] = None if data is None else data.decode("utf-8", "replace")

@@ -460,12 +460,43 @@ def render_dropin(owner: str, rule: DatabaseRule, settings: Mapping[str, str], n
     return "\n".join(lines) + "\n"
 
 
+# postgresql-common's pg_ctlcluster (Debian, Ubuntu), run as root by postgresql@.service, writes
+# this to its own /proc/self/oom_score_adj after systemd applied OOMScoreAdjust=, sets
+# PG_OOM_ADJUST_FILE itself (9.5+) and replaces the whole environment with the cluster's
+# 'environment' file (pg_ctlcluster, postgresql-common 248). A unit value or Environment= never
+# reaches the postmaster there.
+PG_CTLCLUSTER_SCORE = -900
+PG_CTLCLUSTER_NOTE = ("pg_ctlcluster starts the postmaster at %d itself, after systemd's OOMScoreAdjust=, with "
+                      "PG_OOM_ADJUST_FILE set, and replaces the unit's environment with the cluster's own: only "
+                      "OOMPolicy= is written" % PG_CTLCLUSTER_SCORE)
+
+
+def runs_pg_ctlcluster(fragment_text: Optional[str]) -> bool:
+    """Whether a unit file's ExecStart= runs postgresql-common's pg_ctlcluster."""
+    return "pg_ctlcluster" in service_settings(fragment_text or "").get("ExecStart", "")
+
+
+def _owner_fragment(owner: str, units: Sequence[UnitState], host: HostUnits) -> Optional[str]:
+    """The unit file text of an owner: a loaded unit's fragment, else the file found on disk."""
+    for unit in units:
+        if host.file_texts.get(unit.fragment_path):
+            return host.file_texts[unit.fragment_path]
+    found = host.unit_files.get(owner)
+    return host.file_texts.get(found.path) if found else None
+
+
 def _wanted_settings(rule: DatabaseRule, request: Request, owner: str, host: HostUnits,
-                     refusals: List[str], warnings: List[str], notes: List[str]) -> Tuple[Dict[str, str], Optional[int]]:
+                     refusals: List[str], warnings: List[str], notes: List[str],
+                     pg_ctlcluster: bool = False) -> Tuple[Dict[str, str], Optional[int]]:
     """The drop-in's settings for one owner, and the score the main PID should have (None: leave it)."""
     value = request.oom_score_adj if request.oom_score_adj is not None else rule.oom_score_adj
     asked = request.oom_score_adj is not None
     settings: Dict[str, str] = {}
+    if pg_ctlcluster:
+        notes.append(PG_CTLCLUSTER_NOTE)
+        if asked:
+            warnings.append("%s: oom_score_adj=%d not written: %s" % (owner, value, PG_CTLCLUSTER_NOTE))
+        value = None
     score: Optional[int] = value
     if value is not None and value <= OOM_SCORE_ADJ_MIN and rule.single_process \
             and owner not in request.allow_unkillable:
@@ -486,7 +517,7 @@ def _wanted_settings(rule: DatabaseRule, request: Request, owner: str, host: Hos
         score = None
     elif value is not None:
         settings["OOMScoreAdjust"] = str(value)
-    if rule.environment:
+    if rule.environment and not pg_ctlcluster:
         settings["Environment"] = " ".join("%s=%s" % kv for kv in rule.environment)
     policy = request.oom_policy or rule.oom_policy
     if policy:
@@ -647,9 +678,11 @@ def decide(request: Request, host: HostUnits) -> Decision:
                     writes.append(d.live_write)
             continue
         notes: List[str] = []
-        settings, score = _wanted_settings(rule, request, owner, host, refusals, warnings, notes)
+        pg_ctlcluster = rule.name == "postgresql" and runs_pg_ctlcluster(_owner_fragment(owner, units, host))
+        settings, score = _wanted_settings(rule, request, owner, host, refusals, warnings, notes, pg_ctlcluster)
+        ineffective = any("ineffective" in note for note in notes)
         if not settings:
-            status = "report-only" if not notes else "ineffective"
+            status = "ineffective" if ineffective else "report-only"
             if not units:
                 decisions.append(UnitDecision(owner, rule.name, status, live="nothing to write: " + rule.why,
                                               notes=notes))
@@ -672,13 +705,15 @@ def decide(request: Request, host: HostUnits) -> Decision:
             if later:
                 refusals.append("Nothing changed: %s: a drop-in applied after ours would override it: %s. Remove "
                                 "that setting or pick a later dropin_priority." % (unit.unit_id, "; ".join(later)))
+        status = "ineffective" if ineffective else "managed"
         if not units:
-            decisions.append(UnitDecision(owner, rule.name, "ineffective" if notes else "managed", path, settings,
+            decisions.append(UnitDecision(owner, rule.name, status, path, settings,
                                           live="no instance loaded: applies when one starts", notes=notes))
         for unit in units:
-            d = UnitDecision(unit.unit_id, rule.name, "ineffective" if notes else "managed", path, settings,
-                             notes=list(notes))
+            d = UnitDecision(unit.unit_id, rule.name, status, path, settings, notes=list(notes))
             _live(d, unit, rule, score, host, request)
+            if pg_ctlcluster:
+                d.live = "left to pg_ctlcluster, which sets the postmaster's score at each start"
             decisions.append(d)
             if d.live_write:
                 writes.append(d.live_write)

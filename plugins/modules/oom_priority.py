@@ -30,6 +30,11 @@ description:
     must stay killable. Redis and Valkey - their own C(oom-score-adj) and C(oom-score-adj-values) settings do this
     better and follow role changes, so their units are reported and get no value unless O(oom_score_adj) asks.
     Oracle - report only.
+  - Debian and Ubuntu clusters (C(postgresql@.service) running C(pg_ctlcluster)) get C(OOMPolicy=continue) only.
+    C(pg_ctlcluster) writes -900 to the postmaster's score itself after systemd applied C(OOMScoreAdjust=), sets
+    C(PG_OOM_ADJUST_FILE), and replaces the unit's environment with the cluster's own C(environment) file, so a unit
+    value or C(Environment=) would never reach the postmaster (postgresql-common's C(pg_ctlcluster)). The result
+    says so; an O(oom_score_adj) for such a unit is not written, with a warning.
   - Live, only the main PID's C(/proc/PID/oom_score_adj) is written; existing children keep theirs. A PostgreSQL
     postmaster is lowered only when its environment already carries C(PG_OOM_ADJUST_FILE); otherwise every new backend
     would inherit the negative score, so the result says "takes effect at the next restart". For C(patroni.service)
@@ -173,10 +178,10 @@ units:
   type: list
   elements: dict
   sample:
-    - unit: postgresql@15-main.service
+    - unit: postgresql-16.service
       database: postgresql
       status: managed
-      dropin: /etc/systemd/system/postgresql@.service.d/90-dbfleet-oom.conf
+      dropin: /etc/systemd/system/postgresql-16.service.d/90-dbfleet-oom.conf
       settings: {OOMScoreAdjust: "-1000", OOMPolicy: continue,
                  Environment: "PG_OOM_ADJUST_FILE=/proc/self/oom_score_adj PG_OOM_ADJUST_VALUE=0"}
       live: "takes effect at the next restart: the postmaster (PID 812) was started without PG_OOM_ADJUST_FILE, ..."

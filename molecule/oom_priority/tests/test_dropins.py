@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import MARIADB_DROPIN, PG_DROPIN, show
+from helpers import PG_DROPIN, show
 
 testinfra_hosts = ["podman://oom-bookworm", "podman://oom-trixie"]
 CLUSTER = {"oom-bookworm": "postgresql@15-main.service", "oom-trixie": "postgresql@17-main.service"}
@@ -22,23 +22,18 @@ def result(host):
     return json.loads(host.file("/var/tmp/dbfleet-oom-result.json").content_string)
 
 
-def test_the_cluster_drop_in_is_in_the_templates_directory(host):
+def test_the_cluster_drop_in_is_in_the_templates_directory_with_the_policy_only(host, name, result):
+    """Debian's clusters start through pg_ctlcluster, which sets the postmaster's score (-900) and
+    PG_OOM_ADJUST_FILE itself in an environment of its own: only OOMPolicy= has effect there."""
     dropin = host.file(PG_DROPIN)
     assert dropin.is_file and (dropin.user, dropin.group, dropin.mode) == ("root", "root", 0o644)
-    text = dropin.content_string
-    assert "Managed by Ansible: dbfleet.memory.oom_priority" in text
-    service = text.split("[Service]\n", 1)[1]
-    assert "Environment=PG_OOM_ADJUST_FILE=/proc/self/oom_score_adj PG_OOM_ADJUST_VALUE=0\n" in service
-    assert "OOMPolicy=continue\n" in service
-
-
-def test_in_a_container_the_negative_score_is_left_out_and_said_to_be_ineffective(host, name, result):
-    text = host.file(PG_DROPIN).content_string
-    assert "OOMScoreAdjust=" not in text.split("[Service]\n", 1)[1]
-    assert "OOMScoreAdjust=-1000: ineffective in a container (podman)" in text
-    units = {u["unit"]: u for u in result["units"]}
+    header, service = dropin.content_string.split("[Service]\n")
+    assert "Managed by Ansible: dbfleet.memory.oom_priority" in header
+    assert "# pg_ctlcluster starts the postmaster at -900 itself" in header
+    assert service == "OOMPolicy=continue\n"
+    unit = {u["unit"]: u for u in result["units"]}[CLUSTER[name]]
     assert result["container"] == "podman"
-    assert units[CLUSTER[name]]["status"] == "ineffective"
+    assert unit["status"] == "managed" and unit["live"].startswith("left to pg_ctlcluster")
 
 
 def test_systemd_reads_the_drop_in_for_the_running_cluster(host, name):
@@ -50,3 +45,4 @@ def test_systemd_reads_the_drop_in_for_the_running_cluster(host, name):
 def test_debians_oneshot_postgresql_service_gets_nothing(host, result):
     assert not host.file("/etc/systemd/system/postgresql.service.d").exists
     assert {u["unit"]: u["status"] for u in result["units"]}["postgresql.service"] == "oneshot"
+

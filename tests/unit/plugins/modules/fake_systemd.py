@@ -35,6 +35,13 @@ Environment=PG_OOM_ADJUST_FILE=/proc/self/oom_score_adj
 Environment=PG_OOM_ADJUST_VALUE=0
 ExecStart=/usr/pgsql-16/bin/postmaster -D ${PGDATA}
 """
+# A distribution unit that runs the postmaster directly (Arch Linux's shape): no pg_ctlcluster.
+DIRECT_PG_UNIT = """[Service]
+Type=notify
+User=postgres
+OOMScoreAdjust=-200
+ExecStart=/usr/bin/postgres -D ${PGROOT}/data
+"""
 MARIADB_UNIT = """[Service]
 Type=notify
 # OOMScoreAdjust=-600

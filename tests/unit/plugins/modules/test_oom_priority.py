@@ -16,6 +16,7 @@ from fake_kernel import snapshot
 from fake_systemd import (
     DEBIAN_PG_ONESHOT,
     DEBIAN_PG_TEMPLATE,
+    DIRECT_PG_UNIT,
     MARIADB_UNIT,
     PG_ENV,
     PGDG_UNIT,
@@ -23,6 +24,7 @@ from fake_systemd import (
 )
 
 PG_DROPIN = "/etc/systemd/system/postgresql@.service.d/90-dbfleet-oom.conf"
+DIRECT_DROPIN = "/etc/systemd/system/postgresql.service.d/90-dbfleet-oom.conf"
 MARIADB_DROPIN = "/etc/systemd/system/mariadb.service.d/90-dbfleet-oom.conf"
 POSTMASTER = 812
 BACKENDS = (813, 814, 815, 816, 817)
@@ -37,6 +39,15 @@ def debian_pg(systemd, environ=PG_ENV):
         systemd.process(pid, 0, environ)
     systemd.load("postgresql.service", unit_type="oneshot")
     systemd.load("postgresql@15-main.service", main_pid=POSTMASTER)
+
+
+def direct_pg(systemd, environ=PG_ENV):
+    """postgresql.service running the postmaster itself (at its unit's -200), with five backends."""
+    systemd.unit_file("postgresql.service", DIRECT_PG_UNIT)
+    systemd.process(POSTMASTER, -200, environ)
+    for pid in BACKENDS:
+        systemd.process(pid, 0, environ)
+    systemd.load("postgresql.service", main_pid=POSTMASTER)
 
 
 def mariadb(systemd):
@@ -62,25 +73,40 @@ SHOW = ["systemctl", "show", "--no-pager", "--property=" + ",".join(core.SHOW_PR
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
 
-def test_a_debian_cluster_gets_the_drop_in_in_the_template_directory_and_the_postmaster_live(systemd, run_module):
+def test_a_debian_cluster_gets_oom_policy_in_the_template_directory_and_pg_ctlcluster_keeps_the_score(
+        systemd, run_module):
+    """pg_ctlcluster writes -900 to itself after systemd's OOMScoreAdjust= and sets PG_OOM_ADJUST_FILE
+    in an environment it builds from scratch: a unit score or Environment= would never arrive."""
     debian_pg(systemd)
     failed, result = run_module(oom_priority.main, {"profile": ["postgresql"]})
     assert not failed, result.get("msg")
+    assert result["changed"] and result["daemon_reload"] and not result["live_applied"]
+    header, service = text(systemd, PG_DROPIN).split("[Service]\n")
+    assert service == "OOMPolicy=continue\n"
+    assert "# pg_ctlcluster starts the postmaster at -900 itself" in header
+    assert systemd.configured["postgresql@15-main.service"]["OOMPolicy"] == "continue"
+    assert systemd.score(POSTMASTER) == -900 and result["live_changes"] == []
+    units = by_unit(result)
+    assert units["postgresql@15-main.service"]["status"] == "managed"
+    assert units["postgresql@15-main.service"]["live"].startswith("left to pg_ctlcluster")
+    assert units["postgresql.service"]["status"] == "oneshot"  # Debian's /bin/true unit gets nothing
+    assert not exists(systemd, "/etc/systemd/system/postgresql.service.d")
+
+
+def test_a_postmaster_started_with_pg_oom_adjust_file_is_brought_to_minus_1000_live(systemd, run_module):
+    direct_pg(systemd)
+    failed, result = run_module(oom_priority.main, {"profile": ["postgresql"]})
+    assert not failed, result.get("msg")
     assert result["changed"] and result["daemon_reload"] and result["live_applied"]
-    dropin = text(systemd, PG_DROPIN)
-    assert "[Service]\nOOMScoreAdjust=-1000\n" in dropin
-    assert "Environment=PG_OOM_ADJUST_FILE=/proc/self/oom_score_adj PG_OOM_ADJUST_VALUE=0\n" in dropin
-    assert "OOMPolicy=continue\n" in dropin and "ManagedOOMPreference" not in dropin
-    assert systemd.configured["postgresql@15-main.service"]["OOMScoreAdjust"] == "-1000"
+    service = text(systemd, DIRECT_DROPIN).split("[Service]\n")[1]
+    assert service == ("OOMScoreAdjust=-1000\n"
+                       "Environment=PG_OOM_ADJUST_FILE=/proc/self/oom_score_adj PG_OOM_ADJUST_VALUE=0\n"
+                       "OOMPolicy=continue\n")
+    assert systemd.configured["postgresql.service"]["OOMScoreAdjust"] == "-1000"
     # The postmaster only; its backends keep the 0 they set themselves.
     assert systemd.score(POSTMASTER) == -1000
     assert [systemd.score(pid) for pid in BACKENDS] == [0] * 5
-    assert result["live_changes"] == [{"unit": "postgresql@15-main.service", "pid": POSTMASTER,
-                                       "before": -900, "after": -1000}]
-    units = by_unit(result)
-    assert units["postgresql@15-main.service"]["status"] == "managed"
-    assert units["postgresql.service"]["status"] == "oneshot"  # Debian's /bin/true unit gets nothing
-    assert not exists(systemd, "/etc/systemd/system/postgresql.service.d")
+    assert result["live_changes"] == [{"unit": "postgresql.service", "pid": POSTMASTER, "before": -200, "after": -1000}]
 
 
 def test_the_exact_systemctl_commands_are_show_reload_show(systemd, run_module):
@@ -92,12 +118,12 @@ def test_the_exact_systemctl_commands_are_show_reload_show(systemd, run_module):
 
 
 def test_a_postmaster_started_without_pg_oom_adjust_file_is_left_for_the_next_restart(systemd, run_module):
-    debian_pg(systemd, environ=PLAIN_ENV)
+    direct_pg(systemd, environ=PLAIN_ENV)
     failed, result = run_module(oom_priority.main, {"profile": ["postgresql"]})
     assert not failed and result["changed"] and not result["live_applied"]
-    assert "OOMScoreAdjust=-1000" in text(systemd, PG_DROPIN)
-    assert systemd.score(POSTMASTER) == -900
-    live = by_unit(result)["postgresql@15-main.service"]["live"]
+    assert "OOMScoreAdjust=-1000" in text(systemd, DIRECT_DROPIN)
+    assert systemd.score(POSTMASTER) == -200
+    live = by_unit(result)["postgresql.service"]["live"]
     assert live.startswith("takes effect at the next restart") and "PG_OOM_ADJUST_FILE" in live
 
 
@@ -116,6 +142,8 @@ def test_a_template_with_no_cluster_yet_is_prepared_for_the_first_one(systemd, r
     failed, result = run_module(oom_priority.main, {"profile": ["postgresql"]})
     assert not failed and exists(systemd, PG_DROPIN)
     assert by_unit(result)["postgresql@.service"]["live"] == "no instance loaded: applies when one starts"
+    # Judged by the template's own text: it runs pg_ctlcluster, so only the policy is written.
+    assert text(systemd, PG_DROPIN).split("[Service]\n")[1] == "OOMPolicy=continue\n"
 
 
 # --- MariaDB, masked and missing units -----------------------------------------------------------
@@ -197,15 +225,15 @@ def container(systemd):
 
 def test_in_a_container_a_negative_default_is_ineffective_and_not_written(systemd, run_module):
     container(systemd)
-    debian_pg(systemd)
+    direct_pg(systemd)
     failed, result = run_module(oom_priority.main, {"profile": ["postgresql"]})
     assert not failed, result.get("msg")
-    dropin = text(systemd, PG_DROPIN)
+    dropin = text(systemd, DIRECT_DROPIN)
     assert "OOMScoreAdjust" not in dropin.split("[Service]")[1]
     assert "OOMPolicy=continue" in dropin and "PG_OOM_ADJUST_FILE" in dropin
-    assert by_unit(result)["postgresql@15-main.service"]["status"] == "ineffective"
+    assert by_unit(result)["postgresql.service"]["status"] == "ineffective"
     assert "OOMScoreAdjust=-1000 is ineffective in a container (podman" in str(result["warnings"])
-    assert systemd.score(POSTMASTER) == -900 and result["live_changes"] == []
+    assert systemd.score(POSTMASTER) == -200 and result["live_changes"] == []
 
 
 def test_in_a_container_an_asked_for_negative_value_is_refused(systemd, run_module):
@@ -250,7 +278,8 @@ def test_check_mode_predicts_the_run_and_changes_nothing(systemd, run_module):
     assert not failed and predicted["changed"]
     assert snapshot(systemd.root) == before and systemd.verbs() == ["show"]
     assert [d["after_header"] for d in predicted["diff"]] == [MARIADB_DROPIN, PG_DROPIN, "live oom_score_adj"]
-    assert "(postgresql@15-main.service) = -900" in predicted["diff"][2]["before"]
+    assert predicted["diff"][2]["before"] == "/proc/930/oom_score_adj (mariadb.service) = 0\n"
+    assert predicted["diff"][2]["after"] == "/proc/930/oom_score_adj (mariadb.service) = -600\n"
     failed, result = run_module(oom_priority.main, args)
     assert result["files"] == predicted["files"] and result["live_changes"] == predicted["live_changes"]
 
@@ -267,30 +296,40 @@ def test_a_second_run_changes_nothing_and_reloads_nothing(systemd, run_module):
 
 
 def test_absent_removes_our_drop_ins_and_restores_each_units_own_value_live(systemd, run_module):
-    debian_pg(systemd)
+    direct_pg(systemd)
     mariadb(systemd)
     args = {"profile": ["postgresql", "mariadb"]}
     run_module(oom_priority.main, args)
     assert (systemd.score(POSTMASTER), systemd.score(MARIADBD)) == (-1000, -600)
     failed, result = run_module(oom_priority.main, dict(args, state="absent"))
     assert not failed and result["changed"]
-    assert not exists(systemd, PG_DROPIN) and not exists(systemd, MARIADB_DROPIN)
-    assert not exists(systemd, "/etc/systemd/system/postgresql@.service.d")
-    # Debian's template says -900; MariaDB's unit sets nothing (its -600 is a comment).
-    assert (systemd.score(POSTMASTER), systemd.score(MARIADBD)) == (-900, 0)
+    assert not exists(systemd, DIRECT_DROPIN) and not exists(systemd, MARIADB_DROPIN)
+    assert not exists(systemd, "/etc/systemd/system/postgresql.service.d")
+    # The PostgreSQL unit says -200; MariaDB's unit sets nothing (its -600 is a comment).
+    assert (systemd.score(POSTMASTER), systemd.score(MARIADBD)) == (-200, 0)
     assert [systemd.score(pid) for pid in BACKENDS] == [0] * 5
     failed, again = run_module(oom_priority.main, dict(args, state="absent"))
     assert not failed and not again["changed"]
 
 
 def test_absent_in_check_mode_predicts_the_units_own_value(systemd, run_module):
-    debian_pg(systemd)
+    direct_pg(systemd)
     run_module(oom_priority.main, {"profile": ["postgresql"]})
     failed, result = run_module(oom_priority.main, {"profile": ["postgresql"], "state": "absent",
                                                     "_ansible_check_mode": True})
-    assert not failed and result["live_changes"] == [{"unit": "postgresql@15-main.service", "pid": POSTMASTER,
-                                                      "before": -1000, "after": -900}]
-    assert exists(systemd, PG_DROPIN) and systemd.score(POSTMASTER) == -1000
+    assert not failed and result["live_changes"] == [{"unit": "postgresql.service", "pid": POSTMASTER,
+                                                      "before": -1000, "after": -200}]
+    assert exists(systemd, DIRECT_DROPIN) and systemd.score(POSTMASTER) == -1000
+
+
+def test_absent_removes_the_template_drop_in_and_its_directory(systemd, run_module):
+    debian_pg(systemd)
+    run_module(oom_priority.main, {"profile": ["postgresql"]})
+    failed, result = run_module(oom_priority.main, {"profile": ["postgresql"], "state": "absent"})
+    assert not failed and result["files"] == [{"path": PG_DROPIN, "action": "remove", "why": "state=absent"}]
+    assert not exists(systemd, "/etc/systemd/system/postgresql@.service.d")
+    assert systemd.configured["postgresql@15-main.service"]["OOMPolicy"] == "stop"
+    assert systemd.score(POSTMASTER) == -900 and result["live_changes"] == []
 
 
 def test_oomd_active_adds_managed_oom_preference_avoid(systemd, run_module):
@@ -321,11 +360,11 @@ def test_the_drop_in_file_is_0644_in_a_0755_directory(systemd, run_module):
 
 
 def test_a_postmaster_whose_environment_cannot_be_read_is_left_for_the_next_restart(systemd, run_module):
-    debian_pg(systemd)
+    direct_pg(systemd)
     os.remove(systemd.root / "proc" / str(POSTMASTER) / "environ")
     failed, result = run_module(oom_priority.main, {"profile": ["postgresql"]})
-    assert not failed and systemd.score(POSTMASTER) == -900
-    live = by_unit(result)["postgresql@15-main.service"]["live"]
+    assert not failed and systemd.score(POSTMASTER) == -200
+    live = by_unit(result)["postgresql.service"]["live"]
     assert live.startswith("takes effect at the next restart: the postmaster's environment (PID 812) is unreadable")
 
 
