@@ -54,3 +54,20 @@ def kernel(tmp_path, monkeypatch):
     # display; a module run on a target always returns them in its result.
     monkeypatch.setattr(_internal, "is_controller", False)
     return k
+
+
+@pytest.fixture
+def systemd(kernel, monkeypatch):
+    """A fake systemd and /proc/PID tree in the kernel fixture's root; the module's
+    run_command reaches it, and nothing but systemctl show and daemon-reload is ever run."""
+    from ansible.module_utils import basic
+    from fake_systemd import FakeSystemd
+
+    from ansible.module_utils.common import warnings
+
+    # Warnings are process-global in module_utils: one test's must not show in the next one's result.
+    monkeypatch.setattr(warnings, "_global_warnings", {})
+    fake = FakeSystemd(kernel.root)
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, args, **_kw: fake.run(args))
+    yield fake
+    assert set(fake.verbs()) <= {"show", "daemon-reload"}, fake.commands

@@ -1,0 +1,788 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, dbfleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which process the OOM killer picks on a database host: the rules, pure. No Ansible, no I/O.
+
+    profiles + explicit units -> the units to look for (find_targets)
+    what the host holds       -> per unit: the drop-in to write, the live write, or why not (decide)
+    the same host data        -> a report per database unit (describe_units), for overcommit_info
+
+The host side (reading unit files, ``systemctl show``, /proc/PID) is oom_host.py. The kernel
+and systemd facts behind the rules are in /work/shared/notes/oom-priority.md and the module's
+documentation; the per-database values carry their own sentence and source (RULES).
+
+Three things this file guarantees, whatever the options say:
+* a live write only ever targets a unit's main PID (never its children, never its cgroup);
+* a PostgreSQL postmaster is lowered live only when its environment already carries
+  PG_OOM_ADJUST_FILE, otherwise every new backend would inherit the negative score;
+* no negative value is written inside a container, where it has no effect (and where older
+  systemd versions fail the unit with 206/OOM_ADJUST).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PROFILE_MODES
+
+# The planner's profile names, so one host variable can feed both roles.
+PROFILES: Tuple[str, ...] = tuple(PROFILE_MODES)
+
+OOM_SCORE_ADJ_MIN = -1000  # the kernel's "never chosen"
+OOM_SCORE_ADJ_MAX = 1000
+OOM_POLICIES = ("continue", "stop", "kill")
+PG_ENV_FILE = "PG_OOM_ADJUST_FILE"
+
+SYSTEMD_ETC = "/etc/systemd/system"
+# Where unit files live, highest priority first (systemd.unit(5), "System Unit Search Path").
+UNIT_DIRS: Tuple[str, ...] = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
+                              "/usr/lib/systemd/system", "/lib/systemd/system")
+OUR_SUFFIX = "-dbfleet-oom.conf"
+OUR_NAME = re.compile(r"^[0-9]{2}" + re.escape(OUR_SUFFIX) + r"$")
+PRIORITY_RANGE = (10, 98)
+DEFAULT_PRIORITY = 90
+
+LIVE_CHOICES = ("auto", "never", "cgroup")
+STATE_CHOICES = ("present", "absent")
+
+# The properties the host reader asks `systemctl show` for; describe_units and decide use them.
+SHOW_PROPERTIES: Tuple[str, ...] = ("Id", "Names", "LoadState", "ActiveState", "SubState", "Type", "MainPID",
+                                    "OOMScoreAdjust", "OOMPolicy", "ManagedOOMPreference", "FragmentPath",
+                                    "DropInPaths", "NeedDaemonReload")
+OOMD_UNIT = "systemd-oomd.service"
+
+
+class OomInputError(ValueError):
+    """Bad input, found before the host is read; ``option`` names the module option."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__("%s: %s" % (option, message))
+        self.option = option
+
+
+@dataclass(frozen=True)
+class DatabaseRule:
+    """What one database wants from the OOM killer, and why."""
+
+    name: str
+    unit_patterns: Tuple[str, ...]
+    oom_score_adj: Optional[int]  # None: report only, write nothing unless asked
+    oom_policy: Optional[str]
+    environment: Tuple[Tuple[str, str], ...]
+    # One process (threads) holds all the data: at -1000 it can never be chosen, even when it is
+    # itself the runaway, and a host-wide OOM then finds nothing to kill and panics.
+    single_process: bool
+    why: str
+    source: str
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"database": self.name, "oom_score_adj": self.oom_score_adj, "oom_policy": self.oom_policy,
+                "environment": dict(self.environment), "single_process": self.single_process,
+                "unit_patterns": list(self.unit_patterns), "why": self.why, "source": self.source}
+
+
+_MYSQL_UNITS = ("mariadb.service", "mariadb@*.service", "mysql.service", "mysqld.service", "mysql@*.service",
+                "mysqld@*.service")
+_MYSQL_WHY = ("The server is one process: -600 makes it a late choice without making it unkillable, so a "
+              "runaway mysqld/mariadbd can still be stopped by the kernel instead of a panic.")
+_MYSQL_SOURCE = ("MariaDB's own units carry '# OOMScoreAdjust=-600' as the suggested value "
+                 "(support-files/mariadb.service.in); MySQL's upstream unit sets none.")
+_REDIS_WHY = ("Redis 6.0.7+ and Valkey set their own scores with oom-score-adj and oom-score-adj-values "
+              "(primary, replica, background save child) and change them when the role changes: set them "
+              "there; a unit value is written only when asked for with oom_score_adj.")
+
+RULES: Dict[str, DatabaseRule] = {
+    "postgresql": DatabaseRule(
+        name="postgresql",
+        # Debian/Ubuntu clusters are instances of postgresql@.service; PGDG packages ship
+        # postgresql-NN.service; Red Hat's own package and many hand-made hosts postgresql.service
+        # (on Debian that one is a oneshot that starts the clusters, and is skipped as such).
+        unit_patterns=("postgresql@*.service", "postgresql-[0-9]*.service", "postgresql.service",
+                       "patroni.service"),
+        oom_score_adj=-1000, oom_policy="continue",
+        environment=((PG_ENV_FILE, "/proc/self/oom_score_adj"), ("PG_OOM_ADJUST_VALUE", "0")),
+        single_process=False,
+        why=("The postmaster at -1000 is never chosen, and PG_OOM_ADJUST_FILE with PG_OOM_ADJUST_VALUE=0 "
+             "puts each backend back at 0, so the kernel kills the runaway backend; OOMPolicy=continue "
+             "lets PostgreSQL's own crash recovery reset the sessions instead of systemd stopping the "
+             "whole cluster."),
+        source=("PostgreSQL manual, 'Linux Memory Overcommit' (server-start, since 9.5); the PGDG unit "
+                "files set the same three values; systemd.service(5) OOMPolicy= (default stop)."),
+    ),
+    "mariadb": DatabaseRule("mariadb", _MYSQL_UNITS, -600, None, (), True, _MYSQL_WHY, _MYSQL_SOURCE),
+    "mysql": DatabaseRule("mysql", _MYSQL_UNITS, -600, None, (), True, _MYSQL_WHY, _MYSQL_SOURCE),
+    "redis": DatabaseRule("redis", ("redis-server.service", "redis-server@*.service", "redis.service",
+                                    "redis@*.service"), None, None, (), True, _REDIS_WHY,
+                          "redis.conf, 'oom-score-adj' and 'oom-score-adj-values' (Redis 6.0.7+)."),
+    "valkey": DatabaseRule("valkey", ("valkey*.service",), None, None, (), True, _REDIS_WHY,
+                           "valkey.conf, 'oom-score-adj' and 'oom-score-adj-values'."),
+    "oracle": DatabaseRule(
+        "oracle", ("oracle-ohasd.service", "dbora.service"), None, None, (), False,
+        "Oracle publishes no value for its processes: report only; give oom_score_adj to choose one.",
+        "No public Oracle recommendation; oracle-ohasd.service is Grid Infrastructure's unit, dbora.service "
+        "the name Oracle's documentation uses for automatic startup."),
+    "generic": DatabaseRule(
+        "generic", (), None, None, (), True,
+        "No database-specific rule: list the units and give oom_score_adj to choose a value.",
+        "None; the process model is unknown, so -1000 is treated as for a single-process database."),
+}
+
+
+# --- inputs from the host ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UnitFile:
+    """A unit file name found in the unit directories, and whether the winning entry masks it."""
+
+    name: str
+    path: str
+    masked: bool
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """One unit as ``systemctl show`` reports it (see parse_show)."""
+
+    unit_id: str
+    names: Tuple[str, ...]
+    load_state: str
+    active_state: str
+    sub_state: str
+    unit_type: str
+    main_pid: int
+    oom_score_adj: Optional[int]  # what the next start uses
+    oom_policy: Optional[str]
+    managed_oom_preference: Optional[str]
+    fragment_path: str
+    dropin_paths: Tuple[str, ...]
+    need_daemon_reload: bool
+
+    @property
+    def running(self) -> bool:
+        return self.main_pid > 0
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    """A unit's main process: its live score and the names in its environment (values unused)."""
+
+    pid: int
+    oom_score_adj: Optional[int]
+    environ_names: FrozenSet[str]
+    readable_environ: bool = True
+
+
+@dataclass(frozen=True)
+class HostUnits:
+    """Everything decide() and describe_units() need, read by oom_host.read_host_units()."""
+
+    units: Dict[str, UnitState]  # by every name systemctl answered for (Id and requested names)
+    unit_files: Dict[str, UnitFile]  # by name, the winning entry of the unit directories
+    processes: Dict[int, ProcessState]
+    ours: Dict[str, str]  # path of each NN-dbfleet-oom.conf under /etc/systemd/system -> text
+    file_texts: Dict[str, Optional[str]]  # fragment and drop-in texts, by path (None: unreadable)
+    container: Optional[str]
+    container_evidence: Optional[str]
+    oomd_active: bool
+
+
+def parse_show(text: str) -> List[Dict[str, str]]:
+    """``systemctl show -p ... UNIT...`` output: one dict per unit (blocks split by blank lines).
+    Blocks without an Id (the manager's own properties) are dropped."""
+    blocks: List[Dict[str, str]] = []
+    current: Dict[str, str] = {}
+    for line in text.splitlines() + [""]:
+        if not line.strip():
+            if current.get("Id"):
+                blocks.append(current)
+            current = {}
+            continue
+        key, eq, value = line.partition("=")
+        if eq:
+            current[key] = value
+    return blocks
+
+
+def _int_or_none(text: Optional[str]) -> Optional[int]:
+    try:
+        return int(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def unit_from_show(props: Mapping[str, str]) -> UnitState:
+    return UnitState(
+        unit_id=props["Id"], names=tuple(props.get("Names", "").split()) or (props["Id"],),
+        load_state=props.get("LoadState", ""), active_state=props.get("ActiveState", ""),
+        sub_state=props.get("SubState", ""), unit_type=props.get("Type", ""),
+        main_pid=_int_or_none(props.get("MainPID")) or 0,
+        oom_score_adj=_int_or_none(props.get("OOMScoreAdjust")),
+        oom_policy=props.get("OOMPolicy") or None,
+        managed_oom_preference=props.get("ManagedOOMPreference") or None,
+        fragment_path=props.get("FragmentPath", ""),
+        dropin_paths=tuple(props.get("DropInPaths", "").split()),
+        need_daemon_reload=props.get("NeedDaemonReload") == "yes")
+
+
+def parse_environ(data: bytes) -> FrozenSet[str]:
+    """The variable names of a /proc/PID/environ."""
+    return frozenset(entry.split(b"=", 1)[0].decode("utf-8", "replace")
+                     for entry in data.split(b"\0") if b"=" in entry)
+
+
+def service_settings(text: str) -> Dict[str, str]:
+    """The last assignment of each key in a unit file's [Service] section (an empty one resets)."""
+    out: Dict[str, str] = {}
+    section = ""
+    pending = ""
+    for raw in text.splitlines():
+        line = pending + raw.strip()
+        pending = ""
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        if section != "Service":
+            continue
+        key, eq, value = line.partition("=")
+        if not eq:
+            continue
+        key, value = key.strip(), value.strip()
+        if key == "Environment":
+            out[key] = (out.get(key, "") + " " + value).strip() if value else ""
+        else:
+            out[key] = value
+    return out
+
+
+# --- what to look for ---------------------------------------------------------------------------
+
+def template_of(unit: str) -> Optional[str]:
+    """postgresql@15-main.service -> postgresql@.service; None for a unit that is no instance."""
+    prefix, at, rest = unit.partition("@")
+    if not at or not rest or rest.startswith("."):
+        return None
+    return prefix + "@" + rest[rest.rfind("."):]
+
+
+def is_template(unit: str) -> bool:
+    prefix, at, rest = unit.partition("@")
+    return bool(at) and rest.startswith(".")
+
+
+def _valid_unit_name(name: str) -> bool:
+    return bool(re.match(r"^[A-Za-z0-9:_.\\@-]+\.service$", name)) and "/" not in name
+
+
+def validate_request(profiles: Sequence[str], units: Sequence[str], oom_score_adj: Optional[int],
+                     oom_policy: Optional[str], priority: int, live: str, allow_unkillable: Sequence[str]) -> None:
+    """Every option checked before the host is read, so bad input changes nothing."""
+    unknown = [p for p in profiles if p not in RULES]
+    if unknown:
+        raise OomInputError("profile", "unknown %s (choices: %s)" % (", ".join(unknown), ", ".join(PROFILES)))
+    if not profiles and not units:
+        raise OomInputError("profile", "give at least one profile (choices: %s) or units" % ", ".join(PROFILES))
+    for option, names in (("units", units), ("allow_unkillable", allow_unkillable)):
+        bad = [n for n in names if not _valid_unit_name(n)]
+        if bad:
+            raise OomInputError(option, "not a service unit name: %s (expected NAME.service, "
+                                        "a template instance NAME@INSTANCE.service or a template NAME@.service)"
+                                % ", ".join(repr(b) for b in bad))
+    if oom_score_adj is not None and not OOM_SCORE_ADJ_MIN <= oom_score_adj <= OOM_SCORE_ADJ_MAX:
+        raise OomInputError("oom_score_adj", "must be between %d and %d, got %d"
+                            % (OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX, oom_score_adj))
+    if oom_policy is not None and oom_policy not in OOM_POLICIES:
+        raise OomInputError("oom_policy", "must be one of %s, got %r" % (", ".join(OOM_POLICIES), oom_policy))
+    low, high = PRIORITY_RANGE
+    if not low <= priority <= high:
+        raise OomInputError("dropin_priority", "must be between %d and %d (a two-digit file name prefix), got %d"
+                            % (low, high, priority))
+    if live not in LIVE_CHOICES:
+        raise OomInputError("live", "must be one of %s, got %r" % (", ".join(LIVE_CHOICES), live))
+    if live == "cgroup":
+        # Accepted as a word only to say no: a write to every process of the unit would give
+        # each existing child (a PostgreSQL backend, a Redis save child) the protected score.
+        raise OomInputError("live", "refused: writing every process of a unit's cgroup would protect its "
+                                    "children too (a runaway backend could no longer be killed). Only the main "
+                                    "PID is ever written; use live=auto (main PID) or live=never (next restart).")
+
+
+def rule_for_unit(unit: str, profiles: Sequence[str]) -> DatabaseRule:
+    """The rule for ``unit``: a profile given whose patterns match it (the one named in the unit's
+    name first: mariadb.service is MariaDB's even where mysql.service is too); with no database
+    profile given, any profile that matches; else the one database profile given; else generic."""
+    tmpl = template_of(unit)
+
+    def matches(rule: DatabaseRule) -> bool:
+        return any(fnmatch.fnmatchcase(unit, pat) or (tmpl is not None and fnmatch.fnmatchcase(tmpl, pat.replace("*", "")))
+                   for pat in rule.unit_patterns)
+
+    databases = [p for p in profiles if p != "generic"]
+    pool = databases or [p for p in PROFILES if p != "generic"]
+    found = [name for name in pool if matches(RULES[name])]
+    if found:
+        named = [name for name in found if unit.startswith(name)]
+        return RULES[(named or found)[0]]
+    return RULES[databases[0]] if len(databases) == 1 else RULES["generic"]
+
+
+def candidate_names(profiles: Sequence[str], units: Sequence[str]) -> List[str]:
+    """What the host reader asks systemctl about: the patterns (globs match loaded units only,
+    so the reader adds the matching unit files it finds on disk) and the explicit names."""
+    out: List[str] = []
+    for name in profiles:
+        for pat in RULES[name].unit_patterns:
+            if pat not in out:
+                out.append(pat)
+    for unit in units:
+        if unit not in out:
+            out.append(unit)
+    return out
+
+
+def matching_unit_files(patterns: Sequence[str], unit_files: Mapping[str, UnitFile]) -> List[str]:
+    """Unit files on disk that a pattern names: templates (postgresql@.service) and plain units."""
+    out = []
+    for name in sorted(unit_files):
+        for pat in patterns:
+            if fnmatch.fnmatchcase(name, pat) or (is_template(name) and "@" in pat
+                                                  and fnmatch.fnmatchcase(name, pat.replace("*", ""))):
+                out.append(name)
+                break
+    return out
+
+
+# --- the decision -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Request:
+    state: str = "present"
+    profiles: Tuple[str, ...] = ()
+    units: Tuple[str, ...] = ()
+    oom_score_adj: Optional[int] = None  # overrides every rule's value
+    oom_policy: Optional[str] = None  # overrides every rule's policy
+    allow_unkillable: Tuple[str, ...] = ()
+    live: str = "auto"
+    priority: int = DEFAULT_PRIORITY
+
+
+@dataclass
+class LiveWrite:
+    """One write of a main PID's /proc/PID/oom_score_adj."""
+
+    unit: str
+    pid: int
+    before: int
+    after: int
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"unit": self.unit, "pid": self.pid, "before": self.before, "after": self.after}
+
+
+@dataclass
+class UnitDecision:
+    """One unit (or template) and what happens to it."""
+
+    unit: str  # the Id, or the template's name
+    database: str
+    status: str  # managed | report-only | masked | missing | oneshot | ineffective | removed
+    dropin: Optional[str] = None  # the drop-in path that serves it
+    settings: Dict[str, str] = field(default_factory=dict)
+    live: str = ""  # what happens to the running process, in words
+    live_write: Optional[LiveWrite] = None
+    notes: List[str] = field(default_factory=list)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"unit": self.unit, "database": self.database, "status": self.status, "dropin": self.dropin,
+                "settings": dict(self.settings), "live": self.live, "notes": list(self.notes),
+                "live_write": self.live_write.as_dict() if self.live_write else None}
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    before: Optional[str]
+    after: Optional[str]  # None removes the file
+    why: str
+
+    def as_dict(self) -> Dict[str, Any]:
+        action = "remove" if self.after is None else ("create" if self.before is None else "update")
+        return {"path": self.path, "action": action, "why": self.why}
+
+
+@dataclass
+class Decision:
+    request: Request
+    units: List[UnitDecision]
+    file_changes: List[FileChange]
+    live_writes: List[LiveWrite]
+    refusals: List[str]
+    warnings: List[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.file_changes or self.live_writes)
+
+    @property
+    def daemon_reload(self) -> bool:
+        return bool(self.file_changes)
+
+
+def dropin_path(unit_or_template: str, priority: int) -> str:
+    return "%s/%s.d/%02d%s" % (SYSTEMD_ETC, unit_or_template, priority, OUR_SUFFIX)
+
+
+def dropin_owner(unit_id: str) -> str:
+    """The name whose .d directory carries our drop-in: the template's for an instance, so every
+    instance (today's and the next cluster created) gets it."""
+    return template_of(unit_id) or unit_id
+
+
+def render_dropin(owner: str, rule: DatabaseRule, settings: Mapping[str, str], notes: Sequence[str]) -> str:
+    lines = [
+        "# Managed by Ansible: dbfleet.memory.oom_priority. Do not edit; the next run overwrites this file.",
+        "# Remove it with the role's oom_priority_state: absent (the unit's own settings apply again).",
+        "# %s (%s): %s" % (owner, rule.name, rule.why),
+        "# Source: %s" % rule.source,
+    ]
+    lines.extend("# %s" % note for note in notes)
+    lines.append("[Service]")
+    for key in ("OOMScoreAdjust", "Environment", "OOMPolicy", "ManagedOOMPreference"):
+        if key in settings:
+            lines.append("%s=%s" % (key, settings[key]))
+    return "\n".join(lines) + "\n"
+
+
+# postgresql-common's pg_ctlcluster (Debian, Ubuntu), run as root by postgresql@.service, writes
+# this to its own /proc/self/oom_score_adj after systemd applied OOMScoreAdjust=, sets
+# PG_OOM_ADJUST_FILE itself (9.5+) and replaces the whole environment with the cluster's
+# 'environment' file (pg_ctlcluster, postgresql-common 248). A unit value or Environment= never
+# reaches the postmaster there.
+PG_CTLCLUSTER_SCORE = -900
+PG_CTLCLUSTER_NOTE = ("pg_ctlcluster starts the postmaster at %d itself, after systemd's OOMScoreAdjust=, with "
+                      "PG_OOM_ADJUST_FILE set, and replaces the unit's environment with the cluster's own: only "
+                      "OOMPolicy= is written" % PG_CTLCLUSTER_SCORE)
+
+
+def runs_pg_ctlcluster(fragment_text: Optional[str]) -> bool:
+    """Whether a unit file's ExecStart= runs postgresql-common's pg_ctlcluster."""
+    return "pg_ctlcluster" in service_settings(fragment_text or "").get("ExecStart", "")
+
+
+def _owner_fragment(owner: str, units: Sequence[UnitState], host: HostUnits) -> Optional[str]:
+    """The unit file text of an owner: a loaded unit's fragment, else the file found on disk."""
+    for unit in units:
+        if host.file_texts.get(unit.fragment_path):
+            return host.file_texts[unit.fragment_path]
+    found = host.unit_files.get(owner)
+    return host.file_texts.get(found.path) if found else None
+
+
+def _wanted_settings(rule: DatabaseRule, request: Request, owner: str, host: HostUnits,
+                     refusals: List[str], warnings: List[str], notes: List[str],
+                     pg_ctlcluster: bool = False) -> Tuple[Dict[str, str], Optional[int]]:
+    """The drop-in's settings for one owner, and the score the main PID should have (None: leave it)."""
+    value = request.oom_score_adj if request.oom_score_adj is not None else rule.oom_score_adj
+    asked = request.oom_score_adj is not None
+    settings: Dict[str, str] = {}
+    if pg_ctlcluster:
+        notes.append(PG_CTLCLUSTER_NOTE)
+        if asked:
+            warnings.append("%s: oom_score_adj=%d not written: %s" % (owner, value, PG_CTLCLUSTER_NOTE))
+        value = None
+    score: Optional[int] = value
+    if value is not None and value <= OOM_SCORE_ADJ_MIN and rule.single_process \
+            and owner not in request.allow_unkillable:
+        refusals.append(
+            "%s: OOMScoreAdjust=%d refused for %s, a single-process database: if it is itself the runaway, the "
+            "kernel has nothing it may kill and a host-wide OOM panics. Use -999 or higher, or name the unit in "
+            "allow_unkillable to accept that." % (owner, value, rule.name))
+        return {}, None
+    if value is not None and value < 0 and host.container:
+        text = ("%s: OOMScoreAdjust=%d is ineffective in a container (%s; %s): lowering a score needs "
+                "CAP_SYS_RESOURCE in the host's namespace, and older systemd fails the unit with 206/OOM_ADJUST. "
+                "Not written." % (owner, value, host.container, host.container_evidence))
+        if asked:
+            refusals.append("Nothing changed: " + text + " Set it on the container host, or leave oom_score_adj unset.")
+            return {}, None
+        warnings.append(text)
+        notes.append("OOMScoreAdjust=%d: ineffective in a container (%s), not written" % (value, host.container))
+        score = None
+    elif value is not None:
+        settings["OOMScoreAdjust"] = str(value)
+    if rule.environment and not pg_ctlcluster:
+        settings["Environment"] = " ".join("%s=%s" % kv for kv in rule.environment)
+    policy = request.oom_policy or rule.oom_policy
+    if policy:
+        settings["OOMPolicy"] = policy
+    if host.oomd_active and settings:
+        settings["ManagedOOMPreference"] = "avoid"
+    return settings, score
+
+
+def _later_overrides(owner_dropin: str, unit: UnitState, host: HostUnits, keys: Sequence[str]) -> List[str]:
+    """Drop-ins of the unit that sort after ours and set a key we set: systemd applies them last."""
+    ours_name = owner_dropin.rsplit("/", 1)[1]
+    found = []
+    for path in unit.dropin_paths:
+        name = path.rsplit("/", 1)[1]
+        if path == owner_dropin or OUR_NAME.match(name) or name <= ours_name:
+            continue
+        text = host.file_texts.get(path)
+        if text is None:
+            continue
+        set_there = service_settings(text)
+        for key in keys:
+            if key in set_there:
+                found.append("%s sets %s=%s" % (path, key, set_there[key]))
+    return found
+
+
+def unit_own_score(unit: UnitState, host: HostUnits) -> Optional[int]:
+    """OOMScoreAdjust= from the unit's fragment and its drop-ins other than ours, in systemd's order;
+    0 (systemd's own score) when none sets it; None when a file cannot be read."""
+    value = "0"
+    for path in (unit.fragment_path,) + tuple(p for p in unit.dropin_paths
+                                              if not OUR_NAME.match(p.rsplit("/", 1)[1])):
+        if not path:
+            continue
+        text = host.file_texts.get(path)
+        if text is None:
+            return None
+        settings = service_settings(text)
+        if "OOMScoreAdjust" in settings:
+            value = settings["OOMScoreAdjust"] or "0"
+    return _int_or_none(value)
+
+
+def _live(decision: UnitDecision, unit: UnitState, rule: DatabaseRule, score: Optional[int],
+          host: HostUnits, request: Request) -> None:
+    """The live decision for one running unit: its main PID only, under the PostgreSQL rule."""
+    if score is None:
+        decision.live = "left alone: no value to hold"
+        return
+    if not unit.running:
+        decision.live = "not running: the value applies at the next start"
+        return
+    if request.live == "never":
+        decision.live = "live=never: takes effect at the next restart"
+        return
+    proc = host.processes.get(unit.main_pid)
+    if proc is None or proc.oom_score_adj is None:
+        decision.live = "main PID %d: oom_score_adj unreadable; takes effect at the next restart" % unit.main_pid
+        return
+    if proc.oom_score_adj == score:
+        decision.live = "main PID %d already at %d" % (unit.main_pid, score)
+        return
+    if rule.name == "postgresql" and score < 0 and not proc.readable_environ:
+        decision.live = ("takes effect at the next restart: the postmaster's environment (PID %d) is unreadable, so "
+                         "whether its backends reset their score is unknown" % unit.main_pid)
+        return
+    if rule.name == "postgresql" and score < 0 and PG_ENV_FILE not in proc.environ_names:
+        decision.live = ("takes effect at the next restart: the postmaster (PID %d) was started without %s, so "
+                         "every new backend would inherit %d" % (unit.main_pid, PG_ENV_FILE, score))
+        return
+    decision.live_write = LiveWrite(unit.unit_id, unit.main_pid, proc.oom_score_adj, score)
+    decision.live = "main PID %d: %d -> %d (its existing children keep theirs)" % (
+        unit.main_pid, proc.oom_score_adj, score)
+
+
+def _restore_live(decision: UnitDecision, unit: UnitState, rule: DatabaseRule, host: HostUnits,
+                  request: Request) -> None:
+    """Bring the main PID back to the unit's own value, once our drop-in goes."""
+    # Once our drop-in is gone and systemd reloaded, systemd's own answer is the authority;
+    # before that (check mode, the first pass) the unit's files tell.
+    ours_in_effect = any(OUR_NAME.match(p.rsplit("/", 1)[1]) for p in unit.dropin_paths)
+    own = unit.oom_score_adj if not (ours_in_effect or unit.need_daemon_reload) else unit_own_score(unit, host)
+    _live(decision, unit, rule, own, host, request)
+
+
+def find_targets(request: Request, host: HostUnits) -> Tuple[Dict[str, List[UnitState]], List[UnitDecision]]:
+    """owner (unit or template) -> its loaded units; plus decisions for names that are masked,
+    missing or oneshot (nothing to manage)."""
+    owners: Dict[str, List[UnitState]] = {}
+    skipped: List[UnitDecision] = []
+    patterns = candidate_names(request.profiles, ())
+    seen = set()
+    for name in matching_unit_files(patterns, host.unit_files) + [u for u in request.units if is_template(u)]:
+        if is_template(name):
+            uf = host.unit_files.get(name)
+            if uf is None:
+                skipped.append(UnitDecision(name, rule_for_unit(name, request.profiles).name, "missing",
+                                            live="no such template unit file"))
+            elif uf.masked:
+                skipped.append(UnitDecision(name, rule_for_unit(name, request.profiles).name, "masked",
+                                            live="masked (%s -> /dev/null): not written" % uf.path))
+            else:
+                owners.setdefault(name, [])
+    explicit = [u for u in request.units if not is_template(u)]
+    for key, unit in sorted(host.units.items()):
+        if unit.unit_id in seen:
+            continue
+        requested = key in explicit or any(n in explicit for n in unit.names)
+        matched = requested or any(fnmatch.fnmatchcase(n, pat) for n in (key,) + unit.names for pat in patterns)
+        if not matched:
+            continue
+        seen.add(unit.unit_id)
+        database = rule_for_unit(unit.unit_id, request.profiles).name
+        if unit.load_state == "masked":
+            skipped.append(UnitDecision(unit.unit_id, database, "masked", live="masked: not written"))
+        elif unit.load_state != "loaded":
+            if requested:
+                skipped.append(UnitDecision(key, database, "missing",
+                                            live="systemd: LoadState=%s; nothing written" % unit.load_state))
+        elif unit.unit_type == "oneshot" and not unit.running and not requested:
+            # Debian's postgresql.service: /bin/true that pulls in the clusters' instances.
+            skipped.append(UnitDecision(unit.unit_id, database, "oneshot",
+                                        live="a oneshot unit with no process of its own; its instances carry the database"))
+        else:
+            owners.setdefault(dropin_owner(unit.unit_id), []).append(unit)
+    return owners, skipped
+
+
+def in_scope(owner: str, request: Request) -> bool:
+    """Whether our drop-in for ``owner`` belongs to this request: its profiles' patterns or its
+    units name it (also when the unit itself is gone, so absent cleans up after a removed package)."""
+    if owner in request.units or dropin_owner(owner) in request.units \
+            or any(dropin_owner(u) == owner for u in request.units):
+        return True
+    return bool(matching_unit_files(candidate_names(request.profiles, ()), {owner: UnitFile(owner, "", False)}))
+
+
+def decide(request: Request, host: HostUnits) -> Decision:
+    """What a run does on this host. Refusals are collected; the module changes nothing if any."""
+    refusals: List[str] = []
+    warnings: List[str] = []
+    decisions: List[UnitDecision] = []
+    changes: List[FileChange] = []
+    writes: List[LiveWrite] = []
+    owners, skipped = find_targets(request, host)
+    wanted_paths = set()
+    for owner in sorted(owners):
+        units = owners[owner]
+        rule = rule_for_unit(owner, request.profiles)
+        path = dropin_path(owner, request.priority)
+        if request.state == "absent":
+            for unit in units:
+                d = UnitDecision(unit.unit_id, rule.name, "removed")
+                _restore_live(d, unit, rule, host, request)
+                decisions.append(d)
+                if d.live_write:
+                    writes.append(d.live_write)
+            continue
+        notes: List[str] = []
+        pg_ctlcluster = rule.name == "postgresql" and runs_pg_ctlcluster(_owner_fragment(owner, units, host))
+        settings, score = _wanted_settings(rule, request, owner, host, refusals, warnings, notes, pg_ctlcluster)
+        ineffective = any("ineffective" in note for note in notes)
+        if not settings:
+            status = "ineffective" if ineffective else "report-only"
+            if not units:
+                decisions.append(UnitDecision(owner, rule.name, status, live="nothing to write: " + rule.why,
+                                              notes=notes))
+            for unit in units:
+                d = UnitDecision(unit.unit_id, rule.name, status, live="nothing to write: " + rule.why, notes=notes)
+                if any(OUR_NAME.match(p.rsplit("/", 1)[1]) for p in unit.dropin_paths):
+                    # A value of ours from an earlier run goes with its drop-in, as with absent.
+                    _restore_live(d, unit, rule, host, request)
+                    if d.live_write:
+                        writes.append(d.live_write)
+                decisions.append(d)
+            continue
+        wanted_paths.add(path)
+        text = render_dropin(owner, rule, settings, notes)
+        before = host.ours.get(path)
+        if before != text:
+            changes.append(FileChange(path, before, text, "the %s drop-in for %s" % (rule.name, owner)))
+        for unit in units:
+            later = _later_overrides(path, unit, host, list(settings))
+            if later:
+                refusals.append("Nothing changed: %s: a drop-in applied after ours would override it: %s. Remove "
+                                "that setting or pick a later dropin_priority." % (unit.unit_id, "; ".join(later)))
+        status = "ineffective" if ineffective else "managed"
+        if not units:
+            decisions.append(UnitDecision(owner, rule.name, status, path, settings,
+                                          live="no instance loaded: applies when one starts", notes=notes))
+        for unit in units:
+            d = UnitDecision(unit.unit_id, rule.name, status, path, settings, notes=list(notes))
+            _live(d, unit, rule, score, host, request)
+            if pg_ctlcluster:
+                d.live = "left to pg_ctlcluster, which sets the postmaster's score at each start"
+            decisions.append(d)
+            if d.live_write:
+                writes.append(d.live_write)
+    # Our drop-ins for these owners at another priority (or all of them, for absent) go.
+    for path, text in sorted(host.ours.items()):
+        owner = path[len(SYSTEMD_ETC) + 1:].rsplit("/", 1)[0][:-len(".d")]
+        if path in wanted_paths or not in_scope(owner, request):
+            continue
+        if request.state == "absent":
+            why = "state=absent"
+        elif path == dropin_path(owner, request.priority):
+            why = "nothing to write for %s any more" % owner
+        else:
+            why = "our drop-in at another priority"
+        changes.append(FileChange(path, text, None, why))
+    decisions.extend(skipped)
+    for d in skipped:
+        if d.status == "missing":
+            warnings.append("%s: not found (%s)" % (d.unit, d.live))
+    return Decision(request, decisions, changes, writes, refusals, warnings)
+
+
+# --- the report for overcommit_info --------------------------------------------------------------
+
+def describe_units(host: HostUnits, profiles: Sequence[str] = PROFILES, units: Sequence[str] = ()) -> List[Dict[str, Any]]:
+    """Per database unit found: live and configured scores, OOMPolicy and what is at risk.
+
+    Keys: unit, database, status (found, or why there is nothing to report: masked, missing (a
+    unit asked for by name), oneshot (Debian's postgresql.service)), load_state, active_state,
+    main_pid, live_oom_score_adj (None: not running or unreadable), configured_oom_score_adj (what
+    the next start uses), oom_policy, managed_oom_preference, pg_oom_adjust_file (PostgreSQL:
+    True/False from the postmaster's environment, None when unknown), backends_inherit_negative
+    (PostgreSQL whose new backends start below 0), our_dropin, findings (sentences).
+    """
+    request = Request(profiles=tuple(profiles), units=tuple(units))
+    owners, skipped = find_targets(request, host)
+    out: List[Dict[str, Any]] = []
+    for owner in sorted(owners):
+        ours = [p for p in host.ours if p.startswith("%s/%s.d/" % (SYSTEMD_ETC, owner))]
+        for unit in owners[owner]:
+            rule = rule_for_unit(unit.unit_id, profiles)
+            proc = host.processes.get(unit.main_pid) if unit.running else None
+            live = proc.oom_score_adj if proc else None
+            findings: List[str] = []
+            has_file: Optional[bool] = None
+            inherit = False
+            if rule.name == "postgresql" and proc is not None and proc.readable_environ:
+                has_file = PG_ENV_FILE in proc.environ_names
+                inherit = live is not None and live < 0 and not has_file
+                if inherit:
+                    findings.append("the postmaster runs at %d without %s: every new backend inherits %d, so a "
+                                    "runaway backend is protected too" % (live, PG_ENV_FILE, live))
+            if unit.oom_policy == "stop" and rule.name == "postgresql":
+                findings.append("OOMPolicy=stop: one OOM-killed backend stops the whole cluster")
+            if live is not None and unit.oom_score_adj is not None and live != unit.oom_score_adj:
+                findings.append("live %d differs from the configured %d (until the next restart or a run)"
+                                % (live, unit.oom_score_adj))
+            if live is not None and live <= OOM_SCORE_ADJ_MIN and rule.single_process:
+                findings.append("a single-process database at -1000: if it is the runaway, nothing can be killed")
+            out.append({
+                "unit": unit.unit_id, "database": rule.name, "status": "found", "load_state": unit.load_state,
+                "active_state": unit.active_state, "main_pid": unit.main_pid or None,
+                "live_oom_score_adj": live, "configured_oom_score_adj": unit.oom_score_adj,
+                "oom_policy": unit.oom_policy, "managed_oom_preference": unit.managed_oom_preference,
+                "pg_oom_adjust_file": has_file, "backends_inherit_negative": inherit,
+                "our_dropin": ours[0] if ours else None, "findings": findings})
+    for d in skipped:
+        out.append({"unit": d.unit, "database": d.database, "status": d.status, "load_state": None, "active_state": None,
+                    "main_pid": None, "live_oom_score_adj": None, "configured_oom_score_adj": None,
+                    "oom_policy": None, "managed_oom_preference": None, "pg_oom_adjust_file": None,
+                    "backends_inherit_negative": False, "our_dropin": None, "findings": [d.live]})
+    return out
