@@ -67,6 +67,8 @@ def audit_row(info_result, host, cached_plan=None, cache_only=False):
     result["plan_reasons"] = list(row.plan_reasons)
     result["shadowed"] = list(row.shadowed)
     result["boot_unsafe"] = list(row.boot_unsafe)
+    result["database_units"] = list(row.database_units)
+    result["negative_backends"] = list(row.negative_backends)
     return result
 
 

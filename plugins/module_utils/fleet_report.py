@@ -102,6 +102,10 @@ class AuditRow:
     plan_reasons: Tuple[str, ...] = ()
     shadowed: Tuple[str, ...] = ()  # one message per managed key another sysctl file overrides
     boot_unsafe: Tuple[str, ...] = ()  # the next boot with today's files would leave an unsafe mode 2
+    # One line per database unit: live and configured oom_score_adj, OOMPolicy (overcommit_info's database_units).
+    database_units: Tuple[str, ...] = ()
+    # PostgreSQL units whose backends inherit the postmaster's negative score.
+    negative_backends: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -257,7 +261,19 @@ def _row_from_plan(host: str, plan: Mapping[str, Any], status: str, source: str,
         plan_reasons=tuple(str(r) for r in plan.get("reasons") or ()),
         shadowed=shadowed,
         boot_unsafe=tuple(str(m) for m in plan.get("boot_now_unsafe") or ()),
+        database_units=tuple(_unit_line(u) for u in _units(plan)),
+        negative_backends=tuple(str(u.get("unit")) for u in _units(plan) if u.get("backends_inherit_negative")),
     )
+
+
+def _units(info: Mapping[str, Any]) -> List[Mapping[str, Any]]:
+    units = (info.get("database_units") or {}).get("units") or []
+    return [u for u in units if isinstance(u, Mapping) and u.get("status") != "missing"]
+
+
+def _unit_line(unit: Mapping[str, Any]) -> str:
+    return "%s: oom_score_adj live %s, configured %s, OOMPolicy=%s" % (
+        unit.get("unit"), unit.get("live_oom_score_adj"), unit.get("configured_oom_score_adj"), unit.get("oom_policy"))
 
 
 def assess(row: AuditRow) -> Assessment:
@@ -323,6 +339,9 @@ def assess(row: AuditRow) -> Assessment:
         findings.append("no safe mode-2 plan: " + (row.plan_reasons[-1].split(". ")[0] if row.plan_reasons else "see reasons"))
     findings.extend(row.shadowed)
     findings.extend("the next boot locks it out: " + message for message in row.boot_unsafe)
+    findings.extend("%s: PostgreSQL backends inherit the postmaster's negative oom_score_adj (no PG_OOM_ADJUST_FILE), "
+                    "so a runaway backend is not the OOM killer's first choice" % unit for unit in row.negative_backends)
+    findings.extend(row.database_units)
     if level == "ok" and (locked_out or row.plan_verdict == "unsafe" or row.shadowed):
         level = "watch"
     if row.boot_unsafe and level in ("ok", "watch", "unknown"):
@@ -618,7 +637,8 @@ def rows_from_dicts(items: Sequence[Mapping[str, Any]], expected_hosts: Sequence
         data = {k: v for k, v in item.items() if k in names}
         data["plan_reasons"] = tuple(data.get("plan_reasons") or ())
         data["shadowed"] = tuple(data.get("shadowed") or ())
-        data["boot_unsafe"] = tuple(str(m) for m in data.get("boot_unsafe") or ())
+        for name in ("boot_unsafe", "database_units", "negative_backends"):
+            data[name] = tuple(str(m) for m in data.get(name) or ())
         data["planned_sysctl"] = dict(data.get("planned_sysctl") or {})
         rows.append(AuditRow(**data))
     seen = {row.host for row in rows}

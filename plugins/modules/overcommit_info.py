@@ -201,6 +201,14 @@ boot_now:
       modelled tool version (C(end) values and C(problems)), if nothing is applied.
   returned: always
   type: dict
+database_units:
+  description:
+    - Each database service found (PostgreSQL, MariaDB/MySQL, Redis, Valkey units), as
+      M(dbfleet.memory.oom_priority) sees it - C(unit), C(status), C(main_pid), C(live_oom_score_adj),
+      C(configured_oom_score_adj), C(oom_policy), C(backends_inherit_negative) (PostgreSQL backends that inherit
+      the postmaster's negative score), and C(findings). C(error) says why nothing could be read (no systemd).
+  returned: always
+  type: dict
 boot_now_unsafe:
   description:
     - Findings where the next boot with today's files would leave an unsafe mode 2, naming the file that sets it
@@ -213,6 +221,7 @@ boot_now_unsafe:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction as txn
+from ansible_collections.dbfleet.memory.plugins.module_utils import oom_host
 from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
     MeminfoError,
     coerce_meminfo_fields,
@@ -279,6 +288,8 @@ def main():
         live_changes=applied["live_changes"], shadowing=applied["shadowing"],
         container=applied["container"], container_evidence=applied["container_evidence"],
         live_commit_state=live_state.as_dict(), boot_now=boot_now.as_dict(), boot_now_unsafe=boot_now.unsafe,
+        # The other half of the defence: which process the OOM killer picks (read-only, systemctl show).
+        database_units=oom_host.describe_host(module.run_command),
     )
     module.exit_json(**result)
 

@@ -332,3 +332,15 @@ def test_rows_that_travel_through_ansible_variables_render_in_every_format():
     travelled = {k: TemplatedList(list(v)) if isinstance(v, (list, tuple)) else v for k, v in row.items()}
     for fmt in ("json", "markdown", "csv", "html"):
         assert "db" in fleet_report([travelled], format=fmt)
+
+
+def test_database_units_and_negative_backends_are_findings():
+    """Issue 9, item 2: the audit shows each database unit and flags backends that inherit -900."""
+    info = dict(CASES["mode2-healthy"][0], database_units={"units": [
+        {"unit": "postgresql@15-main.service", "status": "found", "live_oom_score_adj": -900,
+         "configured_oom_score_adj": -900, "oom_policy": "stop", "backends_inherit_negative": True},
+        {"unit": "mysql.service", "status": "missing"}]})
+    risk = assess(row_from_results("db", info))
+    assert "postgresql@15-main.service: oom_score_adj live -900, configured -900, OOMPolicy=stop" in risk.findings
+    assert any(f.startswith("postgresql@15-main.service: PostgreSQL backends inherit") for f in risk.findings)
+    assert not any("mysql.service" in f for f in risk.findings)

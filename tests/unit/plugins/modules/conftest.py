@@ -53,6 +53,11 @@ def kernel(tmp_path, monkeypatch):
     # Importing controller code (other tests do) flips warnings to the controller's
     # display; a module run on a target always returns them in its result.
     monkeypatch.setattr(_internal, "is_controller", False)
+    # The fake host has no systemd unless the systemd fixture adds one: no test may run a real
+    # command on this machine. A module that asks gets what a host without systemctl answers.
+    from ansible.module_utils import basic
+    monkeypatch.setattr(basic.AnsibleModule, "run_command",
+                        lambda self, args, **_kw: (127, "", "systemctl: command not found (fake host)"))
     return k
 
 

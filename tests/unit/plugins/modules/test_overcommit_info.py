@@ -69,6 +69,28 @@ def test_a_next_boot_into_an_unsafe_mode_2_is_reported(kernel, run_module):
     assert "vm.overcommit_memory=2 with vm.overcommit_ratio=100" in result["boot_now_unsafe"][0]
 
 
+def test_database_units_are_reported_with_their_oom_scores(kernel, systemd, run_module):
+    """Issue 9, item 2: each database unit with its live and configured oom_score_adj and OOMPolicy,
+    and a flag for PostgreSQL backends that inherit a negative score."""
+    from fake_systemd import PLAIN_ENV
+    systemd.unit_file("postgresql@.service", "[Service]\nType=forking\nOOMScoreAdjust=-900\n")
+    systemd.process(4242, -900, environ=PLAIN_ENV)
+    systemd.load("postgresql@15-main.service", main_pid=4242)
+    failed, result = run_module(overcommit_info.main, {})
+    assert not failed, result.get("msg")
+    units = {u["unit"]: u for u in result["database_units"]["units"]}
+    pg = units["postgresql@15-main.service"]
+    assert (pg["live_oom_score_adj"], pg["configured_oom_score_adj"]) == (-900, -900)
+    assert pg["backends_inherit_negative"] is True
+    assert set(systemd.verbs()) == {"show"}
+
+
+def test_a_host_without_systemd_still_reports(kernel, run_module):
+    failed, result = run_module(overcommit_info.main, {})
+    assert not failed and result["database_units"]["units"] == []
+    assert result["database_units"]["error"].startswith("systemd is not running here")
+
+
 def test_meminfo_option_overrides_the_file_for_what_if_plans(kernel, run_module):
     failed, result = run_module(
         overcommit_info.main,
