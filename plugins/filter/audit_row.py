@@ -50,7 +50,7 @@ from dataclasses import asdict
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.fleet_report import (
+from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import (
     row_from_cached_plan,
     row_from_results,
 )

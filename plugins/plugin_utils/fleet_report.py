@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fleet audit: turn per-host plan results into a risk-ordered report.
 
-Pure Python, no Ansible import: the audit playbook reaches it through the filter
-plugins ``audit_row`` and ``fleet_report``; the unit tests import it directly.
+Controller side only (plugin_utils, not module_utils): nothing here runs on a target, so it
+never travels in a module's payload. Pure Python, no Ansible import: the audit playbook reaches
+it through the filter plugins ``audit_row`` and ``fleet_report``; the unit tests import it directly.
 
 Risk, per host (all in kB; the numbers come from the host, the formulas from
 commit_limit.py and the planner, never copied here):

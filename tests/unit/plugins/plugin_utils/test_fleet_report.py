@@ -17,7 +17,7 @@ from ansible_collections.dbfleet.memory.plugins.filter.audit_row import audit_ro
 from ansible_collections.dbfleet.memory.plugins.filter.fleet_report import fleet_report
 from ansible_collections.dbfleet.memory.plugins.filter.overcommit_plan import overcommit_plan as plan_from_facts
 from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
-from ansible_collections.dbfleet.memory.plugins.module_utils.fleet_report import (
+from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import (
     CACHED_LABEL,
     CSV_COLUMNS,
     assess,
