@@ -66,6 +66,9 @@ STATUS_FAILED = "failed"
 SOURCE_LIVE = "live"
 SOURCE_CACHED = "cached_facts"
 CACHED_LABEL = "from cached facts"
+# The overcommit_plan filter's source for overcommit_info's own facts (facts=true): the real
+# Committed_AS and live values, so such a row is assessed like a live one.
+PRECISE_CACHE_SOURCE = "overcommit_info facts"
 
 CSV_COLUMNS: Tuple[str, ...] = (
     "host", "status", "source", "risk", "headroom_kb", "headroom_pct", "headroom_reference",
@@ -217,7 +220,7 @@ def row_from_results(
     if status != STATUS_OK:
         if cached_plan:
             return _row_from_plan(host, cached_plan, status=status, source=SOURCE_CACHED,
-                                  message="%s; numbers %s" % (message, CACHED_LABEL))
+                                  message="%s; numbers %s" % (message, _cached_text(cached_plan)))
         return AuditRow(host=host, status=status, source=SOURCE_LIVE, message=message)
     return _row_from_plan(host, info_result, status=STATUS_OK, source=SOURCE_LIVE, message=message,
                           shadowed=_shadow_messages(info_result))
@@ -228,7 +231,15 @@ def row_from_cached_plan(host: str, cached_plan: Optional[Mapping[str, Any]]) ->
     if not cached_plan:
         return AuditRow(host=host, status=STATUS_FAILED, source=SOURCE_CACHED,
                         message="no cached facts for this host (memtotal_mb/swaptotal_mb missing)")
-    return _row_from_plan(host, cached_plan, status=STATUS_OK, source=SOURCE_CACHED, message=CACHED_LABEL)
+    return _row_from_plan(host, cached_plan, status=STATUS_OK, source=SOURCE_CACHED, message=_cached_text(cached_plan))
+
+
+def _cached_text(cached_plan: Mapping[str, Any]) -> str:
+    """Which cached facts a row's numbers come from, and so how far to trust them."""
+    if cached_plan.get("source") == PRECISE_CACHE_SOURCE:
+        return "%s (overcommit_info, read %s: real Committed_AS and live values)" % (
+            CACHED_LABEL, cached_plan.get("gathered_at") or "at an unknown time")
+    return "%s (setup: no Committed_AS, no live values)" % CACHED_LABEL
 
 
 def _row_from_plan(host: str, plan: Mapping[str, Any], status: str, source: str, message: str,

@@ -332,3 +332,21 @@ def test_rows_that_travel_through_ansible_variables_render_in_every_format():
     travelled = {k: TemplatedList(list(v)) if isinstance(v, (list, tuple)) else v for k, v in row.items()}
     for fmt in ("json", "markdown", "csv", "html"):
         assert "db" in fleet_report([travelled], format=fmt)
+
+
+def test_a_host_down_with_overcommit_info_facts_in_the_cache_is_assessed_with_its_real_committed_as():
+    cached = {"dbfleet_overcommit": {
+        "schema": 1, "gathered_at": "2026-11-30T05:00:00Z", "source": "/proc/meminfo",
+        # 4 GiB, no swap, 3.9 GiB committed in mode 0: one spike away from an OOM kill
+        "memory": {"memtotal_kb": 4194304, "swaptotal_kb": 0, "hugetlb_kb": 0, "committed_as_kb": 4089446,
+                   "commit_limit_kb": 2097152, "page_size_kb": 4},
+        "live_values": {"vm.overcommit_memory": "0", "vm.overcommit_ratio": "50", "vm.overcommit_kbytes": "0",
+                        "vm.admin_reserve_kbytes": "8192", "vm.user_reserve_kbytes": "131072"},
+        "live_commit_state": {"safe": True}, "boot_now_unsafe": [], "container": None}}
+    row = audit_row({"unreachable": True, "msg": "ssh: connect to host db9 port 22: Connection refused"},
+                    host="db9", cached_plan=plan_from_facts(cached))
+    assert (row["status"], row["source"], row["committed_as_kb"]) == ("unreachable", "cached_facts", 4089446)
+    assert "from cached facts (overcommit_info, read 2026-11-30T05:00:00Z" in row["message"]
+    report = json.loads(fleet_report([row], format="json"))["hosts"][0]
+    assert report["risk"]["level"] == "critical"
+    assert "one spike away from an OOM kill" in report["risk"]["findings"][0]
