@@ -565,7 +565,7 @@ _CSS = """
 body{font-family:sans-serif;margin:24px;color:#222}
 table{border-collapse:collapse;font-size:13px;margin-top:16px;width:100%}
 td:last-child{min-width:280px}
-th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}
+th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f3f3f3;text-align:left}
 td.num{text-align:right;white-space:nowrap}
 .badge{color:#fff;border-radius:3px;padding:1px 5px;font-size:12px}

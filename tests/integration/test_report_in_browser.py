@@ -290,6 +290,35 @@ def test_the_page_loads_nothing_from_a_network(rendered):
     assert page_requests(rendered["netlog"]) == []
 
 
+# A page of the test's own that frames the report at common screen widths and writes what the browser
+# computed into its DOM. The script lives here, never in the report; --allow-file-access-from-files lets
+# a file:// page read another file:// page's layout.
+_PROBE = """<!DOCTYPE html><html><body>%s<pre id="layout"></pre><script>
+var frames = document.querySelectorAll("iframe"), out = {}, left = frames.length;
+frames.forEach(function (frame) {
+  frame.addEventListener("load", function () {
+    var root = frame.contentDocument.documentElement;
+    out[frame.width] = {scroll_width: root.scrollWidth, client_width: root.clientWidth};
+    if (--left === 0) { document.getElementById("layout").textContent = JSON.stringify(out); }
+  });
+});
+</script></body></html>"""
+
+
+def test_the_page_fits_common_screen_widths_without_scrolling_sideways(rendered, tmp_path):
+    widths = (1280, 1024)
+    probe = rendered["page"].parent / "probe.html"
+    probe.write_text(_PROBE % "".join('<iframe src="report.html" width="%d" height="800"></iframe>' % w for w in widths))
+    proc = subprocess.run([chromium_binary(), *OFFLINE_FLAGS, "--user-data-dir=%s" % (tmp_path / "profile"),
+                           "--allow-file-access-from-files", "--dump-dom", probe.as_uri()],
+                          capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False)
+    found = re.search(r'<pre id="layout">(.*?)</pre>', proc.stdout)
+    assert proc.returncode == 0 and found and found.group(1), proc.stderr[-3000:]
+    layout = json.loads(found.group(1))
+    # Long plans and findings wrap inside their cells instead of widening the table past the window.
+    assert {int(w): v["scroll_width"] <= v["client_width"] for w, v in layout.items()} == {w: True for w in widths}, layout
+
+
 def test_the_network_check_sees_a_page_that_does_fetch(tmp_path):
     """The control: the same net-log reading catches a page with a remote image and stylesheet."""
     page = tmp_path / "fetching.html"
