@@ -24,7 +24,7 @@ description:
     and the predicted C(CommitLimit) may differ from the kernel's by up to a few MiB. The result's C(source) is
     V(facts).
   - When both are present, the C(dbfleet_overcommit) fact is used. The module, run on the host, is the authority
-    before applying: cached facts are as old as their C(gathered_at).
+    before applying; cached facts are as old as their C(gathered_at).
 options:
   _input:
     description:
