@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 IN_ENV := scripts/in-env.sh
 
-.PHONY: test demo deps unit build-check sanity compat lint docs docs-check changelog-lint molecule lab-test bench clean-cache
+.PHONY: test demo deps unit build-check sanity compat lint docs docs-check changelog-lint molecule lab-test bench audit-demo clean-cache
 
 test: deps unit build-check sanity compat lint docs-check changelog-lint molecule lab-test
 	@echo "make test: all suites passed"
@@ -62,3 +62,8 @@ clean-cache:
 N ?= 8
 bench: deps
 	$(IN_ENV) python bench/fleet_bench.py bench --hosts $(N)
+
+# The audit playbook on a demo fleet: sshd containers, each reading one memory shape of
+# bench/audit_demo/meminfo/, plus a host that cannot be reached. Writes bench/results/audit-demo/.
+audit-demo: deps
+	$(IN_ENV) python bench/audit_demo.py

@@ -3,7 +3,8 @@
 """Fleet benchmark over real SSH: our role against the common one-task-per-key baseline.
 
     scripts/in-env.sh python bench/fleet_bench.py [--hosts 8] [--scale 1,4,8,16] [--runs 5]
-    scripts/in-env.sh python bench/fleet_bench.py audit-demo [--out DIR]
+
+(The audit on a demo fleet of memory shapes is bench/audit_demo.py; it reuses Fleet.)
 
 Each host is an unprivileged podman container of the project's Debian 12 rootfs running
 only `sshd -D -p PORT -o ListenAddress=127.0.0.1` under --network host, so Ansible reaches
@@ -41,8 +42,6 @@ SSH_READY_TIMEOUT_S = 60.0
 # Files the scenarios write; removed before every "first" run.
 DROPINS = ("/etc/sysctl.d/90-dbfleet-overcommit.conf", "/etc/sysctl.d/90-baseline-overcommit.conf")
 SCENARIOS = ("ping", "ours_first", "ours_noop", "baseline_first", "baseline_noop")
-# Memory shapes for the audit demo (real /proc/meminfo texts), mounted into the containers.
-DEMO_MEMINFO = BENCH / "audit_demo" / "meminfo"
 
 
 def run(cmd: Sequence[str], check: bool = True, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
@@ -274,47 +273,20 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def audit_demo(args: argparse.Namespace) -> int:
-    """A small fleet of different memory shapes plus one unreachable host, audited for real."""
-    shapes = sorted(DEMO_MEMINFO.glob("*.meminfo"))
-    out = Path(args.out).resolve()
-    with tempfile.TemporaryDirectory(prefix="dbfleet-bench-") as tmp:
-        workdir = Path(tmp)
-        with Fleet(len(shapes), workdir, shapes) as fleet:
-            # Named after their memory shape so the report reads like a fleet.
-            inventory = workdir / "inventory"
-            lines = ["[fleet]"]
-            for shape, port in zip(shapes, fleet.ports):
-                lines.append("%s ansible_host=127.0.0.1 ansible_port=%d" % (shape.stem, port))
-            lines.append("db-decommissioned ansible_host=127.0.0.1 ansible_port=%d" % (BASE_PORT + 99))
-            lines += ["", "[fleet:vars]", "ansible_user=root", "ansible_ssh_private_key_file=%s" % fleet.key,
-                      "ansible_python_interpreter=/usr/bin/python3",
-                      "overcommit_audit_meminfo_path=/etc/dbfleet-bench/meminfo",
-                      "ansible_ssh_common_args='-o ConnectTimeout=3'"]
-            inventory.write_text("\n".join(lines) + "\n")
-            env = dict(os.environ, ANSIBLE_CONFIG=str(BENCH / "ansible.cfg"),
-                       ANSIBLE_SSH_CONTROL_PATH_DIR=str(workdir / "cp"))
-            proc = subprocess.run(["ansible-playbook", "-i", str(inventory), "dbfleet.memory.audit",
-                                   "-e", "overcommit_audit_dir=%s" % out, "-e", "overcommit_profile=postgresql"],
-                                  env=env, text=True, stdin=subprocess.DEVNULL, cwd=BENCH)
-    return proc.returncode
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", nargs="?", default="bench", choices=["bench", "audit-demo"])
+    parser.add_argument("command", nargs="?", default="bench", choices=["bench"])
     parser.add_argument("--hosts", type=int, default=int(os.environ.get("N", "8")), help="fleet size of the main table")
     parser.add_argument("--scale", default="1,4,8,16", help="fleet sizes for the scaling table (comma-separated)")
     parser.add_argument("--runs", type=int, default=5, help="runs per scenario at --hosts")
     parser.add_argument("--scale-runs", type=int, default=3, help="runs per scenario at the other sizes")
     parser.add_argument("--results", default=str(BENCH / "results" / "latest.json"))
-    parser.add_argument("--out", default=str(BENCH / "results" / "audit-demo"), help="audit-demo report directory")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("run as root: rootful podman with --network host")
     # SIGTERM (a CI timeout, kill PID) unwinds like Ctrl-C, so the containers are removed.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    return audit_demo(args) if args.command == "audit-demo" else bench(args)
+    return bench(args)
 
 
 if __name__ == "__main__":

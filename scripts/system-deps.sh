@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (podman for molecule, debootstrap for
-# images, user-mode-linux and ethtool for the lab) and configures podman for this
-# kind of machine.
+# images, user-mode-linux and ethtool for the lab, chromium for the report's browser
+# test) and configures podman for this kind of machine.
 # Idempotent and non-interactive: CI runs it as root with no standard input.
 set -euo pipefail
 
@@ -12,6 +12,7 @@ PACKAGES=(
   iproute2 openssh-client       # the lab's network namespace and SSH to guests
   ethtool                       # the lab turns offloads off on its taps (else TCP stalls)
   strace                        # the boot-replay test records the real sysctl tools' writes
+  chromium                      # the audit's report.html is checked in a real browser, headless and offline
   rsync make
 )
 

@@ -26,7 +26,10 @@ options:
     type: str
     required: true
   cached_plan:
-    description: A plan from cached facts, used when the host gave no live result.
+    description:
+      - A plan from cached facts, used when the host gave no live result. From the C(dbfleet_overcommit) fact it
+        carries the real C(Committed_AS) and live values, and the row's risk is assessed; from C(setup) facts alone
+        the risk stays V(unknown). The row's message says which.
     type: dict
   cache_only:
     description: Build the row from O(cached_plan) alone (audit over the fact cache, no host contacted).
@@ -50,7 +53,7 @@ from dataclasses import asdict
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.fleet_report import (
+from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import (
     row_from_cached_plan,
     row_from_results,
 )

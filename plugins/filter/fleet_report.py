@@ -13,7 +13,7 @@ description:
   - Orders the rows made by P(dbfleet.memory.audit_row#filter) by risk, worst first, and renders them.
   - V(html) is a self-contained page (inline CSS and SVG chart, no script, no external resource) showing per host
     Committed_AS, the CommitLimit in force and what RAM and swap can back.
-  - Risk is defined in C(plugins/module_utils/fleet_report.py); the CommitLimit at C(overcommit_ratio=100) is
+  - Risk is defined in C(plugins/plugin_utils/fleet_report.py); the CommitLimit at C(overcommit_ratio=100) is
     computed with the kernel's formula in C(commit_limit.py).
   - Runs on the controller; no remote call.
 options:
@@ -58,7 +58,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.fleet_report import render, rows_from_dicts
+from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import render, rows_from_dicts
 
 
 def fleet_report(rows, format="markdown", generated_at="", hosts=()):  # pylint: disable=redefined-builtin

@@ -48,6 +48,15 @@ options:
         override it.
     type: int
     default: 90
+  facts:
+    description:
+      - Also return the findings as facts, C(ansible_facts.dbfleet_overcommit), so that a fact cache holds what
+        planning needs. The P(dbfleet.memory.overcommit_plan#filter) filter then plans from the cache with the
+        same numbers as this module, and the C(dbfleet.memory.audit) playbook audits a host that is down from them.
+      - The facts describe the memory shape actually read, so with O(meminfo) or O(meminfo_path) they describe
+        that what-if shape (RV(ansible_facts.dbfleet_overcommit.source) says which).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -59,8 +68,9 @@ attributes:
     support: full
     platforms: [linux]
 notes:
-  - Use the P(dbfleet.memory.overcommit_plan#filter) filter to plan from gathered facts on the controller. Facts
-    lack C(Committed_AS) and huge page data, so this module is the authority before applying.
+  - Use the P(dbfleet.memory.overcommit_plan#filter) filter to plan on the controller. From the facts this module
+    returns with O(facts=true) it plans exactly as the module does; from plain C(setup) facts, which lack
+    C(Committed_AS), huge pages and C(vm.user_reserve_kbytes), only roughly.
 seealso:
   - module: dbfleet.memory.overcommit
   - name: Kernel overcommit accounting
@@ -87,6 +97,15 @@ EXAMPLES = r"""
       SwapTotal: 8388608
       Committed_AS: 20971520
   register: whatif
+
+- name: Keep the findings as facts, for a fact cache and the overcommit_plan filter
+  dbfleet.memory.overcommit_info:
+    profile: [postgresql]
+    facts: true
+
+- name: Plan on the controller from those facts, with the module's precision
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts | dbfleet.memory.overcommit_plan(profile='postgresql') }}"
 """
 
 RETURN = r"""
@@ -216,7 +235,55 @@ boot_now_unsafe:
   returned: always
   type: list
   elements: str
+ansible_facts:
+  description: With O(facts=true), the findings as facts, under one key.
+  returned: when O(facts=true)
+  type: dict
+  contains:
+    dbfleet_overcommit:
+      description: What planning and an audit need, so that a fact cache can stand in for the host.
+      returned: when O(facts=true)
+      type: dict
+      contains:
+        schema:
+          description: The version of this shape; it changes when a field changes meaning.
+          type: int
+          sample: 1
+        gathered_at:
+          description: When the values were read, ISO 8601 in UTC.
+          type: str
+          sample: "2026-11-30T05:40:00Z"
+        source:
+          description: Where the memory shape came from, as RV(source).
+          type: str
+          sample: /proc/meminfo
+        memory:
+          description:
+            - The memory shape in kB as RV(memory) (C(memtotal_kb), C(swaptotal_kb), C(hugetlb_kb), C(committed_as_kb),
+              C(commit_limit_kb)) and the page size in kB (C(page_size_kb)).
+          type: dict
+          sample: {"memtotal_kb": 16384000, "swaptotal_kb": 4194300, "hugetlb_kb": 0, "committed_as_kb": 3200000,
+                   "commit_limit_kb": 12386300, "page_size_kb": 4}
+        live_values:
+          description:
+            - The live values of the managed keys and of C(vm.user_reserve_kbytes), which the lower bound holds
+              back; null where unreadable.
+          type: dict
+          sample: {"vm.overcommit_memory": "0", "vm.overcommit_ratio": "50", "vm.overcommit_kbytes": "0",
+                   "vm.admin_reserve_kbytes": "8192", "vm.user_reserve_kbytes": "131072"}
+        live_commit_state:
+          description: The verdict on the live state, as RV(live_commit_state), with this run's options.
+          type: dict
+        boot_now_unsafe:
+          description: As RV(boot_now_unsafe).
+          type: list
+          elements: str
+        container:
+          description: As RV(container).
+          type: str
 """
+
+from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -227,6 +294,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
     coerce_meminfo_fields,
     memory_from_fields,
 )
+from ansible_collections.dbfleet.memory.plugins.module_utils.overcommit_facts import build_facts
 from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
     PLANNER_ARGUMENT_SPEC,
     plan_options_from_params,
@@ -245,6 +313,7 @@ def main():
             meminfo_path=dict(type="path", default="/proc/meminfo"),
             meminfo=dict(type="dict"),
             dropin_priority=dict(type="int", default=90),
+            facts=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -291,6 +360,10 @@ def main():
         # The other half of the defence: which process the OOM killer picks (read-only, systemctl show).
         database_units=oom_host.describe_host(module.run_command),
     )
+    if p["facts"]:
+        result["ansible_facts"] = build_facts(
+            host.memory, host.live, live_state, boot_now.unsafe, source, applied["container"],
+            datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     module.exit_json(**result)
 
 

@@ -1,7 +1,8 @@
 """dbfleet.memory.audit as a user runs it: this machine plus a host that cannot be reached.
 
 Read-only on every host (one overcommit_info run per host), so it is
-safe against the CI machine itself. Also run from a fact cache with no host contacted.
+safe against the CI machine itself. Also run from a fact cache with no host contacted, and
+for a host that answered once and then went down (its row comes from the cached facts).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def audit(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+LOCAL = "ansible_connection=local ansible_python_interpreter=%s" % sys.executable
+# Nothing listens on port 1: a host reached this way ends up in the report as unreachable.
+DOWN = "ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='-o ConnectTimeout=3'"
+
+
+def audit(tmp_path: Path, *extra: str, inventory_text: str = "") -> subprocess.CompletedProcess:
     inventory = tmp_path / "inventory"
-    inventory.write_text(
-        "this-machine ansible_connection=local ansible_python_interpreter=%s\n"
-        # Nothing listens on port 1: the host must end up in the report as unreachable.
-        "gone ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='-o ConnectTimeout=3'\n" % sys.executable)
+    inventory.write_text(inventory_text or "this-machine %s\ngone %s\n" % (LOCAL, DOWN))
     env = dict(os.environ, ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile",
                ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path / "facts"), ANSIBLE_HOST_KEY_CHECKING="False")
     return subprocess.run(["ansible-playbook", "-i", str(inventory), "dbfleet.memory.audit",
@@ -84,3 +87,29 @@ def test_cache_only_audit_marks_rows_from_cached_facts(tmp_path):
     assert hosts["this-machine"]["memtotal_kb"] > 0 and hosts["this-machine"]["committed_as_kb"] is None
     assert hosts["gone"]["status"] == "failed"  # no cached facts for it
     assert "from cached facts" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_a_host_that_went_down_is_audited_from_its_cached_overcommit_info_facts(tmp_path):
+    # First audit: the host answers, and overcommit_info's facts land in the jsonfile cache.
+    first = audit(tmp_path, inventory_text="db-cached %s\n" % LOCAL)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+    live = json.loads((tmp_path / "report" / "report.json").read_text())["hosts"][0]
+    assert (live["status"], live["source"]) == ("ok", "live")
+    # Second audit: the same inventory name, now unreachable; only the fact cache knows its numbers.
+    second = audit(tmp_path, inventory_text="db-cached %s\n" % DOWN)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
+    row = json.loads((tmp_path / "report" / "report.json").read_text())["hosts"][0]
+    assert (row["status"], row["source"]) == ("unreachable", "cached_facts")
+    # The numbers the host had when it answered, so the risk is judged, not "unknown".
+    assert row["committed_as_kb"] == live["committed_as_kb"] and row["live_mode"] == live["live_mode"]
+    assert row["risk"]["level"] == live["risk"]["level"] != "unknown"
+    assert row["risk"]["headroom_kb"] == live["risk"]["headroom_kb"]
+    assert re.search(r"numbers from cached facts \(overcommit_info, read 20\d\d-\d\d-\d\dT[0-9:]+Z: real Committed_AS",
+                     row["message"]), row["message"]
+    assert "from cached facts" in (tmp_path / "report" / "report.md").read_text()
+    # Third audit: from the cache only, no host contacted; the same precise row, status ok.
+    third = audit(tmp_path, "-e", "overcommit_audit_from_cache=true", inventory_text="db-cached %s\n" % DOWN)
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-2000:]
+    row = json.loads((tmp_path / "report" / "report.json").read_text())["hosts"][0]
+    assert (row["status"], row["source"], row["committed_as_kb"]) == ("ok", "cached_facts", live["committed_as_kb"])
+    assert row["risk"]["level"] == live["risk"]["level"]

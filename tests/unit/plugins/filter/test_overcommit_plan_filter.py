@@ -64,3 +64,44 @@ def test_huge_pages_given_by_hand_leave_the_budget():
 def test_bad_input_raises_a_filter_error_naming_the_problem(facts, kwargs, message):
     with pytest.raises(AnsibleFilterError, match=message):
         overcommit_plan(facts, **kwargs)
+
+
+# overcommit_info's facts (facts=true) for a 2 GiB host; the module test checks they plan as the module did.
+CACHED = {"dbfleet_overcommit": {
+    "schema": 1, "gathered_at": "2026-11-30T05:00:00Z", "source": "/proc/meminfo",
+    "memory": {"memtotal_kb": 2014124, "swaptotal_kb": 0, "hugetlb_kb": 0, "committed_as_kb": 612340,
+               "commit_limit_kb": 1007060, "page_size_kb": 4},
+    "live_values": {"vm.overcommit_memory": "0", "vm.overcommit_ratio": "50", "vm.overcommit_kbytes": "0",
+                    "vm.admin_reserve_kbytes": "8192", "vm.user_reserve_kbytes": "65536"},
+    "live_commit_state": {"safe": True}, "boot_now_unsafe": [], "container": None,
+}}
+
+
+def test_overcommit_info_facts_win_over_setup_facts_and_keep_committed_as_and_the_user_reserve():
+    result = overcommit_plan(dict(FACTS, **CACHED), profile="postgresql")
+    assert result["source"] == "overcommit_info facts"
+    assert result["committed_as_kb"] == 612340 and result["memory"]["memtotal_kb"] == 2014124
+    assert result["options"]["user_reserve_kb"] == 65536
+    assert not any("vm.user_reserve_kbytes is not in the facts" in r for r in result["reasons"])
+    assert not any("Committed_AS is unknown" in r for r in result["reasons"])
+    assert result["live_values"] == CACHED["dbfleet_overcommit"]["live_values"]
+    assert result["gathered_at"] == "2026-11-30T05:00:00Z"
+
+
+def test_setup_facts_alone_keep_the_rough_path():
+    assert overcommit_plan(FACTS)["source"] == "facts"
+
+
+@pytest.mark.parametrize(
+    "change, kwargs, message",
+    [
+        ({"schema": 2}, {}, "has schema 2, this collection reads 1"),
+        ({"memory": {"memtotal_kb": "lots"}}, {}, "memory.memtotal_kb must be an integer"),
+        ({"memory": dict(CACHED["dbfleet_overcommit"]["memory"], hugetlb_kb=9999999)}, {}, "cannot come from one host"),
+        ({}, {"hugetlb_mb": 512}, "hugetlb_mb is for setup facts"),
+    ],
+)
+def test_bad_cached_facts_raise_a_filter_error_naming_the_problem(change, kwargs, message):
+    cached = dict(CACHED["dbfleet_overcommit"], **change)
+    with pytest.raises(AnsibleFilterError, match=message):
+        overcommit_plan({"dbfleet_overcommit": cached}, **kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.dbfleet.memory.plugins.filter.overcommit_plan import overcommit_plan
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit_info
 from fake_kernel import snapshot
 
@@ -149,3 +150,60 @@ def test_every_bad_input_fails_with_a_message_naming_the_option(kernel, run_modu
     assert failed
     assert message in result["msg"]
     assert "sysctl" not in result
+
+
+# --- facts: what a fact cache needs to plan and audit without the host -----------------------------
+
+PLAN_FIELDS = ("profile", "mode", "limit_by", "sysctl", "commit_limit_kb", "formula", "committed_as_kb", "safe",
+               "verdict", "reasons", "memory", "bounds", "commit_state", "options")
+
+
+def test_facts_are_returned_only_when_asked(kernel, run_module):
+    _failed, result = run_module(overcommit_info.main, {})
+    assert "ansible_facts" not in result
+
+
+def test_facts_hold_the_memory_shape_in_kb_the_live_values_with_the_user_reserve_and_the_verdicts(
+        kernel, run_module, meminfo_file):
+    kernel.set("user_reserve_kbytes", "65536")
+    failed, result = run_module(overcommit_info.main, {"facts": True,
+                                                       "meminfo_path": meminfo_file("oracle-hugepages-300g")})
+    assert not failed
+    facts = result["ansible_facts"]["dbfleet_overcommit"]
+    assert facts["schema"] == 1 and facts["source"] == "/var/tmp/meminfo"
+    assert facts["memory"] == result["memory"]
+    assert facts["memory"]["hugetlb_kb"] > 0 and facts["memory"]["committed_as_kb"] == result["committed_as_kb"]
+    assert facts["memory"]["page_size_kb"] == 4
+    assert facts["live_values"] == dict(result["live_values"], **{"vm.user_reserve_kbytes": "65536"})
+    assert facts["live_commit_state"] == result["live_commit_state"]
+    assert facts["boot_now_unsafe"] == result["boot_now_unsafe"] and facts["container"] is None
+    assert facts["gathered_at"].endswith("Z")
+
+
+@pytest.mark.parametrize("fixture, args", [
+    ("small-vm-2g-noswap", {"profile": ["postgresql"]}),
+    ("oracle-hugepages-300g", {"profile": ["oracle"], "workload_commit_mb": 200000, "headroom_pct": 10}),
+    ("db-host-256g-swap", {"profile": ["mysql"], "prefer": "kbytes", "admin_reserve_mb": 256}),
+    ("vm-4g-overcommitted", {"profile": ["generic"]}),  # an unsafe plan: the same refusal, the same numbers
+    ("multi-hugepage-sizes", {"profile": ["redis"]}),
+])
+def test_the_filter_plans_from_the_modules_facts_exactly_as_the_module_planned(
+        kernel, run_module, meminfo_file, fixture, args):
+    kernel.set("user_reserve_kbytes", "65536")  # not the default: the filter must take the host's
+    failed, result = run_module(overcommit_info.main, dict(args, facts=True, meminfo_path=meminfo_file(fixture)))
+    assert not failed
+    filter_args = {k: (v[0] if k == "profile" else v) for k, v in args.items()}
+    from_cache = overcommit_plan(result["ansible_facts"], **filter_args)
+    for name in PLAN_FIELDS:
+        assert from_cache[name] == result[name], name
+    assert from_cache["source"] == "overcommit_info facts"
+    assert from_cache["live_values"]["vm.overcommit_memory"] == result["live_values"]["vm.overcommit_memory"]
+    # setup's facts of the same host would not know Committed_AS: that is what the precise facts add.
+    assert from_cache["committed_as_kb"] is not None
+
+
+def test_hostvars_carry_the_same_facts_at_the_top_level(kernel, run_module):
+    _failed, result = run_module(overcommit_info.main, {"facts": True})
+    hostvars = {"ansible_memtotal_mb": 1, "ansible_swaptotal_mb": 0,
+                "dbfleet_overcommit": result["ansible_facts"]["dbfleet_overcommit"]}
+    assert overcommit_plan(hostvars)["commit_limit_kb"] == result["commit_limit_kb"]

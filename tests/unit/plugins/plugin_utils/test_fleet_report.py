@@ -17,7 +17,7 @@ from ansible_collections.dbfleet.memory.plugins.filter.audit_row import audit_ro
 from ansible_collections.dbfleet.memory.plugins.filter.fleet_report import fleet_report
 from ansible_collections.dbfleet.memory.plugins.filter.overcommit_plan import overcommit_plan as plan_from_facts
 from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
-from ansible_collections.dbfleet.memory.plugins.module_utils.fleet_report import (
+from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import (
     CACHED_LABEL,
     CSV_COLUMNS,
     assess,
@@ -344,3 +344,21 @@ def test_database_units_and_negative_backends_are_findings():
     assert "postgresql@15-main.service: oom_score_adj live -900, configured -900, OOMPolicy=stop" in risk.findings
     assert any(f.startswith("postgresql@15-main.service: PostgreSQL backends inherit") for f in risk.findings)
     assert not any("mysql.service" in f for f in risk.findings)
+
+
+def test_a_host_down_with_overcommit_info_facts_in_the_cache_is_assessed_with_its_real_committed_as():
+    cached = {"dbfleet_overcommit": {
+        "schema": 1, "gathered_at": "2026-11-30T05:00:00Z", "source": "/proc/meminfo",
+        # 4 GiB, no swap, 3.9 GiB committed in mode 0: one spike away from an OOM kill
+        "memory": {"memtotal_kb": 4194304, "swaptotal_kb": 0, "hugetlb_kb": 0, "committed_as_kb": 4089446,
+                   "commit_limit_kb": 2097152, "page_size_kb": 4},
+        "live_values": {"vm.overcommit_memory": "0", "vm.overcommit_ratio": "50", "vm.overcommit_kbytes": "0",
+                        "vm.admin_reserve_kbytes": "8192", "vm.user_reserve_kbytes": "131072"},
+        "live_commit_state": {"safe": True}, "boot_now_unsafe": [], "container": None}}
+    row = audit_row({"unreachable": True, "msg": "ssh: connect to host db9 port 22: Connection refused"},
+                    host="db9", cached_plan=plan_from_facts(cached))
+    assert (row["status"], row["source"], row["committed_as_kb"]) == ("unreachable", "cached_facts", 4089446)
+    assert "from cached facts (overcommit_info, read 2026-11-30T05:00:00Z" in row["message"]
+    report = json.loads(fleet_report([row], format="json"))["hosts"][0]
+    assert report["risk"]["level"] == "critical"
+    assert "one spike away from an OOM kill" in report["risk"]["findings"][0]

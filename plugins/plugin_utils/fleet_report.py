@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fleet audit: turn per-host plan results into a risk-ordered report.
 
-Pure Python, no Ansible import: the audit playbook reaches it through the filter
-plugins ``audit_row`` and ``fleet_report``; the unit tests import it directly.
+Controller side only (plugin_utils, not module_utils): nothing here runs on a target, so it
+never travels in a module's payload. Pure Python, no Ansible import: the audit playbook reaches
+it through the filter plugins ``audit_row`` and ``fleet_report``; the unit tests import it directly.
 
 Risk, per host (all in kB; the numbers come from the host, the formulas from
 commit_limit.py and the planner, never copied here):
@@ -65,6 +66,9 @@ STATUS_FAILED = "failed"
 SOURCE_LIVE = "live"
 SOURCE_CACHED = "cached_facts"
 CACHED_LABEL = "from cached facts"
+# The overcommit_plan filter's source for overcommit_info's own facts (facts=true): the real
+# Committed_AS and live values, so such a row is assessed like a live one.
+PRECISE_CACHE_SOURCE = "overcommit_info facts"
 
 CSV_COLUMNS: Tuple[str, ...] = (
     "host", "status", "source", "risk", "headroom_kb", "headroom_pct", "headroom_reference",
@@ -220,7 +224,7 @@ def row_from_results(
     if status != STATUS_OK:
         if cached_plan:
             return _row_from_plan(host, cached_plan, status=status, source=SOURCE_CACHED,
-                                  message="%s; numbers %s" % (message, CACHED_LABEL))
+                                  message="%s; numbers %s" % (message, _cached_text(cached_plan)))
         return AuditRow(host=host, status=status, source=SOURCE_LIVE, message=message)
     return _row_from_plan(host, info_result, status=STATUS_OK, source=SOURCE_LIVE, message=message,
                           shadowed=_shadow_messages(info_result))
@@ -231,7 +235,15 @@ def row_from_cached_plan(host: str, cached_plan: Optional[Mapping[str, Any]]) ->
     if not cached_plan:
         return AuditRow(host=host, status=STATUS_FAILED, source=SOURCE_CACHED,
                         message="no cached facts for this host (memtotal_mb/swaptotal_mb missing)")
-    return _row_from_plan(host, cached_plan, status=STATUS_OK, source=SOURCE_CACHED, message=CACHED_LABEL)
+    return _row_from_plan(host, cached_plan, status=STATUS_OK, source=SOURCE_CACHED, message=_cached_text(cached_plan))
+
+
+def _cached_text(cached_plan: Mapping[str, Any]) -> str:
+    """Which cached facts a row's numbers come from, and so how far to trust them."""
+    if cached_plan.get("source") == PRECISE_CACHE_SOURCE:
+        return "%s (overcommit_info, read %s: real Committed_AS and live values)" % (
+            CACHED_LABEL, cached_plan.get("gathered_at") or "at an unknown time")
+    return "%s (setup: no Committed_AS, no live values)" % CACHED_LABEL
 
 
 def _row_from_plan(host: str, plan: Mapping[str, Any], status: str, source: str, message: str,
@@ -572,7 +584,7 @@ _CSS = """
 body{font-family:sans-serif;margin:24px;color:#222}
 table{border-collapse:collapse;font-size:13px;margin-top:16px;width:100%}
 td:last-child{min-width:280px}
-th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}
+th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f3f3f3;text-align:left}
 td.num{text-align:right;white-space:nowrap}
 .badge{color:#fff;border-radius:3px;padding:1px 5px;font-size:12px}
