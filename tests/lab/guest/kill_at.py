@@ -58,8 +58,8 @@ def kill(where):
 
 
 def after(name, real):
-    def wrapper(*args):
-        result = real(*args)
+    def wrapper(*args, **kwargs):
+        result = real(*args, **kwargs)
         if counted(name, args):
             kill("after %s #%d" % (name, nth))
         return result
