@@ -7,7 +7,9 @@ in a lab of this module's own (booted only when these tests run):
   oomdb - mode 0, the kernel's default. A process that is not a database (as nobody) eats
           memory until the guest runs out. Without our roles the OOM killer picks a database
           process; with `oom_priority` it picks the hog, and neither database restarted nor
-          lost a row.
+          lost a row. Then a cgroup limit (MemoryMax) on the cluster's unit: a runaway
+          backend is killed alone and PostgreSQL recovers with the role's OOMPolicy=continue;
+          without our drop-in systemd's default OOMPolicy=stop stops the whole cluster.
   m2db  - the seed's story with `overcommit` (mode 2) and `oom_priority`: a query that wants
           more than the host can back fails with an error, nothing is killed, nothing
           restarts, root still logs in; running the roles never restarts a database and a
@@ -136,6 +138,57 @@ def test_mode0_host_oom_kills_a_database_without_the_roles_and_the_hog_with_oom_
     assert kept_checksums(lab, guest) == tables
     print(f"kept tables intact: {tables}")
 
+
+# The cluster's unit gets this cgroup limit at runtime; the runaway query wants more.
+CGROUP_LIMIT_MB = 300
+CGROUP_RUNAWAY_MB = 400
+
+
+def runaway_in_cgroup(lab: Lab, guest: str) -> tuple[list, str, dict[str, str]]:
+    """One query wants more than the unit's MemoryMax; returns (kills, psql's answer, unit state
+    once PostgreSQL answers again or systemd stopped the unit)."""
+    lab.run(guest, "dmesg -C")
+    answer = psql(lab, guest, f"SELECT length(repeat('x', {CGROUP_RUNAWAY_MB} * 1024 * 1024))", check=False, timeout=120)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        state = unit_state(lab, guest, PG_UNIT)
+        if state["ActiveState"] in ("inactive", "failed"):
+            break
+        if state["ActiveState"] == "active" and psql(lab, guest, "SELECT 1", check=False) == "1":
+            break
+        time.sleep(1)
+    return oom_kills(lab.run(guest, "dmesg").stdout), answer, unit_state(lab, guest, PG_UNIT)
+
+
+def test_a_runaway_backend_under_memorymax_is_killed_alone_and_postgresql_recovers(dblab: Lab) -> None:
+    lab, guest = dblab, OOM_GUEST
+    applied = run_oom_role(lab, guest, lab_profile=DB_PROFILE)
+    assert applied.returncode == 0, applied.output
+    lab.run(guest, f"systemctl set-property --runtime {PG_UNIT} MemoryMax={CGROUP_LIMIT_MB}M")   # no restart
+    try:
+        before = identity(lab, guest)
+        kills, answer, state = runaway_in_cgroup(lab, guest)
+        after = identity(lab, guest)
+        print(f"\n=== {guest}: {PG_UNIT} with MemoryMax={CGROUP_LIMIT_MB}M and OOMPolicy={state['OOMPolicy']},"
+              f" a query wants {CGROUP_RUNAWAY_MB} MiB ===\npsql: {answer}\nkernel: {[k.line for k in kills]}"
+              f"\nunit: {state}\nbefore: {before.describe()}\nafter:  {after.describe()}")
+        assert [k.comm for k in kills] == ["postgres"] and kills[0].pid != before.postmaster_pid, kills
+        assert state["ActiveState"] == "active" and state["OOMPolicy"] == "continue", state
+        assert (after.postmaster_pid, after.pg_started, after.pg_restarts) == (
+            before.postmaster_pid, before.pg_started, before.pg_restarts)
+
+        # Control: without our drop-in, systemd's default OOMPolicy=stop takes the cluster down.
+        removed = run_oom_role(lab, guest, lab_profile=DB_PROFILE, oom_priority_state="absent")
+        assert removed.returncode == 0, removed.output
+        kills, answer, state = runaway_in_cgroup(lab, guest)
+        print(f"control, OOMPolicy={state['OOMPolicy']}:\npsql: {answer}\nkernel: {[k.line for k in kills]}"
+              f"\nunit: {state}")
+        assert [k.comm for k in kills] == ["postgres"], kills
+        assert state["OOMPolicy"] == "stop" and state["ActiveState"] in ("inactive", "failed"), state
+        assert state["Result"] == "oom-kill", state
+    finally:
+        lab.run(guest, f"systemctl set-property --runtime {PG_UNIT} MemoryMax=infinity;"
+                       f" systemctl reset-failed {PG_UNIT}; systemctl start {PG_UNIT}", check=False, timeout=180)
 
 def both_roles(lab: Lab, guest: str) -> tuple[RoleRun, RoleRun]:
     """overcommit (mode 2 for PostgreSQL and MariaDB) and oom_priority, as site.yml lists them."""
