@@ -49,7 +49,8 @@ molecule: deps
 lab-test: deps
 	tests/lab/run-tests.sh
 
-# Boots three real kernels (UML), applies the role over SSH, prints before/after, tears down.
+# Boots a real kernel (UML) with Debian's PostgreSQL and MariaDB, runs a runaway query before and
+# after the overcommit and oom_priority roles (applied over SSH), prints before/after, tears down.
 demo: deps
 	$(IN_ENV) python tests/lab/demo.py
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """labctl: the UML lab by hand - keep a fleet of real kernels up to experiment on.
 
-  labctl.py build [--suite trixie]        build (or find) the cached guest image (bookworm)
-  labctl.py up [--name dev] [--guest db1:512[:256[:trixie]] ...]
+  labctl.py build [--suite trixie] [--flavour db]
+                                          build (or find) the cached guest image (bookworm)
+  labctl.py up [--name dev] [--guest db1:512[:256[:trixie[+db]]] ...]
                                           boot a fleet that stays up after labctl exits
   labctl.py status                        every lab on this machine, its guests, boot times
   labctl.py inventory [--name dev]        print the Ansible inventory path
@@ -26,27 +27,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from umlab import (RUN_ROOT, SUITES, GuestSpec, Lab, LabError, check_host, cleanup_stale,  # noqa: E402
+from umlab import (FLAVOURS, RUN_ROOT, SUITES, GuestSpec, Lab, LabError, check_host, cleanup_stale,  # noqa: E402
                    destroy_lab, ensure_image, is_stale, list_labs, _alive)
 
 DEFAULT_GUESTS = ["db1:512", "db2:768:256"]
 
 
 def parse_guest(text: str) -> GuestSpec:
-    """NAME:MEM_MB[:SWAP_MB[:SUITE]] -> GuestSpec."""
+    """NAME:MEM_MB[:SWAP_MB[:SUITE[+FLAVOUR]]] -> GuestSpec (bookworm+db: PostgreSQL and MariaDB)."""
     parts = text.split(":")
     if len(parts) not in (2, 3, 4):
-        raise argparse.ArgumentTypeError(f"{text!r}: use NAME:MEM_MB[:SWAP_MB[:SUITE]]")
+        raise argparse.ArgumentTypeError(f"{text!r}: use NAME:MEM_MB[:SWAP_MB[:SUITE[+FLAVOUR]]]")
+    suite, _, flavour = (parts[3] if len(parts) == 4 else "bookworm").partition("+")
     try:
-        return GuestSpec(parts[0], int(parts[1]), int(parts[2]) if len(parts) >= 3 else 0,
-                         parts[3] if len(parts) == 4 else "bookworm")
+        return GuestSpec(parts[0], int(parts[1]), int(parts[2]) if len(parts) >= 3 else 0, suite, flavour)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     check_host()
-    print(ensure_image(args.suite))
+    print(ensure_image(f"{args.suite}+{args.flavour}" if args.flavour else args.suite))
     return 0
 
 
@@ -56,7 +57,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     lab = Lab(specs, name=args.name, keep=True).start()
     print(f"lab {lab.name} is up (netns {lab.netns}):")
     for guest in lab.guests.values():
-        print(f"  {guest.name:10} {guest.ip:12} {guest.spec.suite:9} mem {guest.spec.mem_mb} MiB,"
+        print(f"  {guest.name:10} {guest.ip:12} {guest.spec.image:12} mem {guest.spec.mem_mb} MiB,"
               f" swap {guest.spec.swap_mb} MiB, SSH after {guest.boot_seconds[-1]} s")
     here = Path(__file__).resolve().parent
     print(f"inventory: {lab.inventory_path}\n"
@@ -144,10 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     build = sub.add_parser("build")
     build.add_argument("--suite", choices=SUITES, default="bookworm")
+    build.add_argument("--flavour", choices=[f for f in FLAVOURS if f], help="db: PostgreSQL and MariaDB")
     build.set_defaults(func=cmd_build)
     up = sub.add_parser("up")
     up.add_argument("--name", default="dev")
-    up.add_argument("--guest", action="append", type=parse_guest, help="NAME:MEM_MB[:SWAP_MB[:SUITE]], repeatable")
+    up.add_argument("--guest", action="append", type=parse_guest, help="NAME:MEM_MB[:SWAP_MB[:SUITE[+db]]], repeatable")
     up.set_defaults(func=cmd_up)
     sub.add_parser("status").set_defaults(func=cmd_status)
     inv = sub.add_parser("inventory")

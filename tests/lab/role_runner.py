@@ -15,6 +15,8 @@ from umlab import Lab, LabError
 
 PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "overcommit.yml"
 ROLE_ACTION = "dbfleet.memory.overcommit"   # the role's one task: plan, render, apply
+OOM_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "oom_priority.yml"
+OOM_ACTION = "dbfleet.memory.oom_priority"   # that role's one task
 DROPIN = "/etc/sysctl.d/90-dbfleet-overcommit.conf"   # the role's file at its default priority
 
 
@@ -25,13 +27,14 @@ class RoleRun:
     # {host: {module name: that task's result}}
     results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     output: str = ""
+    action: str = ROLE_ACTION   # the role's module, whose result apply() returns
 
     def apply(self, host: str) -> dict[str, Any]:
         """The module's result: what was applied, or the failure message."""
         try:
-            return self.results[host][ROLE_ACTION]
+            return self.results[host][self.action]
         except KeyError:
-            raise LabError(f"{host}: the play has no result of {ROLE_ACTION}; results of"
+            raise LabError(f"{host}: the play has no result of {self.action}; results of"
                            f" {sorted(self.results.get(host, {}))}\n{self.output}") from None
 
     def plan(self, host: str) -> dict[str, Any]:
@@ -46,16 +49,25 @@ class RoleRun:
 
 
 def run_role(lab: Lab, limit: str = "all", **extra_vars: Any) -> RoleRun:
-    """ansible-playbook with the role over SSH; extra_vars become -e JSON (e.g.
+    """ansible-playbook with the overcommit role over SSH; extra_vars become -e JSON (e.g.
     lab_profile='postgresql', overcommit_state='absent')."""
-    proc = lab.ansible_playbook(PLAYBOOK, "--limit", limit, "-e", json.dumps(extra_vars),
+    return _run_playbook(lab, PLAYBOOK, ROLE_ACTION, limit, extra_vars)
+
+
+def run_oom_role(lab: Lab, limit: str = "all", **extra_vars: Any) -> RoleRun:
+    """ansible-playbook with the oom_priority role over SSH (e.g. lab_profile=['postgresql', 'mariadb'])."""
+    return _run_playbook(lab, OOM_PLAYBOOK, OOM_ACTION, limit, extra_vars)
+
+
+def _run_playbook(lab: Lab, playbook: Path, action: str, limit: str, extra_vars: dict[str, Any]) -> RoleRun:
+    proc = lab.ansible_playbook(playbook, "--limit", limit, "-e", json.dumps(extra_vars),
                                 env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
         raise LabError(f"ansible-playbook gave no JSON report (rc {proc.returncode}):\n"
                        f"{proc.stdout}\n{proc.stderr}") from exc
-    run = RoleRun(proc.returncode, report["stats"], output=proc.stdout)
+    run = RoleRun(proc.returncode, report["stats"], output=proc.stdout, action=action)
     for task in report["plays"][0]["tasks"]:
         for host, result in task["hosts"].items():
             if result.get("skipped"):   # e.g. the absent task on a present run: same module

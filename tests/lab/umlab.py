@@ -48,6 +48,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 BUILD_IMAGE = HERE / "image" / "build-image.sh"
 SUITES = ("bookworm", "trixie")   # Debian 12 and 13 guests; build-image.sh makes one image each
+# Image flavours: "" the plain image; "db" adds PostgreSQL and MariaDB from Debian's packages.
+FLAVOURS = ("", "db")
 RUN_ROOT = Path(os.environ.get("DBFLEET_LAB_RUN", "/run/dbfleet-lab"))
 UML_BINARY = os.environ.get("DBFLEET_UML", "/usr/bin/linux.uml")
 
@@ -90,13 +92,14 @@ class LabError(RuntimeError):
 
 @dataclass(frozen=True)
 class GuestSpec:
-    """What a guest looks like: its name, RAM (`mem=`), swap size (0 = no swap) and
-    Debian suite (bookworm = 12, trixie = 13)."""
+    """What a guest looks like: its name, RAM (`mem=`), swap size (0 = no swap), Debian
+    suite (bookworm = 12, trixie = 13) and image flavour ("db": PostgreSQL and MariaDB)."""
 
     name: str
     mem_mb: int
     swap_mb: int = 0
     suite: str = "bookworm"
+    flavour: str = ""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,14}", self.name):
@@ -105,6 +108,13 @@ class GuestSpec:
             raise ValueError(f"guest {self.name}: mem_mb >= 128 and swap_mb >= 0 please")
         if self.suite not in SUITES:
             raise ValueError(f"guest {self.name}: suite {self.suite!r}, use one of {', '.join(SUITES)}")
+        if self.flavour not in FLAVOURS:
+            raise ValueError(f"guest {self.name}: flavour {self.flavour!r}, use one of {FLAVOURS}")
+
+    @property
+    def image(self) -> str:
+        """Which cached image the guest boots: the suite, plus "+flavour" if it has one."""
+        return f"{self.suite}+{self.flavour}" if self.flavour else self.suite
 
 
 @dataclass
@@ -235,9 +245,12 @@ def tcp_counters(netns: str) -> TcpCounters:
     return TcpCounters(tcp["OutSegs"], tcp["RetransSegs"])
 
 
-def ensure_image(suite: str = "bookworm") -> Path:
-    """Returns the cached guest disk image of a suite, building it (and the rootfs) if needed."""
-    proc = subprocess.run([str(BUILD_IMAGE), suite], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+def ensure_image(image: str = "bookworm") -> Path:
+    """Returns the cached guest disk image ("SUITE" or "SUITE+FLAVOUR", GuestSpec.image),
+    building it (and its rootfs) if needed."""
+    suite, _, flavour = image.partition("+")
+    proc = subprocess.run([str(BUILD_IMAGE), suite, flavour], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         raise LabError(f"{BUILD_IMAGE} failed:\n{proc.stderr}")
     image = Path(proc.stdout.strip().splitlines()[-1])
@@ -374,7 +387,7 @@ class Lab:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,23}", self.name):
             raise ValueError(f"lab name {self.name!r}: [a-z0-9-], at most 24 chars")
         self.keep = keep
-        self.images: dict[str, Path] = dict(images or {})   # suite -> cached disk image
+        self.images: dict[str, Path] = dict(images or {})   # GuestSpec.image -> cached disk image
         self.dir = RUN_ROOT / self.name
         self.netns = NETNS_PREFIX + self.name
         self.key_path = self.dir / "id_ed25519"
@@ -402,8 +415,8 @@ class Lab:
         check_host()
         if self.dir.exists() or self.netns in list_netns():
             raise LabError(f"lab {self.name} exists already: `labctl down {self.name}` first")
-        for suite in sorted({guest.spec.suite for guest in self.guests.values()} - set(self.images)):
-            self.images[suite] = ensure_image(suite)
+        for image in sorted({guest.spec.image for guest in self.guests.values()} - set(self.images)):
+            self.images[image] = ensure_image(image)
         if not self.keep:
             _install_teardown_handlers()
             _LIVE_LABS.add(self)
@@ -498,7 +511,7 @@ class Lab:
         pubkey = (self.key_path.with_suffix(".pub")).read_text().split()[1]
         argv = [UML_BINARY,
                 f"umid={guest.name}", f"uml_dir={self.dir / 'uml'}",
-                f"ubd0={self._path(guest, 'cow')},{self.images[guest.spec.suite]}",
+                f"ubd0={self._path(guest, 'cow')},{self.images[guest.spec.image]}",
                 f"mem={guest.spec.mem_mb}M"]
         if guest.spec.swap_mb:
             argv.append(f"ubd1={self._path(guest, 'swap')}")
@@ -765,7 +778,7 @@ class Lab:
         state = {
             "name": self.name, "netns": self.netns, "dir": str(self.dir), "keep": self.keep,
             "owner_pid": None if self.keep else os.getpid(),
-            "images": {suite: str(path) for suite, path in self.images.items()},
+            "images": {image: str(path) for image, path in self.images.items()},
             "key": str(self.key_path), "inventory": str(self.inventory_path),
             "guests": [dict(asdict(g.spec), ip=g.ip, pid=g.pid, boot=g.boot, boot_seconds=g.boot_seconds)
                        for g in self.guests.values()],
@@ -780,7 +793,7 @@ class Lab:
         state = read_state(RUN_ROOT / name)
         # Labs started before guests had a suite were all bookworm, with one "image".
         images = state.get("images") or {"bookworm": state["image"]}
-        lab = cls([GuestSpec(g["name"], g["mem_mb"], g["swap_mb"], g.get("suite", "bookworm"))
+        lab = cls([GuestSpec(g["name"], g["mem_mb"], g["swap_mb"], g.get("suite", "bookworm"), g.get("flavour", ""))
                    for g in state["guests"]],
                   name=name, images={suite: Path(path) for suite, path in images.items()}, keep=state["keep"])
         for g in state["guests"]:

@@ -3,25 +3,38 @@
 # filesystem from scripts/build-rootfs.sh, customised to boot fast under User-mode
 # Linux. Prints the image's path. Guests never write to it: each gets its own
 # copy-on-write file over it, so the image is made read-only.
-# Usage: build-image.sh [SUITE]   (bookworm, the default, or trixie); one image per suite.
-# The cache key hashes this script, the overlay tree, the rootfs tarball's name (it
-# carries the suite and that recipe's hash) and the UML kernel version: changing any rebuilds.
+# Usage: build-image.sh [SUITE [FLAVOUR]]   SUITE: bookworm (the default) or trixie.
+#   FLAVOUR db: PostgreSQL and MariaDB from Debian's packages (build-db-rootfs.sh) plus
+#   overlay-db/ (the one UML adjustment MariaDB needs); one image per suite and flavour.
+# The cache key hashes this script, the overlay trees, the rootfs tarball's name (it
+# carries the suite, the flavour and that recipe's hash) and the UML kernel version:
+# changing any rebuilds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 cache=${DBFLEET_CACHE:-/var/cache/dbfleet}/lab
 image_size_mb=${LAB_IMAGE_SIZE_MB:-2048}   # sparse: only the used blocks take space
 suite=${1:-bookworm}
+flavour=${2:-}
 case $suite in
   bookworm|trixie) ;;
   *) echo "build-image: suite $suite: use bookworm or trixie" >&2; exit 2 ;;
 esac
-
-rootfs=$("$repo/scripts/build-rootfs.sh" "$suite")
+overlays=("$here/overlay")
+case $flavour in
+  "") stem=$suite
+      rootfs=$("$repo/scripts/build-rootfs.sh" "$suite") ;;
+  # "+", not "-": the plain images' stale-image glob ("$suite-*.img") must not match it.
+  db) stem=$suite+db
+      rootfs=$("$here/build-db-rootfs.sh" "$suite")
+      overlays+=("$here/overlay-db") ;;
+  *) echo "build-image: flavour $flavour: use db or nothing" >&2; exit 2 ;;
+esac
 kernel=$(linux.uml --version 2>/dev/null | tail -1)
-key=$( (cat "$0"; cd "$here/overlay" && find . -type f | LC_ALL=C sort | xargs -d '\n' sha256sum;
+key=$( (cat "$0"; for overlay in "${overlays[@]}"; do
+          (cd "$overlay" && find . -type f | LC_ALL=C sort | xargs -d '\n' sha256sum); done
         basename "$rootfs"; echo "$kernel $image_size_mb") | sha256sum | cut -c1-12)
-image=$cache/$suite-$key.img
+image=$cache/$stem-$key.img
 
 mkdir -p "$cache"
 exec 9>"$cache/.build.lock"          # parallel lab runs build each image once
@@ -31,7 +44,7 @@ drop_stale_images() {
   # Images of older recipes go, except those a running lab still boots from (its COW
   # files name their backing file; a power-cycle would fail without it).
   local old
-  for old in "$cache/$suite"-*.img; do
+  for old in "$cache/$stem"-*.img; do
     [[ -e $old && $old != "$image" ]] || continue
     grep -qsF "\"$old\"" "${DBFLEET_LAB_RUN:-/run/dbfleet-lab}"/*/lab.json || rm -f "$old"
   done
@@ -44,7 +57,7 @@ echo "build-image: building $image" >&2
 root=$work/root
 mkdir "$root"
 tar -C "$root" -xf "$rootfs"
-cp -a "$here/overlay/." "$root/"
+for overlay in "${overlays[@]}"; do cp -a "$overlay/." "$root/"; done
 
 # Units that fail or only cost time in a throwaway UML guest: consoles (the lab
 # talks SSH only), periodic maintenance timers, udev (devtmpfs already provides
@@ -69,7 +82,9 @@ rm -f "$root"/etc/systemd/system/{getty,timers}.target.wants/*
 # Generators run before any unit starts, one exec each; the lab needs none of them
 # (the kernel mounts the root rw from the command line; swap is lab-setup's job).
 mkdir -p "$root/etc/systemd/system-generators"
+# Except postgresql-common's: it is what starts each cluster (postgresql@VER-NAME) at boot.
 for gen in "$root"/lib/systemd/system-generators/*; do
+  [[ ${gen##*/} == postgresql-generator ]] && continue
   ln -sfn /dev/null "$root/etc/systemd/system-generators/${gen##*/}"
 done
 ln -sfn /lib/systemd/system/multi-user.target "$root/etc/systemd/system/default.target"
