@@ -4,9 +4,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 IN_ENV := scripts/in-env.sh
 
-.PHONY: test demo deps unit build-check sanity compat lint docs docs-check changelog-lint molecule lab-test bench clean-cache
+.PHONY: test demo deps unit build-check ee sanity compat lint docs docs-check changelog-lint molecule lab-test bench clean-cache
 
-test: deps unit build-check sanity compat lint docs-check changelog-lint molecule lab-test
+test: deps unit build-check ee sanity compat lint docs-check changelog-lint molecule lab-test
 	@echo "make test: all suites passed"
 
 deps:
@@ -16,9 +16,15 @@ deps:
 unit: deps
 	$(IN_ENV) pytest -p no:cacheprovider tests/unit
 
-# The built tarball installs and its module answers, as a user would run it.
+# The built tarball installs and its module answers, as a user would run it; the role and the
+# audit under ansible-runner against sshd containers (needs podman); the EE build context.
 build-check: deps
 	$(IN_ENV) pytest -p no:cacheprovider tests/integration
+
+# execution-environment.yml -> an image build context in build/ee/context/ (ansible-builder create).
+# The image is not built: no registry here to pull its base image from.
+ee: deps
+	$(IN_ENV) scripts/ee-context.sh
 
 sanity: deps
 	scripts/sanity.sh

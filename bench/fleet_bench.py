@@ -59,12 +59,19 @@ def ensure_image() -> str:
 class Fleet:
     """N sshd containers on 127.0.0.1:BASE_PORT+i, removed on exit whatever happens."""
 
-    def __init__(self, size: int, workdir: Path, meminfo_files: Sequence[Path] = ()) -> None:
+    def __init__(self, size: int, workdir: Path, meminfo_files: Sequence[Path] = (),
+                 meminfo_mount: str = "/etc/dbfleet-bench/meminfo", prefix: str = PREFIX,
+                 base_port: int = BASE_PORT) -> None:
+        # Other users (tests/integration/test_ansible_runner.py) pass a prefix and ports of their own,
+        # so a bench running at the same time keeps its containers; meminfo_mount=/proc/meminfo gives
+        # the role itself a fixed memory shape.
         self.size = size
         self.workdir = workdir
         self.meminfo_files = list(meminfo_files)
-        self.names = ["%s%02d" % (PREFIX, i) for i in range(size)]
-        self.ports = [BASE_PORT + i for i in range(size)]
+        self.meminfo_mount = meminfo_mount
+        self.prefix = prefix
+        self.names = ["%s%02d" % (prefix, i) for i in range(size)]
+        self.ports = [base_port + i for i in range(size)]
         self.key = workdir / "id_ed25519"
 
     def __enter__(self) -> "Fleet":
@@ -80,7 +87,7 @@ class Fleet:
         self.remove()
 
     def remove(self) -> None:
-        existing = run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", "name=^" + PREFIX],
+        existing = run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", "name=^" + self.prefix],
                        check=False).stdout.split()
         if existing:
             run(["podman", "rm", "-f", "-t", "0", *existing], check=False)
@@ -95,7 +102,7 @@ class Fleet:
                       "-v", "%s:/etc/ssh/bench_host_key:ro" % host_key]
             if self.meminfo_files:
                 meminfo = self.meminfo_files[index % len(self.meminfo_files)]
-                mounts += ["-v", "%s:/etc/dbfleet-bench/meminfo:ro" % meminfo]
+                mounts += ["-v", "%s:%s:ro" % (meminfo, self.meminfo_mount)]
             # PAM is off: pam_loginuid fails without CAP_AUDIT_CONTROL, and key login needs no PAM.
             sshd = ("mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -p %d -o ListenAddress=127.0.0.1 "
                     "-o HostKey=/etc/ssh/bench_host_key -o UsePAM=no -o PermitRootLogin=prohibit-password "
