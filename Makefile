@@ -62,9 +62,10 @@ demo: deps
 clean-cache:
 	rm -rf $${DBFLEET_CACHE:-/var/cache/dbfleet}
 
-# Fleet benchmark over real SSH to N sshd containers (N=8 by default): ping floor, our role
-# and the one-task-per-key baseline, first and no-op runs, at N and at 1,4,8,16 hosts.
-# Not part of `make test` (several minutes); writes bench/results/latest.json.
-N ?= 8
+# Fleet benchmark over real SSH to sshd containers: ping floor, our role (first and no-op),
+# the one-task-per-key baseline with and without facts, and the audit, shuffled in every
+# round, 5 rounds at each of 4, 32, 8 and 16 hosts (SIZES=...). Not part of `make test`
+# (about 40 minutes on 2 cores); writes bench/results/latest.json.
+SIZES ?= 4,32,8,16
 bench: deps
-	$(IN_ENV) python bench/fleet_bench.py bench --hosts $(N)
+	$(IN_ENV) python bench/fleet_bench.py bench --sizes $(SIZES)
