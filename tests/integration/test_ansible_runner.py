@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -90,8 +89,9 @@ def runner_job(pdd: Path, playbook: str, ident: str, extravars: dict = None) -> 
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False,
                           stdin=subprocess.DEVNULL)
     artifacts = pdd / "artifacts" / ident
-    events = [json.loads(p.read_text()) for p in sorted((artifacts / "job_events").glob("*.json"),
-                                                            key=lambda p: int(p.name.split("-", 1)[0]))]
+    # job_events/ holds one file per event, named <counter>-<uuid>.json.
+    paths = sorted((artifacts / "job_events").glob("*.json"), key=lambda p: int(p.name.split("-", 1)[0]))
+    events = [json.loads(p.read_text()) for p in paths]
     return {"proc": proc, "artifacts": artifacts, "events": events,
             "status": (artifacts / "status").read_text(), "rc": int((artifacts / "rc").read_text())}
 
