@@ -4,9 +4,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 IN_ENV := scripts/in-env.sh
 
-.PHONY: test demo deps unit build-check sanity compat lint docs docs-check changelog-lint molecule lab-test bench audit-demo clean-cache
+.PHONY: test demo deps unit build-check ee sanity compat lint docs docs-check changelog-lint molecule lab-test bench audit-demo clean-cache
 
-test: deps unit build-check sanity compat lint docs-check changelog-lint molecule lab-test
+test: deps unit build-check ee sanity compat lint docs-check changelog-lint molecule lab-test
 	@echo "make test: all suites passed"
 
 deps:
@@ -16,9 +16,15 @@ deps:
 unit: deps
 	$(IN_ENV) pytest -p no:cacheprovider tests/unit
 
-# The built tarball installs and its module answers, as a user would run it.
+# The built tarball installs and its module answers, as a user would run it; the role and the
+# audit under ansible-runner against sshd containers (needs podman); the EE build context.
 build-check: deps
 	$(IN_ENV) pytest -p no:cacheprovider tests/integration
+
+# execution-environment.yml -> an image build context in build/ee/context/ (ansible-builder create).
+# The image is not built: no registry here to pull its base image from.
+ee: deps
+	$(IN_ENV) scripts/ee-context.sh
 
 sanity: deps
 	scripts/sanity.sh
@@ -57,12 +63,13 @@ demo: deps
 clean-cache:
 	rm -rf $${DBFLEET_CACHE:-/var/cache/dbfleet}
 
-# Fleet benchmark over real SSH to N sshd containers (N=8 by default): ping floor, our role
-# and the one-task-per-key baseline, first and no-op runs, at N and at 1,4,8,16 hosts.
-# Not part of `make test` (several minutes); writes bench/results/latest.json.
-N ?= 8
+# Fleet benchmark over real SSH to sshd containers: ping floor, our role (first and no-op),
+# the one-task-per-key baseline with and without facts, and the audit, shuffled in every
+# round, 5 rounds at each of 4, 32, 8 and 16 hosts (SIZES=...). Not part of `make test`
+# (about 40 minutes on 2 cores); writes bench/results/latest.json.
+SIZES ?= 4,32,8,16
 bench: deps
-	$(IN_ENV) python bench/fleet_bench.py bench --hosts $(N)
+	$(IN_ENV) python bench/fleet_bench.py bench --sizes $(SIZES)
 
 # The audit playbook on a demo fleet: sshd containers, each reading one memory shape of
 # bench/audit_demo/meminfo/, plus a host that cannot be reached. Writes bench/results/audit-demo/.

@@ -17,7 +17,9 @@ SHARED = Path(__file__).resolve().parent
 CALLBACKS = SHARED.parents[1] / "tests" / "callback_plugins"   # shared with the benchmark
 
 
-def run_playbook(playbook: str, *extra: str) -> dict:
+def run_playbook(playbook: str, *extra: str, expect_rc: int = 0) -> dict:
+    """Run PLAYBOOK (a name in molecule/shared/ or a path) and expect exit code EXPECT_RC:
+    a rollout that stops at a failed host exits 2, and the caller says so."""
     with tempfile.TemporaryDirectory() as tmp:
         count_file = os.path.join(tmp, "count.json")
         env = dict(os.environ)
@@ -30,13 +32,15 @@ def run_playbook(playbook: str, *extra: str) -> dict:
         started = time.monotonic()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         elapsed = time.monotonic() - started
-        if proc.returncode != 0:
-            raise AssertionError("%s failed (rc=%d):\n%s\n%s" % (" ".join(cmd), proc.returncode, proc.stdout[-4000:], proc.stderr[-2000:]))
+        if proc.returncode != expect_rc:
+            raise AssertionError("%s: rc=%d, expected %d:\n%s\n%s" % (" ".join(cmd), proc.returncode, expect_rc,
+                                                                  proc.stdout[-4000:], proc.stderr[-2000:]))
         with open(count_file) as f:
             counts = json.load(f)
     data = {"hosts": counts, "stats": {host: count["recap"] for host, count in counts.items()}}
     data["elapsed_s"] = elapsed
     data["stdout"] = proc.stdout
+    data["stderr"] = proc.stderr   # the default callback prints failures here
     return data
 
 
