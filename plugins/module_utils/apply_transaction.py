@@ -54,7 +54,6 @@ OUR_SUFFIX = "-dbfleet-overcommit.conf"
 _OUR_NAME = re.compile(r"^[0-9]{2}" + re.escape(OUR_SUFFIX) + r"$")
 _TMP_PREFIX = ".dbfleet-"
 _TMP_SUFFIX = ".tmp"
-PRIORITY_RANGE = (10, 98)
 # Where our temporary files can appear: next to our drop-ins, and next to /etc/sysctl.conf (takeover).
 TMP_DIRS = (DROPIN_DIR, "/etc")
 FILE_MODE = 0o644

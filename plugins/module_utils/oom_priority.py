@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import DROPIN_PRIORITY_RANGE as PRIORITY_RANGE
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PROFILE_MODES
 
 # The planner's profile names, so one host variable can feed both roles.
@@ -42,7 +43,6 @@ UNIT_DIRS: Tuple[str, ...] = ("/etc/systemd/system", "/run/systemd/system", "/us
                               "/usr/lib/systemd/system", "/lib/systemd/system")
 OUR_SUFFIX = "-dbfleet-oom.conf"
 OUR_NAME = re.compile(r"^[0-9]{2}" + re.escape(OUR_SUFFIX) + r"$")
-PRIORITY_RANGE = (10, 98)
 DEFAULT_PRIORITY = 90
 
 LIVE_CHOICES = ("auto", "never", "cgroup")

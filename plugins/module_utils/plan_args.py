@@ -16,7 +16,9 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
     KIB_PER_MIB,
     PREFER_CHOICES,
     PROFILE_MODES,
+    PlanInputError,
     PlanOptions,
+    validate_options,
 )
 
 PLANNER_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = dict(
@@ -39,3 +41,19 @@ def plan_options_from_params(params: Mapping[str, Any]) -> PlanOptions:
         admin_reserve_kb=params["admin_reserve_mb"] * KIB_PER_MIB,
         prefer=params["prefer"],
     )
+
+
+# Two-digit prefix of the drop-in's name: 10-98 keeps it among the usual NN- names.
+DROPIN_PRIORITY_RANGE = (10, 98)
+
+
+def checked_options(params: Mapping[str, Any]) -> PlanOptions:
+    """Every option the overcommit modules share, checked before the host is read; PlanInputError
+    names the option and what is allowed, so bad input changes nothing."""
+    low, high = DROPIN_PRIORITY_RANGE
+    if not low <= params["dropin_priority"] <= high:
+        raise PlanInputError("dropin_priority", "must be between %d and %d (a two-digit file name prefix), got %d"
+                             % (low, high, params["dropin_priority"]))
+    options = plan_options_from_params(params)
+    validate_options(options)
+    return options

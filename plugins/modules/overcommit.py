@@ -130,9 +130,9 @@ from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transa
 from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LockTimeout
 from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
     PLANNER_ARGUMENT_SPEC,
-    plan_options_from_params,
+    checked_options,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanInputError, validate_options
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanInputError
 
 
 def main():
@@ -149,16 +149,11 @@ def main():
     )
     p = module.params
     # Every option is checked before the host is read, so bad input changes nothing.
-    low, high = txn.PRIORITY_RANGE
-    if not low <= p["dropin_priority"] <= high:
-        module.fail_json(msg="dropin_priority: must be between %d and %d (a two-digit file name prefix), got %d"
-                         % (low, high, p["dropin_priority"]), option="dropin_priority")
     if p["lock_timeout"] < 0:
         module.fail_json(msg="lock_timeout: must be 0 or more seconds, got %d" % p["lock_timeout"],
                          option="lock_timeout")
     try:
-        options = plan_options_from_params(p)
-        validate_options(options)
+        options = checked_options(p)
     except PlanInputError as exc:
         module.fail_json(msg=str(exc), option=exc.option)
 

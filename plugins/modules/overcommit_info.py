@@ -297,13 +297,9 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
 from ansible_collections.dbfleet.memory.plugins.module_utils.overcommit_facts import build_facts
 from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
     PLANNER_ARGUMENT_SPEC,
-    plan_options_from_params,
+    checked_options,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
-    PlanInputError,
-    check_commit_state,
-    validate_options,
-)
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanInputError, check_commit_state
 
 
 def main():
@@ -318,13 +314,8 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    low, high = txn.PRIORITY_RANGE
-    if not low <= p["dropin_priority"] <= high:
-        module.fail_json(msg="dropin_priority: must be between %d and %d (a two-digit file name prefix), got %d"
-                         % (low, high, p["dropin_priority"]), option="dropin_priority")
     try:
-        options = plan_options_from_params(p)
-        validate_options(options)
+        options = checked_options(p)
     except PlanInputError as exc:
         module.fail_json(msg=str(exc), option=exc.option)
     source = p["meminfo_path"]
