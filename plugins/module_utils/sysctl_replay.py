@@ -265,6 +265,21 @@ def _name_order(name: str) -> bytes:
 
 def _systemd_lines(data: bytes) -> Tuple[List[bytes], Optional[int]]:
     """Lines as systemd's read_line splits them; the second item is the line that was too long."""
+    if b"\r" in data or b"\0" in data:
+        return _systemd_lines_bytewise(data)
+    # Only "\n" ends lines here, so a split gives the same lines as the byte-by-byte reading
+    # below, which costs a Python loop per byte and ran ten times per file and run.
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # a final newline ends the last line; it does not start an empty one
+    for index, line in enumerate(lines):
+        if len(line) >= _SYSTEMD_LONG_LINE_MAX:
+            return lines[:index], index + 1
+    return lines, None
+
+
+def _systemd_lines_bytewise(data: bytes) -> Tuple[List[bytes], Optional[int]]:
+    """read_line's rules byte by byte: "\r\n" and "\n\r" end one line, "\0" ends one alone."""
     lines = []  # type: List[bytes]
     i, n = 0, len(data)
     while i < n:
@@ -344,9 +359,22 @@ def procps_slashdot(key: str) -> str:
 
 def parse_source(data: bytes, path: str, rules: ToolRules) -> Tuple[List[Entry], List[Problem]]:
     """The entries one file yields under ``rules``, and the complaints on the way."""
-    if rules.systemd_syntax:
-        return _parse_systemd(data, path)
-    return _parse_procps(data, path)
+    # One run replays the same files under every tool version, at boot and again from the live
+    # values, before and after its own change: parsed once per syntax, not ten times.
+    key = (rules.systemd_syntax, path, data)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        if len(_PARSED) >= _PARSED_MAX_FILES:
+            _PARSED.clear()
+        parsed = _parse_systemd(data, path) if rules.systemd_syntax else _parse_procps(data, path)
+        parsed = _PARSED[key] = (tuple(parsed[0]), tuple(parsed[1]))
+    # Entry and Problem are frozen; fresh lists keep callers from changing the memo.
+    return list(parsed[0]), list(parsed[1])
+
+
+# Parsed files of this process, keyed by (syntax, path, bytes); bounded for long-lived callers.
+_PARSED = {}  # type: Dict[Tuple[bool, str, bytes], Tuple[Tuple[Entry, ...], Tuple[Problem, ...]]]
+_PARSED_MAX_FILES = 512
 
 
 def _parse_systemd(data: bytes, path: str) -> Tuple[List[Entry], List[Problem]]:

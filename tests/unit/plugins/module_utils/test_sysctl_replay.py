@@ -9,6 +9,8 @@ real tools on a real kernel.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
@@ -368,6 +370,35 @@ def test_systemd_stops_reading_a_file_at_a_line_over_1_mib():
     result = sr.replay(host({"/etc/sysctl.d/95-big.conf": data}), sr.SYSTEMD_257, BOOT)
     assert pick(result.end, MODE, RATIO) == ("1", "87")
     assert "longer than 1 MiB" in str(result.problems[-1])
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize("data, lines, too_long", [
+    (b"#" * (MIB - 1) + b"\nvm.a = 1\n", [b"#" * (MIB - 1), b"vm.a = 1"], None),
+    (b"#" * MIB + b"\nvm.a = 1\n", [], 1),          # read_line gives up at 1 MiB, newline or not
+    (b"vm.a = 1\n" + b"#" * MIB, [b"vm.a = 1"], 2),  # ... and at the end of the file too
+    (b"vm.a = 1\r\n" + b"#" * MIB, [b"vm.a = 1"], 2),
+], ids=["just-under", "exactly-1-MiB", "last-line", "crlf-file"])
+def test_systemd_line_limit_boundaries(data, lines, too_long):
+    assert sr._systemd_lines(data) == (lines, too_long)
+    assert sr._systemd_lines_bytewise(data) == (lines, too_long)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=40).map(lambda b: bytes(b"ab =#\n"[x % 6] for x in b)))
+def test_splitting_on_newlines_reads_the_lines_systemd_reads(data):
+    """The fast split (files without CR or NUL) against read_line's rules byte by byte."""
+    assert sr._systemd_lines(data) == sr._systemd_lines_bytewise(data)
+
+
+def test_a_file_parsed_once_is_not_shared_mutably():
+    """Parses are remembered per process; a caller changing its list must not change the next."""
+    first, _ = sr.parse_source(b"vm.overcommit_ratio = 90\n", "/etc/sysctl.d/95-x.conf", sr.SYSTEMD_257)
+    first.clear()
+    again, _ = sr.parse_source(b"vm.overcommit_ratio = 90\n", "/etc/sysctl.d/95-x.conf", sr.SYSTEMD_257)
+    assert [(e.key, e.value) for e in again] == [("vm/overcommit_ratio", b"90")]
 
 
 # ---------------------------------------------------------------- finding 7: globs
