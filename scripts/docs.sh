@@ -36,7 +36,7 @@ mkdir -p "$work/rst"
 chmod 700 "$work" "$work/rst"
 "${offline[@]}" antsibull-docs collection --use-current --fail-on-error --cleanup everything \
   --dest-dir "$work/rst" dbfleet.memory
-cp "$here/docs/sphinx/index.rst" "$work/rst/index.rst"
+cp "$here/docs/sphinx/index.rst" "$here/docs/sphinx/action_plugins.rst" "$work/rst/"
 rm -rf "$here/build/docs"
 # -W --keep-going: every warning is reported, and any warning fails the build.
 "${offline[@]}" sphinx-build -q -b html -c "$here/docs/sphinx" -d "$work/doctrees" -W --keep-going -n \

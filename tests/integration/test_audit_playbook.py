@@ -113,3 +113,38 @@ def test_a_host_that_went_down_is_audited_from_its_cached_overcommit_info_facts(
     row = json.loads((tmp_path / "report" / "report.json").read_text())["hosts"][0]
     assert (row["status"], row["source"], row["committed_as_kb"]) == ("ok", "cached_facts", live["committed_as_kb"])
     assert row["risk"]["level"] == live["risk"]["level"]
+
+
+def report_task(tmp_path: Path, args: str, *extra: str) -> subprocess.CompletedProcess:
+    """One dbfleet.memory.audit_report task on the controller, as the audit's last task runs it."""
+    playbook = tmp_path / "report.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - dbfleet.memory.audit_report: %s\n      register: written\n"
+        "    - ansible.builtin.debug: {var: written}\n" % args)
+    return subprocess.run(["ansible-playbook", "-i", "localhost,", str(playbook), *extra], capture_output=True,
+                          text=True, cwd=tmp_path, stdin=subprocess.DEVNULL, check=False)
+
+
+ROWS = "[{host: db1, status: ok}]"
+
+
+def test_audit_report_check_mode_writes_nothing_and_a_second_run_is_unchanged(tmp_path):
+    args = "{dest: %s, rows: %s, hosts: [db1, db2]}" % (tmp_path / "out", ROWS)
+    checked = report_task(tmp_path, args, "--check")
+    assert checked.returncode == 0 and "changed=1" in checked.stdout, checked.stdout[-2000:]
+    assert not (tmp_path / "out").exists()
+    first = report_task(tmp_path, args)
+    assert first.returncode == 0 and "changed=1" in first.stdout, first.stdout[-2000:]
+    rows = {h["host"]: h["status"] for h in json.loads((tmp_path / "out" / "report.json").read_text())["hosts"]}
+    assert rows == {"db1": "ok", "db2": "failed"}  # a targeted host without a row is not dropped
+    again = report_task(tmp_path, args)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-2000:]
+
+
+def test_audit_report_refuses_an_unknown_format_naming_the_option_and_writes_nothing(tmp_path):
+    proc = report_task(tmp_path, "{dest: %s, rows: %s, formats: [html, pdf]}" % (tmp_path / "out", ROWS))
+    assert proc.returncode != 0
+    assert re.search(r"formats.*markdown, html, json, csv.*pdf|formats.*pdf.*markdown, html, json, csv",
+                     proc.stdout.replace("\n", " ")), proc.stdout[-2000:]
+    assert not (tmp_path / "out").exists()

@@ -395,9 +395,9 @@ def test_splitting_on_newlines_reads_the_lines_systemd_reads(data):
 
 def test_a_file_parsed_once_is_not_shared_mutably():
     """Parses are remembered per process; a caller changing its list must not change the next."""
-    first, _ = sr.parse_source(b"vm.overcommit_ratio = 90\n", "/etc/sysctl.d/95-x.conf", sr.SYSTEMD_257)
+    first = sr.parse_source(b"vm.overcommit_ratio = 90\n", "/etc/sysctl.d/95-x.conf", sr.SYSTEMD_257)[0]
     first.clear()
-    again, _ = sr.parse_source(b"vm.overcommit_ratio = 90\n", "/etc/sysctl.d/95-x.conf", sr.SYSTEMD_257)
+    again = sr.parse_source(b"vm.overcommit_ratio = 90\n", "/etc/sysctl.d/95-x.conf", sr.SYSTEMD_257)[0]
     assert [(e.key, e.value) for e in again] == [("vm/overcommit_ratio", b"90")]
 
 

@@ -1,0 +1,119 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, dbfleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# The action plugin plugins/action/audit_report.py does the work, on the controller; this file
+# holds its documentation, as for other action-only plugins.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: audit_report
+short_description: Write the fleet overcommit audit report files on the controller
+version_added: "0.1.0"
+description:
+  - Renders the rows made by P(dbfleet.memory.audit_row#filter) as Markdown, HTML, JSON and CSV, with the same
+    renderers as P(dbfleet.memory.fleet_report#filter), and writes them as C(report.md), C(report.html),
+    C(report.json) and C(report.csv) in O(dest) on the controller.
+  - Runs in the controller's process. It contacts no host and runs no module, so one task writes every file
+    in milliseconds; run it once per play (C(run_once=true)).
+  - Each file is replaced atomically (a temporary file in O(dest), then a rename), with mode C(0644). A file that
+    already holds the same report is left alone. O(dest) is created (mode C(0755)) when missing.
+  - This is what the C(dbfleet.memory.audit) playbook's last task runs.
+author:
+  - dbfleet maintainers (@dbfleet)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+options:
+  dest:
+    description:
+      - The directory on the controller to write the report files to.
+    type: path
+    required: true
+  rows:
+    description:
+      - The report's rows, one per host, as made by P(dbfleet.memory.audit_row#filter).
+    type: list
+    elements: dict
+    required: true
+  hosts:
+    description:
+      - Every host the audit targeted (for example C(ansible_play_hosts_all)). A host without a row is reported
+        as failed, so no host is silently dropped.
+    type: list
+    elements: str
+    default: []
+  formats:
+    description:
+      - Which files to write.
+    type: list
+    elements: str
+    choices: [markdown, html, json, csv]
+    default: [markdown, html, json, csv]
+  generated_at:
+    description:
+      - A timestamp or label printed in the report's title.
+    type: str
+    default: ""
+attributes:
+  check_mode:
+    support: full
+    details: Reports which files would change and writes nothing.
+  diff_mode:
+    support: none
+    details: The reports are whole pages; RV(changed_files) says which ones changed.
+  platform:
+    support: full
+    platforms: posix
+    details: Writes on the controller, whatever the task's host.
+seealso:
+  - plugin: dbfleet.memory.fleet_report
+    plugin_type: filter
+  - plugin: dbfleet.memory.audit_row
+    plugin_type: filter
+"""
+
+EXAMPLES = r"""
+- name: Write report.md, report.html, report.json and report.csv
+  dbfleet.memory.audit_report:
+    dest: ./overcommit-audit
+    rows: "{{ ansible_play_hosts_all | map('extract', hostvars) | selectattr('overcommit_audit_row', 'defined')
+              | map(attribute='overcommit_audit_row') | list }}"
+    hosts: "{{ ansible_play_hosts_all }}"
+    generated_at: "{{ now(utc=true, fmt='%Y-%m-%dT%H:%M:%SZ') }}"
+  run_once: true
+  register: overcommit_audit_report
+
+- name: Only the HTML page
+  dbfleet.memory.audit_report:
+    dest: /srv/www/overcommit
+    rows: "{{ rows }}"
+    formats: [html]
+  run_once: true
+"""
+
+RETURN = r"""
+dest:
+  description: The directory the files are in.
+  returned: success
+  type: str
+  sample: /home/ops/overcommit-audit
+files:
+  description: Every report file, in the order markdown, html, json, csv (those asked for).
+  returned: success
+  type: list
+  elements: str
+  sample: [/home/ops/overcommit-audit/report.md, /home/ops/overcommit-audit/report.html]
+changed_files:
+  description: The files whose content was replaced (in check mode, would be).
+  returned: success
+  type: list
+  elements: str
+  sample: [/home/ops/overcommit-audit/report.md]
+markdown:
+  description: The report as Markdown, also when O(formats) leaves out the Markdown file, so a play can show it.
+  returned: success
+  type: str
+"""
