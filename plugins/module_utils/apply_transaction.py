@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import container_detect
+from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
@@ -130,34 +131,30 @@ def detect_container() -> Tuple[Optional[str], Optional[str]]:
     return verdict.kind, verdict.evidence
 
 
-def _read_bytes_regular(path: str) -> Tuple[str, Optional[bytes]]:
-    """("absent"|"file"|"other", data). Never blocks: a FIFO is reported, not opened for reading."""
-    real = host_path(path)
-    try:
-        st = os.lstat(real)
-    except OSError:
-        return "absent", None
-    if not stat.S_ISREG(st.st_mode):
-        return "other", None
-    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return "file", b"".join(chunks)
+def read_own(path: str) -> rf.FileRead:
+    """One of our files (a drop-in, or a file we just wrote or removed), read by the one rule.
+
+    Capped where the boot replay caps a sysctl file: a file we may write or remove must be
+    read whole, or a rollback could not put it back. What callers make of the outcome: only
+    ``STATUS_READ`` is content and only ``STATUS_ABSENT`` is "not there"; anything else
+    (not a regular file, too large, unreadable) is neither, and is refused or reported.
+    """
+    return rf.read_regular_file(host_path(path), sf.MAX_FILE_BYTES)
 
 
-def _owner_mode_wrong(path: str) -> bool:
-    st = os.lstat(host_path(path))
-    if stat.S_IMODE(st.st_mode) != FILE_MODE:
+def _own_file_refusal(path: str, got: rf.FileRead) -> str:
+    if got.status == rf.STATUS_NOT_REGULAR:
+        return "Nothing changed: %s exists but is not a regular file (%s); look at it and remove it by hand" % (
+            path, got.kind)
+    return ("Nothing changed: %s exists but cannot be read whole (%s): a run could neither check it nor put it "
+            "back on a rollback; look at it and remove it by hand" % (path, got.reason))
+
+
+def _owner_mode_wrong(node: os.stat_result) -> bool:
+    if stat.S_IMODE(node.st_mode) != FILE_MODE:
         return True
     # Unprivileged runs (unit tests as a user) cannot chown; root must own it.
-    return os.geteuid() == 0 and (st.st_uid != 0 or st.st_gid != 0)
+    return os.geteuid() == 0 and (node.st_uid != 0 or node.st_gid != 0)
 
 
 def _tmp_files() -> List[str]:
@@ -222,12 +219,14 @@ def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
         path = DROPIN_DIR + "/" + name
         if not _OUR_NAME.match(name):
             continue
-        kind, data = _read_bytes_regular(path)
-        if kind == "other":
-            raise Refused("Nothing changed: %s exists but is not a regular file; remove it by hand" % path)
-        if data is not None:
-            ours[path] = data
-            ours_attr_wrong[path] = _owner_mode_wrong(path)
+        got = read_own(path)
+        if got.status == rf.STATUS_ABSENT:
+            continue  # removed since the listing: nothing of ours there
+        if not got.is_read or got.data is None or got.node is None:
+            # Never "absent" and never overwritten or removed unread: a rollback puts back only what it read.
+            raise Refused(_own_file_refusal(path, got))
+        ours[path] = got.data
+        ours_attr_wrong[path] = _owner_mode_wrong(got.node)
     kind, evidence = detect_container()
     return HostState(
         live=read_live(sw.OBSERVED_KEYS), meminfo=fields, memory=memory, sources=sf.read_sysctl_sources(host_path),
@@ -635,6 +634,23 @@ def _apply_live(writes: List[sw.Write], expect_limit_kb: Optional[int], applied:
                              % (got, expect_limit_kb, tolerance_kb))
 
 
+def _not_gone(got: rf.FileRead) -> Optional[str]:
+    """None when the read-back shows nothing there, else what stands against that. An lstat that
+    fails (EACCES on the way) cannot tell, and a removal it cannot see is not one."""
+    if got.status == rf.STATUS_ABSENT:
+        return None
+    if got.status == rf.STATUS_UNREADABLE and got.node is None:
+        return got.reason
+    return "still there"
+
+
+def _not_as(got: rf.FileRead, want: bytes) -> Optional[str]:
+    """None when the read-back holds exactly ``want``, else how it differs."""
+    if got.is_read and got.data == want:
+        return None
+    return "other content" if got.is_read else (got.reason or got.status)
+
+
 def _apply_files(changes: List[FileChange], done: List[FileChange]) -> None:
     for change in changes:
         done.append(change)
@@ -643,9 +659,11 @@ def _apply_files(changes: List[FileChange], done: List[FileChange]) -> None:
                 remove_file(change.path)
         else:
             write_file_atomic(change.path, change.after, keep_attrs=not change.ours)
-        kind, data = _read_bytes_regular(change.path)
-        if (change.after is None and kind != "absent") or (change.after is not None and data != change.after):
-            raise _StepError("%s does not read back as written" % change.path)
+        got = read_own(change.path)
+        if change.after is None and _not_gone(got):
+            raise _StepError("%s does not read back as removed (%s)" % (change.path, _not_gone(got)))
+        if change.after is not None and _not_as(got, change.after):
+            raise _StepError("%s does not read back as written (%s)" % (change.path, _not_as(got, change.after)))
 
 
 def rollback_snapshot(decision: Decision) -> Tuple[Dict[str, str], Optional[str]]:
@@ -701,11 +719,11 @@ def verify_restored(decision: Decision, snapshot: Dict[str, str], files_done: Li
         if now.get(key) != snapshot[key]:
             left.append("%s is %s, was %s" % (key, now.get(key), snapshot[key]))
     for change in files_done:
-        kind, data = _read_bytes_regular(change.path)
-        if change.before is None and kind != "absent":
-            left.append("%s exists, did not before" % change.path)
-        elif change.before is not None and data != change.before:
-            left.append("%s differs from before the run" % change.path)
+        got = read_own(change.path)
+        if change.before is None and _not_gone(got):
+            left.append("%s did not exist before the run (now: %s)" % (change.path, _not_gone(got)))
+        elif change.before is not None and _not_as(got, change.before):
+            left.append("%s differs from before the run (%s)" % (change.path, _not_as(got, change.before)))
     left.extend("%s is a temporary file left behind" % path for path in _tmp_files())
     return left
 
