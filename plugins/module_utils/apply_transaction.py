@@ -634,23 +634,6 @@ def _apply_live(writes: List[sw.Write], expect_limit_kb: Optional[int], applied:
                              % (got, expect_limit_kb, tolerance_kb))
 
 
-def _not_gone(got: rf.FileRead) -> Optional[str]:
-    """None when the read-back shows nothing there, else what stands against that. An lstat that
-    fails (EACCES on the way) cannot tell, and a removal it cannot see is not one."""
-    if got.status == rf.STATUS_ABSENT:
-        return None
-    if got.status == rf.STATUS_UNREADABLE and got.node is None:
-        return got.reason
-    return "still there"
-
-
-def _not_as(got: rf.FileRead, want: bytes) -> Optional[str]:
-    """None when the read-back holds exactly ``want``, else how it differs."""
-    if got.is_read and got.data == want:
-        return None
-    return "other content" if got.is_read else (got.reason or got.status)
-
-
 def _apply_files(changes: List[FileChange], done: List[FileChange]) -> None:
     for change in changes:
         done.append(change)
@@ -660,10 +643,10 @@ def _apply_files(changes: List[FileChange], done: List[FileChange]) -> None:
         else:
             write_file_atomic(change.path, change.after, keep_attrs=not change.ours)
         got = read_own(change.path)
-        if change.after is None and _not_gone(got):
-            raise _StepError("%s does not read back as removed (%s)" % (change.path, _not_gone(got)))
-        if change.after is not None and _not_as(got, change.after):
-            raise _StepError("%s does not read back as written (%s)" % (change.path, _not_as(got, change.after)))
+        if change.after is None and got.not_absent():
+            raise _StepError("%s does not read back as removed (%s)" % (change.path, got.not_absent()))
+        if change.after is not None and got.not_holding(change.after):
+            raise _StepError("%s does not read back as written (%s)" % (change.path, got.not_holding(change.after)))
 
 
 def rollback_snapshot(decision: Decision) -> Tuple[Dict[str, str], Optional[str]]:
@@ -720,10 +703,10 @@ def verify_restored(decision: Decision, snapshot: Dict[str, str], files_done: Li
             left.append("%s is %s, was %s" % (key, now.get(key), snapshot[key]))
     for change in files_done:
         got = read_own(change.path)
-        if change.before is None and _not_gone(got):
-            left.append("%s did not exist before the run (now: %s)" % (change.path, _not_gone(got)))
-        elif change.before is not None and _not_as(got, change.before):
-            left.append("%s differs from before the run (%s)" % (change.path, _not_as(got, change.before)))
+        if change.before is None and got.not_absent():
+            left.append("%s did not exist before the run (now: %s)" % (change.path, got.not_absent()))
+        elif change.before is not None and got.not_holding(change.before):
+            left.append("%s differs from before the run (%s)" % (change.path, got.not_holding(change.before)))
     left.extend("%s is a temporary file left behind" % path for path in _tmp_files())
     return left
 

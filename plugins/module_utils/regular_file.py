@@ -76,6 +76,23 @@ class FileRead:
     def is_read(self) -> bool:
         return self.status == STATUS_READ
 
+    def not_absent(self) -> Optional[str]:
+        """None when nothing is at the path, else what stands against "absent" for a read-back.
+
+        An lstat that failed (EACCES on the way) cannot tell: a removal it cannot see is not one.
+        """
+        if self.status == STATUS_ABSENT:
+            return None
+        if self.status == STATUS_UNREADABLE and self.node is None:
+            return self.reason
+        return "still there"
+
+    def not_holding(self, want: bytes) -> Optional[str]:
+        """None when the file was read and holds exactly ``want``, else how the read-back differs."""
+        if self.is_read and self.data == want:
+            return None
+        return "other content" if self.is_read else (self.reason or self.status)
+
 
 def kind_of(mode: int) -> str:
     """The kind of node a st_mode describes."""

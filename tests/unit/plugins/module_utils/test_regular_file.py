@@ -248,3 +248,26 @@ def test_resolve_links_stops_at_dev_null_and_names_a_dangling_link_or_a_loop(tmp
     (tmp_path / "etc").mkdir()
     os.symlink(target, host("/etc/x"))
     assert rf.resolve_links("/etc/x", host) == want
+
+
+def test_a_read_back_counts_as_absent_only_when_nothing_is_there(tmp_path, monkeypatch):
+    path = tmp_path / "90-x.conf"
+    assert rf.read_regular_file(str(path), CAP_BYTES).not_absent() is None
+    path.write_text("x\n")
+    assert rf.read_regular_file(str(path), CAP_BYTES).not_absent() == "still there"
+
+    def refuse(p, *_args, **_kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", p)
+
+    monkeypatch.setattr(os, "lstat", refuse)
+    assert rf.read_regular_file(str(path), CAP_BYTES).not_absent() == "cannot lstat: Permission denied"
+
+
+def test_a_read_back_holds_the_content_only_when_read_whole(tmp_path):
+    path = tmp_path / "90-x.conf"
+    path.write_bytes(b"a" * CAP_BYTES + b"b")
+    assert rf.read_regular_file(str(path), CAP_BYTES).not_holding(b"a" * CAP_BYTES) == "larger than 64 bytes"
+    path.write_bytes(b"new\n")
+    got = rf.read_regular_file(str(path), CAP_BYTES)
+    assert (got.not_holding(b"new\n"), got.not_holding(b"old\n")) == (None, "other content")
+    assert rf.read_regular_file(str(tmp_path / "gone"), CAP_BYTES).not_holding(b"new\n") == "absent"
