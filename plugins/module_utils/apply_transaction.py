@@ -142,7 +142,8 @@ def read_own(path: str) -> rf.FileRead:
     return rf.read_regular_file(host_path(path), sf.MAX_FILE_BYTES)
 
 
-def _own_file_refusal(path: str, got: rf.FileRead) -> str:
+def own_file_refusal(path: str, got: rf.FileRead) -> str:
+    """Why a file of ours that is there but not read whole stops the run (oom_host's too)."""
     if got.status == rf.STATUS_NOT_REGULAR:
         return "Nothing changed: %s exists but is not a regular file (%s); look at it and remove it by hand" % (
             path, got.kind)
@@ -224,7 +225,7 @@ def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
             continue  # removed since the listing: nothing of ours there
         if not got.is_read or got.data is None or got.node is None:
             # Never "absent" and never overwritten or removed unread: a rollback puts back only what it read.
-            raise Refused(_own_file_refusal(path, got))
+            raise Refused(own_file_refusal(path, got))
         ours[path] = got.data
         ours_attr_wrong[path] = _owner_mode_wrong(got.node)
     kind, evidence = detect_container()
