@@ -38,6 +38,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
     parse_meminfo,
 )
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+    CommitStateInputError,
     KEY_MODE,
     Plan,
     PlanOptions,
@@ -658,7 +659,14 @@ def rollback_snapshot(decision: Decision) -> Tuple[Dict[str, str], Optional[str]
     the rollback leaves mode 0 instead of restoring a state in which new processes cannot start.
     """
     snapshot = dict((k, v) for k, v in decision.host.live.items() if v is not None and k in sw.MANAGED_KEYS)
-    verdict = check_commit_state(decision.host.memory, full_state(decision.host.live), decision.options)
+    try:
+        verdict = check_commit_state(decision.host.memory, full_state(decision.host.live), decision.options)
+    except CommitStateInputError as exc:
+        # A live value the check takes no position on (a negative overcommit_ratio, which the kernel
+        # holds as given). A rollback must not stop half-way on it, nor restore what it cannot judge.
+        snapshot[KEY_MODE] = "0"
+        return snapshot, ("the host's state before the run cannot be judged (%s); the rollback leaves "
+                          "vm.overcommit_memory=0 instead" % exc)
     if verdict.safe:
         return snapshot, None
     snapshot[KEY_MODE] = "0"
@@ -759,7 +767,13 @@ def run(request: Request, check_mode: bool, want_diff: bool, lock_timeout_s: flo
     """The overcommit module's whole run. Raises Refused, Failed or host_lock.LockTimeout."""
     with HostLock(host_path(LOCK_PATH), lock_timeout_s) as lock:
         host = read_host()
-        decision = decide(request, host)
+        try:
+            decision = decide(request, host)
+        except CommitStateInputError as exc:
+            # A value the lower-bound check takes no position on (a negative ratio, as the kernel
+            # stores it): nothing may be done on a state that cannot be judged safe.
+            raise Refused("Nothing changed: an end state of the sysctl files or the live values cannot be judged "
+                          "by the lower-bound check: %s" % exc)
         if decision.refusal:
             raise Refused(decision.refusal, report(decision, want_diff=False))
         for message in decision.warnings:

@@ -184,3 +184,15 @@ def test_odd_values_in_other_files_are_judged_as_the_kernel_reads_them(kernel, r
     failed, result = run_module(overcommit.main, PG)
     assert "Traceback" not in str(result)
     assert isinstance(result["shadowing"], dict)
+
+
+def test_a_file_state_the_lower_bound_check_cannot_judge_is_refused_not_a_traceback(kernel, run_module):
+    """Failed before the fix with a traceback (CommitStateInputError): a later file sets mode 2
+    with a negative ratio, which the kernel stores and the check cannot judge."""
+    write(kernel, "etc/sysctl.d/99-zz-tuning.conf", "vm.overcommit_memory = 2\nvm.overcommit_ratio = -5\n")
+    before = snapshot(kernel.root)
+    failed, result = run_module(overcommit.main, PG)
+    assert failed and result["msg"] == (
+        "Nothing changed: an end state of the sysctl files or the live values cannot be judged by the lower-bound "
+        "check: vm.overcommit_ratio: must be a canonical decimal string, got '-5'")
+    assert snapshot(kernel.root) == before and kernel.writes == []
