@@ -77,13 +77,16 @@ def _proc_sys(key: str) -> str:
 
 
 def read_live(keys) -> Dict[str, Optional[str]]:
+    """The values /proc/sys shows, read as the kernel reads a number (sysctl_kernel.read_back):
+    a negative overcommit_ratio is -5, as proc_dointvec holds it. None for a key that is missing
+    (overcommit_kbytes before Linux 3.14) or holds something the kernel would not print."""
     live: Dict[str, Optional[str]] = {}
     for key in keys:
         try:
             with open(_proc_sys(key), "rb") as handle:
-                live[key] = sw.canonical(handle.read().decode("ascii"))
-        except (OSError, ValueError):
-            live[key] = None  # e.g. overcommit_kbytes does not exist before Linux 3.14
+                live[key] = sk.read_back(key, handle.read())
+        except OSError:
+            live[key] = None
     return live
 
 

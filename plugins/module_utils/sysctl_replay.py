@@ -652,16 +652,13 @@ def decided_by(result: Replay, key: str) -> Decision:
     return Decision(key, value, None, False, msg)
 
 
-def _canonical(value: object) -> str:
-    text = str(value).strip()
-    return str(int(text)) if text.lstrip("-").isdigit() else text
-
-
 def diff_end_state(result: Replay, expected: Mapping[str, object]) -> List[str]:
-    """One message per expected key whose end value differs, naming the file, line and value."""
+    """One message per expected key whose end value differs, naming the file, line and value.
+
+    ``expected`` values follow sysctl_kernel.plain_decimal (ValueError otherwise)."""
     messages = []
     for key in sorted(expected):
-        want = _canonical(expected[key])
+        want = sk.plain_decimal(key, expected[key])
         got = result.end.get(key)
         if got == want:
             continue

@@ -432,9 +432,12 @@ def test_decided_by_names_the_write_or_says_no_file_sets_it(rules):
         rules.name)
 
 
-def test_diff_end_state_canonicalises_expected_values():
+def test_diff_end_state_takes_ints_and_refuses_values_the_kernel_would_read_otherwise():
+    """Expected values follow sysctl_kernel.plain_decimal, the one rule: ' 2' is not silently 2."""
     result = sr.replay(host(), sr.SYSTEMD_252, BOOT)
-    assert sr.diff_end_state(result, {RATIO: 87, MODE: " 2"}) == []
+    assert sr.diff_end_state(result, {RATIO: 87, MODE: "2"}) == []
+    with pytest.raises(ValueError, match="vm.overcommit_memory = ' 2' is refused"):
+        sr.diff_end_state(result, {MODE: " 2"})
 
 
 def test_start_values_come_from_the_live_host_for_a_later_sysctl_system():
