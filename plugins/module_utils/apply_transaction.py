@@ -135,6 +135,37 @@ def detect_container() -> Tuple[Optional[str], Optional[str]]:
     return verdict.kind, verdict.evidence
 
 
+def systemd_booted() -> bool:
+    """sd_booted(3): systemd is PID 1 exactly when /run/systemd/system is a directory."""
+    return os.path.isdir(host_path("/run/systemd/system"))
+
+
+SYSTEMD_SYSCTL_UNIT = "systemd-sysctl.service"
+
+
+def detect_boot_tool() -> Tuple[Optional[str], str]:
+    """The tool that applies the sysctl files at this host's boot (sysctl_replay.TOOL_*), and
+    how that was told; None when it cannot be told.
+
+    Told from files alone: a subprocess (systemctl, systemd --version) costs seconds on a slow
+    host. systemd as PID 1 runs systemd-sysctl.service at every boot unless the unit is masked.
+    Without systemd the boot may run procps' init script, busybox, an OpenRC service or nothing:
+    not told. Which systemd version is not told either; its modelled versions must agree.
+    """
+    if not systemd_booted():
+        return None, "systemd is not PID 1: no /run/systemd/system"
+    for directory in ("/etc/systemd/system", "/run/systemd/system"):
+        path = "%s/%s" % (directory, SYSTEMD_SYSCTL_UNIT)
+        try:
+            masked = os.readlink(host_path(path)) == "/dev/null"
+        except OSError:
+            masked = False  # not a link (or absent): not a mask
+        if masked:
+            return None, "%s is masked: %s -> /dev/null" % (SYSTEMD_SYSCTL_UNIT, path)
+    return sr.TOOL_SYSTEMD, ("systemd is PID 1, /run/systemd/system exists, and %s is not masked"
+                             % SYSTEMD_SYSCTL_UNIT)
+
+
 def read_own(path: str) -> rf.FileRead:
     """One of our files (a drop-in, or a file we just wrote or removed), read by the one rule.
 
@@ -186,6 +217,8 @@ class HostState:
     container: Optional[str]
     container_evidence: Optional[str]
     stale_tmp: List[str]
+    boot_tool: Optional[str] = None  # sysctl_replay.TOOL_*: what applies the files at boot, if it can be told
+    boot_tool_evidence: str = "not read"
 
 
 class Refused(Exception):
@@ -233,10 +266,11 @@ def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
         ours[path] = got.data
         ours_attr_wrong[path] = _owner_mode_wrong(got.node)
     kind, evidence = detect_container()
+    boot_tool, boot_tool_evidence = detect_boot_tool()
     return HostState(
         live=read_live(sw.OBSERVED_KEYS), meminfo=fields, memory=memory, sources=sf.read_sysctl_sources(host_path),
         ours=ours, ours_attr_wrong=ours_attr_wrong, container=kind, container_evidence=evidence,
-        stale_tmp=stale_tmp)
+        stale_tmp=stale_tmp, boot_tool=boot_tool, boot_tool_evidence=boot_tool_evidence)
 
 
 # --- deciding -----------------------------------------------------------------------------------
@@ -439,6 +473,21 @@ def full_state(values: Dict[str, Optional[str]]) -> Dict[str, str]:
     return dict((k, values.get(k) if values.get(k) is not None else sk.KERNEL_BOOT_DEFAULTS[k]) for k in sw.MANAGED_KEYS)
 
 
+def _restore_warning(restore: sr.BootEnd, host: HostState) -> str:
+    """What state=absent did when the modelled tools disagree about the remaining files."""
+    if not restore.disputed:
+        return ("state=absent restored the live values as this host's boot tool sets them (%s: %s); %s"
+                % (", ".join(restore.rules), host.boot_tool_evidence, restore.note))
+    keys = [k for k in sw.MANAGED_KEYS if k in restore.disputed]
+    if host.boot_tool is None:
+        why = "the boot tool of this host cannot be told (%s)" % host.boot_tool_evidence
+    else:
+        why = "this host boots with %s (%s), whose modelled versions %s disagree" % (
+            host.boot_tool, host.boot_tool_evidence, ", ".join(restore.rules))
+    return ("state=absent left %s live as they are (%s) rather than guess: %s and %s; the next boot sets them"
+            % (", ".join(keys), ", ".join(str(host.live.get(k)) for k in keys), why, restore.note))
+
+
 def decide(request: Request, host: HostState) -> Decision:
     """What the run would do, and whether it may. Changes nothing."""
     path = dropin_path(request.priority)
@@ -499,9 +548,12 @@ def decide(request: Request, host: HostState) -> Decision:
             changes.append(FileChange(other, data, None, "state=absent"))
         changes.extend(_restore_changes(host))
         remaining = sources_after(host.sources, changes)
-        # The live values return to what the host would boot with (Debian 12's systemd-sysctl).
-        boot_end = sr.replay(remaining, sr.RULE_SETS[0], sk.KERNEL_BOOT_DEFAULTS).end
-        target = sw.restore_target(boot_end) if changes else {}
+        # The live values return to what the host would boot with: what every modelled tool sets,
+        # else what this host's own boot tool sets, else only the keys they agree on (no guess).
+        restore = sr.boot_end(remaining, host.boot_tool)
+        target = sw.restore_target(restore.end) if changes else {}
+        if changes and restore.note:
+            warnings.append(_restore_warning(restore, host))
         check = check_boot(remaining, None, sw.simulate(live_now, sw.plan_writes(dict(live_now), target)),
                            host.memory, options)
         if check.unsafe and not changes:

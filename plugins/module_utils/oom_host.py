@@ -48,9 +48,7 @@ def show_command(names: Sequence[str]) -> List[str]:
 DAEMON_RELOAD = [SYSTEMCTL, "daemon-reload"]
 
 
-def systemd_booted() -> bool:
-    """sd_booted(3): systemd is PID 1 when /run/systemd/system exists."""
-    return os.path.isdir(txn.host_path("/run/systemd/system"))
+systemd_booted = txn.systemd_booted  # one copy of sd_booted(3)
 
 
 def read_unit_files() -> Dict[str, core.UnitFile]:
