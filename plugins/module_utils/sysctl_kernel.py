@@ -286,4 +286,3 @@ def plain_decimal(key: str, value: object) -> str:
     reading = canonical_or_none(text, key) if key in HANDLERS else None
     what = "would read %r as %s" % (text, reading) if reading is not None else "would refuse %r" % text
     raise ValueError("%s = %r is refused: %s; the kernel %s" % (key, text, _ALLOWED_FORM, what))
-

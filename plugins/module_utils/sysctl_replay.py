@@ -691,7 +691,7 @@ def boot_end(
     sources: Mapping[str, sf.SysctlSource],
     boot_tool: Optional[str],
     rule_sets: Sequence[ToolRules] = RULE_SETS,
-    start: Mapping[str, Optional[str]] = sk.KERNEL_BOOT_DEFAULTS,
+    start: Optional[Mapping[str, Optional[str]]] = None,
 ) -> BootEnd:
     """The end values a boot from ``start`` gives the managed keys, under every rule set.
 
@@ -702,6 +702,7 @@ def boot_end(
     overcommit_kbytes are one setting (a write to one zeroes the other), so they are given or
     disputed together.
     """
+    start = sk.KERNEL_BOOT_DEFAULTS if start is None else start  # a boot, unless asked otherwise
     replays = [(rules, replay(sources, rules, start)) for rules in rule_sets]
     note = None
     if len({_frozen(r.end) for _rules, r in replays}) > 1:

@@ -20,7 +20,7 @@ description:
     plan, then writes the file atomically. Our drop-ins at other priorities are removed in the same run.
   - A file named like our drop-in is ours only when it can be read whole. Anything else under that name (a FIFO, a
     symlink, a directory, a file larger than 16 MiB or one that cannot be read) is never taken for absent,
-    overwritten or removed: the run fails, nothing changed, naming the file and why.
+    overwritten or removed; the run fails, nothing changed, naming the file and why.
   - An unsafe plan (no mode-2 limit leaves room for the demand, the headroom, the admin reserve and the kernel's user
     reserve) or conflicting profiles fail before anything changes.
   - Before any change, what the next boot and a later C(sysctl --system) would set is decided by replaying every

@@ -228,8 +228,13 @@ def test_kind_of_names_every_node_type(mode, kind):
     assert rf.kind_of(mode) == kind
 
 
+def in_tree(tmp_path):
+    """A host_path that maps logical paths into tmp_path."""
+    return lambda path: str(tmp_path) + path
+
+
 def test_resolve_links_follows_a_chain_inside_the_tree(tmp_path):
-    host = lambda p: str(tmp_path) + p  # noqa: E731
+    host = in_tree(tmp_path)
     (tmp_path / "lib").mkdir()
     (tmp_path / "etc").mkdir()
     (tmp_path / "lib" / "mariadb.service").write_text("[Service]\n")
@@ -244,7 +249,7 @@ def test_resolve_links_follows_a_chain_inside_the_tree(tmp_path):
     ("/etc/x", ("/etc/x", "loop")),
 ])
 def test_resolve_links_stops_at_dev_null_and_names_a_dangling_link_or_a_loop(tmp_path, target, want):
-    host = lambda p: str(tmp_path) + p  # noqa: E731
+    host = in_tree(tmp_path)
     (tmp_path / "etc").mkdir()
     os.symlink(target, host("/etc/x"))
     assert rf.resolve_links("/etc/x", host) == want

@@ -237,8 +237,8 @@ def test_absent_restores_as_systemd_sysctl_when_systemd_boots_the_host(kernel, r
 
 
 @pytest.mark.parametrize("systemd_is", ["absent", "masked"])
-def test_absent_does_not_guess_when_the_tools_disagree_and_the_boot_tool_cannot_be_told(kernel, run_module,
-                                                                                       systemd_is, fresh_warnings):
+def test_absent_does_not_guess_when_the_tools_disagree_and_the_boot_tool_is_unknown(
+        kernel, run_module, systemd_is, fresh_warnings):
     """Failed before the fix: absent restored what Debian 12's systemd-sysctl would set (ratio 70)
     on any host. Now the keys the tools disagree about are left live as they are, the rest is
     restored, and the warning names the files and the tools."""

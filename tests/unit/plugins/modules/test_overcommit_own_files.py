@@ -58,9 +58,9 @@ def refuse(monkeypatch, name, path):
 
 @pytest.mark.parametrize("state", ["present", "absent"])
 @pytest.mark.parametrize("make, kind", [
-    pytest.param(lambda p: os.mkfifo(p), "fifo", id="fifo"),
+    pytest.param(os.mkfifo, "fifo", id="fifo"),
     pytest.param(lambda p: os.symlink("/usr/lib/sysctl.d/50-pid-max.conf", p), "symlink", id="symlink"),
-    pytest.param(lambda p: os.mkdir(p), "directory", id="directory"),
+    pytest.param(os.mkdir, "directory", id="directory"),
 ])
 def test_a_dropin_name_that_is_not_a_regular_file_is_refused_and_left_alone(kernel, run_module, make, kind, state):
     make(real(kernel))
