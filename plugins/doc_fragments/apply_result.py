@@ -97,7 +97,10 @@ commit_limit_kb:
   type: int
   sample: 14562000
 target_values:
-  description: The values held, in canonical form (for O(state=absent), the values the host was returned to).
+  description:
+    - The values held, in canonical form.
+    - For O(state=absent), the values the host was returned to; keys the boot tools disagree about are missing when
+      they were left live as they were (a warning says so).
   returned: always
   type: dict
   sample: {"vm.overcommit_memory": "2", "vm.overcommit_ratio": "87", "vm.admin_reserve_kbytes": "131072"}

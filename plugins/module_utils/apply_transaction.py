@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import container_detect
+from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
@@ -37,6 +38,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
     parse_meminfo,
 )
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+    CommitStateInputError,
     KEY_MODE,
     Plan,
     PlanOptions,
@@ -75,13 +77,16 @@ def _proc_sys(key: str) -> str:
 
 
 def read_live(keys) -> Dict[str, Optional[str]]:
+    """The values /proc/sys shows, read as the kernel reads a number (sysctl_kernel.read_back):
+    a negative overcommit_ratio is -5, as proc_dointvec holds it. None for a key that is missing
+    (overcommit_kbytes before Linux 3.14) or holds something the kernel would not print."""
     live: Dict[str, Optional[str]] = {}
     for key in keys:
         try:
             with open(_proc_sys(key), "rb") as handle:
-                live[key] = sw.canonical(handle.read().decode("ascii"))
-        except (OSError, ValueError):
-            live[key] = None  # e.g. overcommit_kbytes does not exist before Linux 3.14
+                live[key] = sk.read_back(key, handle.read())
+        except OSError:
+            live[key] = None
     return live
 
 
@@ -130,34 +135,62 @@ def detect_container() -> Tuple[Optional[str], Optional[str]]:
     return verdict.kind, verdict.evidence
 
 
-def _read_bytes_regular(path: str) -> Tuple[str, Optional[bytes]]:
-    """("absent"|"file"|"other", data). Never blocks: a FIFO is reported, not opened for reading."""
-    real = host_path(path)
-    try:
-        st = os.lstat(real)
-    except OSError:
-        return "absent", None
-    if not stat.S_ISREG(st.st_mode):
-        return "other", None
-    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return "file", b"".join(chunks)
+def systemd_booted() -> bool:
+    """sd_booted(3): systemd is PID 1 exactly when /run/systemd/system is a directory."""
+    return os.path.isdir(host_path("/run/systemd/system"))
 
 
-def _owner_mode_wrong(path: str) -> bool:
-    st = os.lstat(host_path(path))
-    if stat.S_IMODE(st.st_mode) != FILE_MODE:
+SYSTEMD_SYSCTL_UNIT = "systemd-sysctl.service"
+
+
+def detect_boot_tool() -> Tuple[Optional[str], str]:
+    """The tool that applies the sysctl files at this host's boot (sysctl_replay.TOOL_*), and
+    how that was told; None when it cannot be told.
+
+    Told from files alone: a subprocess (systemctl, systemd --version) costs seconds on a slow
+    host. systemd as PID 1 runs systemd-sysctl.service at every boot unless the unit is masked.
+    Without systemd the boot may run procps' init script, busybox, an OpenRC service or nothing:
+    not told. Which systemd version is not told either; its modelled versions must agree.
+    """
+    if not systemd_booted():
+        return None, "systemd is not PID 1: no /run/systemd/system"
+    for directory in ("/etc/systemd/system", "/run/systemd/system"):
+        path = "%s/%s" % (directory, SYSTEMD_SYSCTL_UNIT)
+        try:
+            masked = os.readlink(host_path(path)) == "/dev/null"
+        except OSError:
+            masked = False  # not a link (or absent): not a mask
+        if masked:
+            return None, "%s is masked: %s -> /dev/null" % (SYSTEMD_SYSCTL_UNIT, path)
+    return sr.TOOL_SYSTEMD, ("systemd is PID 1, /run/systemd/system exists, and %s is not masked"
+                             % SYSTEMD_SYSCTL_UNIT)
+
+
+def read_own(path: str) -> rf.FileRead:
+    """One of our files (a drop-in, or a file we just wrote or removed), read by the one rule.
+
+    Capped where the boot replay caps a sysctl file: a file we may write or remove must be
+    read whole, or a rollback could not put it back. What callers make of the outcome: only
+    ``STATUS_READ`` is content and only ``STATUS_ABSENT`` is "not there"; anything else
+    (not a regular file, too large, unreadable) is neither, and is refused or reported.
+    """
+    return rf.read_regular_file(host_path(path), sf.MAX_FILE_BYTES)
+
+
+def own_file_refusal(path: str, got: rf.FileRead) -> str:
+    """Why a file of ours that is there but not read whole stops the run (oom_host's too)."""
+    if got.status == rf.STATUS_NOT_REGULAR:
+        return "Nothing changed: %s exists but is not a regular file (%s); look at it and remove it by hand" % (
+            path, got.kind)
+    return ("Nothing changed: %s exists but cannot be read whole (%s): a run could neither check it nor put it "
+            "back on a rollback; look at it and remove it by hand" % (path, got.reason))
+
+
+def _owner_mode_wrong(node: os.stat_result) -> bool:
+    if stat.S_IMODE(node.st_mode) != FILE_MODE:
         return True
     # Unprivileged runs (unit tests as a user) cannot chown; root must own it.
-    return os.geteuid() == 0 and (st.st_uid != 0 or st.st_gid != 0)
+    return os.geteuid() == 0 and (node.st_uid != 0 or node.st_gid != 0)
 
 
 def _tmp_files() -> List[str]:
@@ -184,6 +217,8 @@ class HostState:
     container: Optional[str]
     container_evidence: Optional[str]
     stale_tmp: List[str]
+    boot_tool: Optional[str] = None  # sysctl_replay.TOOL_*: what applies the files at boot, if it can be told
+    boot_tool_evidence: str = "not read"
 
 
 class Refused(Exception):
@@ -222,17 +257,20 @@ def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
         path = DROPIN_DIR + "/" + name
         if not _OUR_NAME.match(name):
             continue
-        kind, data = _read_bytes_regular(path)
-        if kind == "other":
-            raise Refused("Nothing changed: %s exists but is not a regular file; remove it by hand" % path)
-        if data is not None:
-            ours[path] = data
-            ours_attr_wrong[path] = _owner_mode_wrong(path)
+        got = read_own(path)
+        if got.status == rf.STATUS_ABSENT:
+            continue  # removed since the listing: nothing of ours there
+        if not got.is_read or got.data is None or got.node is None:
+            # Never "absent" and never overwritten or removed unread: a rollback puts back only what it read.
+            raise Refused(own_file_refusal(path, got))
+        ours[path] = got.data
+        ours_attr_wrong[path] = _owner_mode_wrong(got.node)
     kind, evidence = detect_container()
+    boot_tool, boot_tool_evidence = detect_boot_tool()
     return HostState(
         live=read_live(sw.OBSERVED_KEYS), meminfo=fields, memory=memory, sources=sf.read_sysctl_sources(host_path),
         ours=ours, ours_attr_wrong=ours_attr_wrong, container=kind, container_evidence=evidence,
-        stale_tmp=stale_tmp)
+        stale_tmp=stale_tmp, boot_tool=boot_tool, boot_tool_evidence=boot_tool_evidence)
 
 
 # --- deciding -----------------------------------------------------------------------------------
@@ -435,6 +473,21 @@ def full_state(values: Dict[str, Optional[str]]) -> Dict[str, str]:
     return dict((k, values.get(k) if values.get(k) is not None else sk.KERNEL_BOOT_DEFAULTS[k]) for k in sw.MANAGED_KEYS)
 
 
+def _restore_warning(restore: sr.BootEnd, host: HostState) -> str:
+    """What state=absent did when the modelled tools disagree about the remaining files."""
+    if not restore.disputed:
+        return ("state=absent restored the live values as this host's boot tool sets them (%s: %s); %s"
+                % (", ".join(restore.rules), host.boot_tool_evidence, restore.note))
+    keys = [k for k in sw.MANAGED_KEYS if k in restore.disputed]
+    if host.boot_tool is None:
+        why = "the boot tool of this host cannot be told (%s)" % host.boot_tool_evidence
+    else:
+        why = "this host boots with %s (%s), whose modelled versions %s disagree" % (
+            host.boot_tool, host.boot_tool_evidence, ", ".join(restore.rules))
+    return ("state=absent left %s live as they are (%s) rather than guess: %s and %s; the next boot sets them"
+            % (", ".join(keys), ", ".join(str(host.live.get(k)) for k in keys), why, restore.note))
+
+
 def decide(request: Request, host: HostState) -> Decision:
     """What the run would do, and whether it may. Changes nothing."""
     path = dropin_path(request.priority)
@@ -495,9 +548,12 @@ def decide(request: Request, host: HostState) -> Decision:
             changes.append(FileChange(other, data, None, "state=absent"))
         changes.extend(_restore_changes(host))
         remaining = sources_after(host.sources, changes)
-        # The live values return to what the host would boot with (Debian 12's systemd-sysctl).
-        boot_end = sr.replay(remaining, sr.RULE_SETS[0], sk.KERNEL_BOOT_DEFAULTS).end
-        target = sw.restore_target(boot_end) if changes else {}
+        # The live values return to what the host would boot with: what every modelled tool sets,
+        # else what this host's own boot tool sets, else only the keys they agree on (no guess).
+        restore = sr.boot_end(remaining, host.boot_tool)
+        target = sw.restore_target(restore.end) if changes else {}
+        if changes and restore.note:
+            warnings.append(_restore_warning(restore, host))
         check = check_boot(remaining, None, sw.simulate(live_now, sw.plan_writes(dict(live_now), target)),
                            host.memory, options)
         if check.unsafe and not changes:
@@ -643,9 +699,11 @@ def _apply_files(changes: List[FileChange], done: List[FileChange]) -> None:
                 remove_file(change.path)
         else:
             write_file_atomic(change.path, change.after, keep_attrs=not change.ours)
-        kind, data = _read_bytes_regular(change.path)
-        if (change.after is None and kind != "absent") or (change.after is not None and data != change.after):
-            raise _StepError("%s does not read back as written" % change.path)
+        got = read_own(change.path)
+        if change.after is None and got.not_absent():
+            raise _StepError("%s does not read back as removed (%s)" % (change.path, got.not_absent()))
+        if change.after is not None and got.not_holding(change.after):
+            raise _StepError("%s does not read back as written (%s)" % (change.path, got.not_holding(change.after)))
 
 
 def rollback_snapshot(decision: Decision) -> Tuple[Dict[str, str], Optional[str]]:
@@ -656,7 +714,14 @@ def rollback_snapshot(decision: Decision) -> Tuple[Dict[str, str], Optional[str]
     the rollback leaves mode 0 instead of restoring a state in which new processes cannot start.
     """
     snapshot = dict((k, v) for k, v in decision.host.live.items() if v is not None and k in sw.MANAGED_KEYS)
-    verdict = check_commit_state(decision.host.memory, full_state(decision.host.live), decision.options)
+    try:
+        verdict = check_commit_state(decision.host.memory, full_state(decision.host.live), decision.options)
+    except CommitStateInputError as exc:
+        # A live value the check takes no position on (a negative overcommit_ratio, which the kernel
+        # holds as given). A rollback must not stop half-way on it, nor restore what it cannot judge.
+        snapshot[KEY_MODE] = "0"
+        return snapshot, ("the host's state before the run cannot be judged (%s); the rollback leaves "
+                          "vm.overcommit_memory=0 instead" % exc)
     if verdict.safe:
         return snapshot, None
     snapshot[KEY_MODE] = "0"
@@ -701,11 +766,11 @@ def verify_restored(decision: Decision, snapshot: Dict[str, str], files_done: Li
         if now.get(key) != snapshot[key]:
             left.append("%s is %s, was %s" % (key, now.get(key), snapshot[key]))
     for change in files_done:
-        kind, data = _read_bytes_regular(change.path)
-        if change.before is None and kind != "absent":
-            left.append("%s exists, did not before" % change.path)
-        elif change.before is not None and data != change.before:
-            left.append("%s differs from before the run" % change.path)
+        got = read_own(change.path)
+        if change.before is None and got.not_absent():
+            left.append("%s did not exist before the run (now: %s)" % (change.path, got.not_absent()))
+        elif change.before is not None and got.not_holding(change.before):
+            left.append("%s differs from before the run (%s)" % (change.path, got.not_holding(change.before)))
     left.extend("%s is a temporary file left behind" % path for path in _tmp_files())
     return left
 
@@ -757,7 +822,13 @@ def run(request: Request, check_mode: bool, want_diff: bool, lock_timeout_s: flo
     """The overcommit module's whole run. Raises Refused, Failed or host_lock.LockTimeout."""
     with HostLock(host_path(LOCK_PATH), lock_timeout_s) as lock:
         host = read_host()
-        decision = decide(request, host)
+        try:
+            decision = decide(request, host)
+        except CommitStateInputError as exc:
+            # A value the lower-bound check takes no position on (a negative ratio, as the kernel
+            # stores it): nothing may be done on a state that cannot be judged safe.
+            raise Refused("Nothing changed: an end state of the sysctl files or the live values cannot be judged "
+                          "by the lower-bound check: %s" % exc)
         if decision.refusal:
             raise Refused(decision.refusal, report(decision, want_diff=False))
         for message in decision.warnings:

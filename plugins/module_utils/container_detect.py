@@ -10,10 +10,11 @@ kernel. So any one piece of container evidence is enough, and "host" is what rem
 
 Two halves, so the rule is testable without a container:
 
-* ``read_evidence(host_path)`` reads every path of ``EVIDENCE`` on the host, safely: it never
-  opens anything but a regular file (a FIFO planted as /run/.containerenv cannot hang it),
-  reads at most ``READ_CAP_BYTES``, and gives None for what is absent or unreadable and b""
-  for a marker that exists (or anything there that is not a regular file).
+* ``read_evidence(host_path)`` reads every path of ``EVIDENCE`` on the host by regular_file's
+  rule: it never opens anything but a regular file (a FIFO planted as /run/.containerenv cannot
+  hang it), keeps at most ``READ_CAP_BYTES`` (whole lines only), and gives None for what is
+  absent or unreadable and b"" for a marker that exists (or anything there that is not a
+  regular file).
 * ``detect_container(evidence)`` judges those bytes. It does no I/O.
 
 The order of the checks decides only the *name* we report, never container-or-not: a
@@ -29,9 +30,10 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple
+
+from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file
 
 # name -> logical host path. The reader prefixes each path with host_path().
 EVIDENCE: Dict[str, str] = {
@@ -253,40 +255,14 @@ def _exists(real: str) -> Optional[bytes]:
 
 
 def _read_regular(real: str) -> Optional[bytes]:
-    """A regular file's bytes (procfs files are regular files of size 0); None when absent or
-    unreadable; b"" when something else is there (a FIFO, a device, a symlink, a directory).
-
-    lstat first, so nothing but a regular file is ever opened (opening a FIFO or a device can
-    block or act); O_NONBLOCK and O_NOFOLLOW cover a swap after the lstat, and fstat confirms."""
-    try:
-        before = os.lstat(real)
-    except OSError:
-        return None
-    if not stat.S_ISREG(before.st_mode):
-        return b""  # it exists, which may be evidence; what it holds is never read
-    try:
-        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        after = os.fstat(fd)
-        if not stat.S_ISREG(after.st_mode) or (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
-            return None
-        chunks = []
-        left = READ_CAP_BYTES + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 65536))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > READ_CAP_BYTES:
+    """A regular file's bytes (procfs files are regular files of size 0), read by regular_file's
+    rule; None when absent or unreadable; b"" when something else is there (a FIFO, a device, a
+    symlink, a directory): it exists, which may be evidence, and what it holds is never read."""
+    got = regular_file.read_regular_file(real, READ_CAP_BYTES)
+    if got.status == regular_file.STATUS_NOT_REGULAR:
+        return b""
+    if got.status == regular_file.STATUS_TOO_LARGE and got.data is not None:
         # Keep whole lines (or environ entries) only: a cut line could read as another mount.
-        data = data[:READ_CAP_BYTES]
-        data = data[:max(data.rfind(b"\n"), data.rfind(b"\0")) + 1]
-    return data
+        data = got.data
+        return data[:max(data.rfind(b"\n"), data.rfind(b"\0")) + 1]
+    return got.data if got.is_read else None

@@ -7,6 +7,8 @@ Why: two runs on one host (two playbooks, a timer and a person) interleave their
 and file writes. One interleaving, done by hand, ended in mode 2 with ratio 50 and no drop-in:
 locked out. flock(2) is released by the kernel when the holder dies, so a killed run never
 leaves the lock behind. The file lives under /run (tmpfs), so nothing survives a reboot.
+The holder records "pid N" in it after taking the lock, so a waiter may read an earlier run's
+record: a timeout names that pid as the last recorded holder and says whether it still runs.
 No Ansible import.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import time
 from typing import Callable, Optional
 
@@ -31,11 +34,13 @@ class HostLock(object):
     """``with HostLock(path, timeout_s):`` waits at most ``timeout_s`` for the exclusive lock."""
 
     def __init__(self, path: str = LOCK_PATH, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 pid_running: Optional[Callable[[int], bool]] = None) -> None:
         self.path = path
         self.timeout_s = timeout_s
         self._clock = clock
         self._sleep = sleep
+        self._pid_running = pid_running or pid_is_running
         self._fd: Optional[int] = None
         self.waited_s = 0.0
 
@@ -53,7 +58,7 @@ class HostLock(object):
                     raise
             waited = self._clock() - start
             if waited >= self.timeout_s:
-                holder = _read_holder(fd)
+                holder = describe_holder(_read_record(fd), self._pid_running)
                 os.close(fd)
                 raise LockTimeout(
                     "another dbfleet.memory run holds %s (%s) and did not finish within %g s; nothing was read or "
@@ -72,10 +77,38 @@ class HostLock(object):
             self._fd = None
 
 
-def _read_holder(fd: int) -> str:
+def _read_record(fd: int) -> str:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
-        text = os.read(fd, 64).decode("ascii", "replace").strip()
+        return os.read(fd, 64).decode("ascii", "replace")
     except OSError:
-        text = ""
-    return text or "holder unknown"
+        return ""
+
+
+def pid_is_running(pid: int) -> bool:
+    """Whether a process ``pid`` exists now (in our PID namespace, the one /run belongs to)."""
+    return pid > 0 and os.path.isdir("/proc/%d" % pid)
+
+
+_RECORD = re.compile(r"pid ([0-9]{1,10})\Z")
+_UNSHOWN = re.compile(r"[^\x20-\x7e]")
+
+
+def describe_holder(record: str, pid_running: Callable[[int], bool]) -> str:
+    """What the lock file says about the holder, and no more than it can know.
+
+    The holder records "pid N" only after taking the flock, so the record may be an earlier,
+    finished run's: the pid is named as the last recorded holder, with whether it still runs.
+    A running pid is likely the holder, not proof of it (a pid can be reused).
+    """
+    text = record.strip()
+    if not text:
+        return "the holder has not recorded its pid yet"
+    found = _RECORD.match(text)
+    if found is None:
+        return "holder unknown: the lock file holds %r" % _UNSHOWN.sub("?", text)[:40]
+    pid = int(found.group(1))
+    if pid_running(pid):
+        return "last recorded holder: pid %d, still running" % pid
+    return ("last recorded holder: pid %d, no longer running; the run holding the lock now has not recorded "
+            "itself yet" % pid)

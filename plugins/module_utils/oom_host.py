@@ -10,18 +10,19 @@
 
 systemctl is run through ``run`` (AnsibleModule.run_command in the module), and only ever as
 ``systemctl show`` and ``systemctl daemon-reload``: this code never starts, stops or restarts a
-unit. Paths go through ``host_path`` (apply_transaction's, so unit tests use one fake tree).
-No Ansible import.
+unit. Paths go through ``host_path`` (apply_transaction's, so unit tests use one fake tree), and
+every file is read by regular_file's one rule: unit files through their links as systemd follows
+them, our own drop-ins never through a link. No Ansible import.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction as txn
 from ansible_collections.dbfleet.memory.plugins.module_utils import oom_priority as core
+from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
 from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH, HostLock
 
 Runner = Callable[[List[str]], Tuple[int, str, str]]
@@ -47,9 +48,7 @@ def show_command(names: Sequence[str]) -> List[str]:
 DAEMON_RELOAD = [SYSTEMCTL, "daemon-reload"]
 
 
-def systemd_booted() -> bool:
-    """sd_booted(3): systemd is PID 1 when /run/systemd/system exists."""
-    return os.path.isdir(txn.host_path("/run/systemd/system"))
+systemd_booted = txn.systemd_booted  # one copy of sd_booted(3)
 
 
 def read_unit_files() -> Dict[str, core.UnitFile]:
@@ -73,29 +72,27 @@ def read_unit_files() -> Dict[str, core.UnitFile]:
     return out
 
 
+def _read(path: str) -> rf.FileRead:
+    return rf.read_regular_file(txn.host_path(path), _TEXT_CAP_BYTES)
+
+
 def _read_small(path: str) -> Optional[bytes]:
-    """A regular file's bytes (procfs files are regular, size 0), capped; None when absent or unreadable."""
-    real = txn.host_path(path)
-    try:
-        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+    """A /proc/PID file's bytes (procfs files are regular, size 0), by regular_file's rule; None
+    when absent, not a regular file, unreadable or larger than the cap: a cut file could read as
+    another value ("OOMScoreAdjust=-1000" cut to "-1", an environment entry cut short)."""
+    got = _read(path)
+    return got.data if got.is_read else None
+
+
+def read_unit_text(path: str) -> Optional[str]:
+    """A unit file or drop-in as systemd reads it: through its links (Debian links mysql.service
+    to mariadb.service), each hop inside the host tree, then by regular_file's rule. None when
+    it cannot be read whole; a link to /dev/null (a mask) has no text."""
+    final, problem = rf.resolve_links(path, txn.host_path)
+    if problem is not None or final == rf.DEV_NULL:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks = []
-        size = 0
-        while size < _TEXT_CAP_BYTES:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    data = _read_small(final)
+    return None if data is None else data.decode("utf-8", "replace")
 
 
 def read_process(pid: int) -> core.ProcessState:
@@ -124,11 +121,14 @@ def read_ours() -> Dict[str, str]:
         for name in names:
             if core.OUR_NAME.match(name):
                 path = "%s/%s/%s" % (core.SYSTEMD_ETC, d, name)
-                data = _read_small(path)
-                if data is None:
-                    raise Refused("Nothing changed: %s exists but is not a readable regular file; remove it by hand"
-                                  % path)
-                out[path] = data.decode("utf-8", "replace")
+                # Ours is a regular file we wrote: never followed through a link, and read whole or
+                # refused, since a rollback puts back only what it read.
+                got = _read(path)
+                if got.status == rf.STATUS_ABSENT:
+                    continue
+                if not got.is_read or got.data is None:
+                    raise Refused(txn.own_file_refusal(path, got))
+                out[path] = got.data.decode("utf-8", "replace")
     return out
 
 
@@ -164,8 +164,7 @@ def read_host_units(run: Runner, profiles: Sequence[str], units: Sequence[str] =
     for unit in shown.values():
         for path in (unit.fragment_path,) + unit.dropin_paths + tuple(on_disk):
             if path and path not in texts:
-                data = _read_small(path)
-                texts[path] = None if data is None else data.decode("utf-8", "replace")
+                texts[path] = read_unit_text(path)
     kind, evidence = txn.detect_container()
     return core.HostUnits(units=shown, unit_files=unit_files, processes=processes, ours=read_ours(),
                           file_texts=texts, container=kind, container_evidence=evidence,
@@ -237,9 +236,12 @@ def _apply_files(changes: Sequence[core.FileChange], done: List[core.FileChange]
                 pass
         else:
             txn.write_file_atomic(change.path, change.after.encode("utf-8"))
-        data = _read_small(change.path)
-        if (change.after is None) != (data is None) or (data is not None and data.decode("utf-8") != change.after):
-            raise _StepError("%s does not read back as written" % change.path)
+        got = _read(change.path)
+        if change.after is None and got.not_absent():
+            raise _StepError("%s does not read back as removed (%s)" % (change.path, got.not_absent()))
+        if change.after is not None and got.not_holding(change.after.encode("utf-8")):
+            raise _StepError("%s does not read back as written (%s)"
+                             % (change.path, got.not_holding(change.after.encode("utf-8"))))
 
 
 def _daemon_reload(run: Runner) -> None:
@@ -320,10 +322,10 @@ def _rollback(run: Runner, files_done: Sequence[core.FileChange], live_done: Seq
         except OSError as exc:
             problems.append("restoring /proc/%d/oom_score_adj: %s" % (w.pid, exc))
     for change in files_done:
-        data = _read_small(change.path)
-        now = None if data is None else data.decode("utf-8", "replace")
-        if now != change.before:
-            problems.append("%s differs from before the run" % change.path)
+        got = _read(change.path)
+        wrong = got.not_absent() if change.before is None else got.not_holding(change.before.encode("utf-8"))
+        if wrong:
+            problems.append("%s differs from before the run (%s)" % (change.path, wrong))
     for w in live_done:
         got = read_process(w.pid).oom_score_adj
         if got != w.before:

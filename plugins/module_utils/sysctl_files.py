@@ -17,9 +17,11 @@ module reads the union, so one read serves every rule set:
 Never blocks and never traces back on odd content:
 
 * data is raw bytes: the tools do not decode, so neither do we;
-* only regular files are opened, and with O_NONBLOCK, then checked again with
-  fstat: a FIFO named ``99-x.conf`` would hang both tools (and, before this module,
-  our own module) in open(2); it is reported as ``skipped`` with the reason;
+* the links of a name are followed here (in logical space, regular_file.resolve_links),
+  and the file at the end is read by regular_file's one rule: only a regular file is
+  opened, never blocking, at most ``MAX_FILE_BYTES``. A FIFO named ``99-x.conf`` would
+  hang both tools (and, before this module, our own module) in open(2); it is reported
+  as ``skipped`` with the reason;
 * a symlink chain that ends at /dev/null is ``masked``; a dangling link, a
   directory, a device or a socket is ``skipped`` with ``kind`` saying which, because
   the tools differ in what they then do (see sysctl_replay).
@@ -33,12 +35,12 @@ Pure Python, no Ansible import.
 
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
-import stat
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional
+
+from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
 
 # Every directory either tool reads, highest priority first.
 SYSCTL_D_DIRS = (
@@ -49,27 +51,27 @@ SYSCTL_D_DIRS = (
     "/lib/sysctl.d",
 )
 SYSCTL_CONF = "/etc/sysctl.conf"
-DEV_NULL = "/dev/null"
+DEV_NULL = rf.DEV_NULL
 
 STATUS_FILE = "file"
 STATUS_MASKED = "masked"
 STATUS_SKIPPED = "skipped"
 
-# kind: what the node is, so each tool's rule can say what it does with it.
-KIND_REGULAR = "regular"
+# kind: what the node is, so each tool's rule can say what it does with it. The node types are
+# regular_file's; the rest is what following links and reading can add.
+KIND_REGULAR = rf.KIND_REGULAR
+KIND_FIFO = rf.KIND_FIFO
+KIND_CHAR_DEVICE = rf.KIND_CHAR_DEVICE
+KIND_BLOCK_DEVICE = rf.KIND_BLOCK_DEVICE
+KIND_SOCKET = rf.KIND_SOCKET
+KIND_DIRECTORY = rf.KIND_DIRECTORY
 KIND_DEV_NULL = "dev-null"
-KIND_FIFO = "fifo"
-KIND_CHAR_DEVICE = "char-device"
-KIND_BLOCK_DEVICE = "block-device"
-KIND_SOCKET = "socket"
-KIND_DIRECTORY = "directory"
 KIND_DANGLING = "dangling"  # a symlink whose target does not exist
 KIND_UNREADABLE = "unreadable"  # open or read failed (EACCES, ELOOP, EIO, ...)
 KIND_TOO_LARGE = "too-large"
 
 # Far beyond any sysctl file; keeps a hostile file from exhausting memory.
 MAX_FILE_BYTES = 16 * 1024 * 1024
-_MAX_SYMLINKS = 40  # Linux's own limit
 
 
 @dataclass(frozen=True)
@@ -92,48 +94,9 @@ class SysctlSource:
         return posixpath.dirname(self.path)
 
 
-def _kind_of(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return KIND_REGULAR
-    if stat.S_ISDIR(mode):
-        return KIND_DIRECTORY
-    if stat.S_ISFIFO(mode):
-        return KIND_FIFO
-    if stat.S_ISCHR(mode):
-        return KIND_CHAR_DEVICE
-    if stat.S_ISBLK(mode):
-        return KIND_BLOCK_DEVICE
-    if stat.S_ISSOCK(mode):
-        return KIND_SOCKET
-    return KIND_UNREADABLE
-
-
-def _resolve(logical: str, host_path: Callable[[str], str]) -> Tuple[str, Optional[str]]:
-    """Follow the symlink chain of the last component in logical space.
-
-    Returns (final logical path, error): error is "dangling", "loop" or None.
-    """
-    current = logical
-    for _hop in range(_MAX_SYMLINKS):
-        if current == DEV_NULL:
-            return current, None
-        real = host_path(current)
-        try:
-            st = os.lstat(real)
-        except OSError as exc:
-            return current, "dangling" if exc.errno in (errno.ENOENT, errno.ENOTDIR) else "unreadable: %s" % exc
-        if not stat.S_ISLNK(st.st_mode):
-            return current, None
-        target = os.readlink(real)
-        current = posixpath.normpath(posixpath.join(posixpath.dirname(current), target))
-        if current.startswith("//"):
-            current = current[1:]
-    return current, "loop"
-
-
 def read_source(logical: str, host_path: Callable[[str], str]) -> SysctlSource:
     """Read one file without ever blocking; see the module docstring for the statuses."""
-    final, problem = _resolve(logical, host_path)
+    final, problem = rf.resolve_links(logical, host_path)
     target = final if final != logical else None
     if final == DEV_NULL:
         return SysctlSource(logical, None, STATUS_MASKED, "symlink to /dev/null", KIND_DEV_NULL, target)
@@ -141,47 +104,19 @@ def read_source(logical: str, host_path: Callable[[str], str]) -> SysctlSource:
         return SysctlSource(logical, None, STATUS_SKIPPED, "dangling symlink to %s" % final, KIND_DANGLING, target)
     if problem is not None:
         return SysctlSource(logical, None, STATUS_SKIPPED, "cannot resolve: %s" % problem, KIND_UNREADABLE, target)
-    real = host_path(final)
-    try:
-        st = os.stat(real)
-    except OSError as exc:
-        return SysctlSource(logical, None, STATUS_SKIPPED, "cannot stat: %s" % exc.strerror, KIND_UNREADABLE, target)
-    kind = _kind_of(st.st_mode)
-    if kind == KIND_CHAR_DEVICE and st.st_rdev == os.makedev(1, 3):
-        return SysctlSource(logical, None, STATUS_MASKED, "the /dev/null device", KIND_DEV_NULL, target)
-    if kind != KIND_REGULAR:
-        return SysctlSource(logical, None, STATUS_SKIPPED, "not a regular file (%s); not opened" % kind, kind, target)
-    try:
-        # O_NONBLOCK: should the node have become a FIFO since the stat, open must not wait.
-        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
-                     | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        return SysctlSource(logical, None, STATUS_SKIPPED, "cannot open: %s" % exc.strerror, KIND_UNREADABLE, target)
-    try:
-        st = os.fstat(fd)
-        kind = _kind_of(st.st_mode)
-        if kind != KIND_REGULAR:
-            return SysctlSource(logical, None, STATUS_SKIPPED, "not a regular file (%s)" % kind, kind, target)
-        if st.st_size > MAX_FILE_BYTES:
-            return SysctlSource(logical, None, STATUS_SKIPPED, "larger than %d bytes" % MAX_FILE_BYTES,
-                                KIND_TOO_LARGE, target)
-        chunks = []  # type: List[bytes]
-        total = 0
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > MAX_FILE_BYTES:
-                return SysctlSource(logical, None, STATUS_SKIPPED, "larger than %d bytes" % MAX_FILE_BYTES,
-                                    KIND_TOO_LARGE, target)
-            chunks.append(chunk)
-    except OSError as exc:
-        return SysctlSource(logical, None, STATUS_SKIPPED, "cannot read: %s" % exc.strerror, KIND_UNREADABLE, target)
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    return SysctlSource(logical, data, STATUS_FILE, "empty file" if not data else None, KIND_REGULAR, target)
+    got = rf.read_regular_file(host_path(final), MAX_FILE_BYTES)
+    if got.status == rf.STATUS_READ:
+        return SysctlSource(logical, got.data, STATUS_FILE, "empty file" if not got.data else None, KIND_REGULAR,
+                            target)
+    if got.status == rf.STATUS_NOT_REGULAR:
+        if got.kind == KIND_CHAR_DEVICE and got.node is not None and got.node.st_rdev == os.makedev(1, 3):
+            return SysctlSource(logical, None, STATUS_MASKED, "the /dev/null device", KIND_DEV_NULL, target)
+        return SysctlSource(logical, None, STATUS_SKIPPED, got.reason, got.kind or KIND_UNREADABLE, target)
+    if got.status == rf.STATUS_TOO_LARGE:
+        return SysctlSource(logical, None, STATUS_SKIPPED, got.reason, KIND_TOO_LARGE, target)
+    # Unreadable, or gone since the links were followed.
+    return SysctlSource(logical, None, STATUS_SKIPPED, got.reason or "gone while being read", KIND_UNREADABLE,
+                        target)
 
 
 def read_sysctl_sources(host_path: Callable[[str], str]) -> Dict[str, SysctlSource]:

@@ -51,6 +51,7 @@ Pure Python, no Ansible import.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Tuple, Union
 
@@ -60,6 +61,8 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_RATIO as RATIO
 
 MANAGED_KEYS = (ADMIN_RESERVE, RATIO, KBYTES, MODE)
+# Read, never written: the kernel holds it back from each non-root request in mode 2.
+USER_RESERVE = "vm.user_reserve_kbytes"
 
 # A freshly booted kernel before any sysctl file. admin_reserve boots as
 # min(free/32, 8 MiB): 8192 on any host with more than 256 MiB free.
@@ -93,6 +96,8 @@ HANDLERS = {
     KBYTES: Handler("proc_doulongvec_minmax (overcommit_kbytes_handler)", False),
     ADMIN_RESERVE: Handler("proc_doulongvec_minmax", False),
 }
+# Every key we read back from /proc/sys: the managed ones and the user reserve.
+READ_HANDLERS = dict(HANDLERS, **{USER_RESERVE: Handler("proc_doulongvec_minmax", False)})
 
 
 @dataclass(frozen=True)
@@ -241,3 +246,43 @@ def canonical_or_none(raw: Union[str, bytes], key: str) -> Optional[str]:
     """The value the kernel would store for ``raw`` at ``key``, or None if it rejects it."""
     result = kernel_write(KERNEL_BOOT_DEFAULTS, key, raw)
     return result.value if result.accepted else None
+
+
+def read_back(key: str, raw: Union[str, bytes]) -> Optional[str]:
+    """The canonical value a read of /proc/sys/<key> shows, or None when ``raw`` is not what the
+    kernel prints for that key (it prints one number in decimal and a newline).
+
+    Read with the same parser and the same handler as a write of the key, so a value read back
+    compares with a value written: one model of how the kernel reads a number.
+    """
+    if key not in READ_HANDLERS:
+        raise ValueError("%s is not a key this model reads; known: %s" % (key, ", ".join(READ_HANDLERS)))
+    magnitude, negative, error, rest = parse_number(raw)
+    if error is not None or rest or magnitude is None:
+        return None
+    value, error = _convert(READ_HANDLERS[key], magnitude, negative)
+    return None if error is not None else str(value)
+
+
+_PLAIN_DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)\Z")
+_ALLOWED_FORM = "write a plain decimal number (digits only, no sign, blanks, leading zeros or base prefix; e.g. 87)"
+
+
+def plain_decimal(key: str, value: object) -> str:
+    """A desired value for ``key`` (from a user, the planner, a plan's end state) as we write it.
+
+    The one rule for values we are asked to write: a non-negative int, or a string of plain
+    decimal digits. Nothing is reinterpreted: a form the kernel reads differently from its
+    decimal meaning, or refuses ("010" is 8 to the kernel, "087" and "+87" are EINVAL), and every
+    other form (" 87", "0x57", "-1") is refused with ValueError naming the key, the allowed form
+    and what the kernel would make of it.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("%s = %r is refused: a non-negative integer or a string of decimal digits is needed"
+                         % (key, value))
+    text = str(value)
+    if _PLAIN_DECIMAL.match(text):
+        return text
+    reading = canonical_or_none(text, key) if key in HANDLERS else None
+    what = "would read %r as %s" % (text, reading) if reading is not None else "would refuse %r" % text
+    raise ValueError("%s = %r is refused: %s; the kernel %s" % (key, text, _ALLOWED_FORM, what))

@@ -680,16 +680,13 @@ def decided_by(result: Replay, key: str) -> Decision:
     return Decision(key, value, None, False, msg)
 
 
-def _canonical(value: object) -> str:
-    text = str(value).strip()
-    return str(int(text)) if text.lstrip("-").isdigit() else text
-
-
 def diff_end_state(result: Replay, expected: Mapping[str, object]) -> List[str]:
-    """One message per expected key whose end value differs, naming the file, line and value."""
+    """One message per expected key whose end value differs, naming the file, line and value.
+
+    ``expected`` values follow sysctl_kernel.plain_decimal (ValueError otherwise)."""
     messages = []
     for key in sorted(expected):
-        want = _canonical(expected[key])
+        want = sk.plain_decimal(key, expected[key])
         got = result.end.get(key)
         if got == want:
             continue
@@ -706,6 +703,62 @@ def replay_all(
 ) -> Dict[str, Replay]:
     """``replay`` under every rule set, keyed by rule name."""
     return {rules.name: replay(sources, rules, start, existing_keys) for rules in rule_sets}
+
+
+@dataclass(frozen=True)
+class BootEnd:
+    """What the boot leaves in the managed keys, as far as it can be told without a guess."""
+
+    end: Dict[str, str]  # every managed key the deciding tools agree on (all four when they all agree)
+    rules: Tuple[str, ...]  # the rule sets that decided: all of them, or those of the host's own boot tool
+    disputed: Dict[str, Dict[str, str]]  # key -> {rule set -> end value} for the keys they do not agree on
+    note: Optional[str]  # when the tools disagree: who ends where, and the file and line that decide
+
+
+def boot_end(
+    sources: Mapping[str, sf.SysctlSource],
+    boot_tool: Optional[str],
+    rule_sets: Sequence[ToolRules] = RULE_SETS,
+    start: Optional[Mapping[str, Optional[str]]] = None,
+) -> BootEnd:
+    """The end values a boot from ``start`` gives the managed keys, under every rule set.
+
+    When every rule set ends alike, that is the answer. When they do not, the host's own boot
+    tool (``boot_tool``, TOOL_SYSTEMD or TOOL_PROCPS, None when it cannot be told) decides if
+    its versions agree among themselves. Otherwise only the keys the deciding rule sets agree
+    on are given, and the rest is ``disputed``: never a guess. overcommit_ratio and
+    overcommit_kbytes are one setting (a write to one zeroes the other), so they are given or
+    disputed together.
+    """
+    start = sk.KERNEL_BOOT_DEFAULTS if start is None else start  # a boot, unless asked otherwise
+    replays = [(rules, replay(sources, rules, start)) for rules in rule_sets]
+    note = None
+    if len({_frozen(r.end) for _rules, r in replays}) > 1:
+        note = "the modelled tools disagree about the remaining files: " + _disagreement(replays)
+        own = [(rules, r) for rules, r in replays if rules.tool == boot_tool]
+        replays = own or replays
+    agreed = {key: replays[0][1].end[key] for key in sk.MANAGED_KEYS
+              if len({r.end[key] for _rules, r in replays}) == 1}
+    if sk.RATIO not in agreed or sk.KBYTES not in agreed:
+        agreed.pop(sk.RATIO, None)
+        agreed.pop(sk.KBYTES, None)
+    disputed = {key: {rules.name: r.end[key] for rules, r in replays} for key in sk.MANAGED_KEYS if key not in agreed}
+    return BootEnd(agreed, tuple(rules.name for rules, _r in replays), disputed, note)
+
+
+def _frozen(state: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
+    return tuple(sorted(state.items()))
+
+
+def _disagreement(replays: Sequence[Tuple[ToolRules, Replay]]) -> str:
+    """One part per group of rule sets that end alike: the names, then why each differing key ends there."""
+    differing = [key for key in sk.MANAGED_KEYS if len({r.end[key] for _rules, r in replays}) > 1]
+    groups = OrderedDict()  # type: OrderedDict[Tuple[Tuple[str, str], ...], List[Tuple[ToolRules, Replay]]]
+    for rules, r in replays:
+        groups.setdefault(_frozen(r.end), []).append((rules, r))
+    return " | ".join("%s: %s" % (", ".join(rules.name for rules, _r in members),
+                                  "; ".join(decided_by(members[0][1], key).message for key in differing))
+                      for members in groups.values())
 
 
 def sources_from_texts(files: Mapping[str, Optional[object]]) -> Dict[str, sf.SysctlSource]:

@@ -29,8 +29,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_RATIO as RATIO
 
 MANAGED_KEYS = sysctl_kernel.MANAGED_KEYS
-# Read, never written: the kernel holds it back from each non-root request in mode 2.
-USER_RESERVE = "vm.user_reserve_kbytes"
+USER_RESERVE = sysctl_kernel.USER_RESERVE
 OBSERVED_KEYS = MANAGED_KEYS + (USER_RESERVE,)
 
 STRICT_MODE = "2"
@@ -46,16 +45,12 @@ class Write:
         return {"key": self.key, "before": self.before, "after": self.after}
 
 
-def canonical(value: object) -> str:
-    """The kernel's view of an integer sysctl value: '087 ' and 87 are '87'."""
-    text = str(value).strip()
-    if not text.isdigit():
-        raise ValueError("%r is not a non-negative integer" % (value,))
-    return str(int(text))
-
-
 def validate_desired(desired: Mapping[str, object]) -> Dict[str, str]:
-    """Canonical desired values, or ValueError saying what is wrong."""
+    """Desired values as we write them, or ValueError saying what is wrong.
+
+    Each value follows sysctl_kernel.plain_decimal, the one rule: digits as they are, nothing
+    reinterpreted ("010" is refused, not written as 10 for the kernel to read 8).
+    """
     unknown = sorted(set(desired) - set(MANAGED_KEYS))
     if unknown:
         raise ValueError(
@@ -63,10 +58,7 @@ def validate_desired(desired: Mapping[str, object]) -> Dict[str, str]:
         )
     out: Dict[str, str] = {}
     for key, value in desired.items():
-        try:
-            out[key] = canonical(value)
-        except ValueError as exc:
-            raise ValueError("%s: %s" % (key, exc))
+        out[key] = sysctl_kernel.plain_decimal(key, value)
     if MODE in out and out[MODE] not in ("0", "1", "2"):
         raise ValueError("%s must be 0, 1 or 2, got %s" % (MODE, out[MODE]))
     if RATIO in out and KBYTES in out:

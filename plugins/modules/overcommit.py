@@ -18,6 +18,9 @@ description:
     C(/etc/sysctl.d/<dropin_priority>-dbfleet-overcommit.conf), writes the live values in the safe order (entering
     mode 2 sets the admin reserve, then the limit, then the mode), reads each back, checks C(CommitLimit) against the
     plan, then writes the file atomically. Our drop-ins at other priorities are removed in the same run.
+  - A file named like our drop-in is ours only when it can be read whole. Anything else under that name (a FIFO, a
+    symlink, a directory, a file larger than 16 MiB or one that cannot be read) is never taken for absent,
+    overwritten or removed; the run fails, nothing changed, naming the file and why.
   - An unsafe plan (no mode-2 limit leaves room for the demand, the headroom, the admin reserve and the kernel's user
     reserve) or conflicting profiles fail before anything changes.
   - Before any change, what the next boot and a later C(sysctl --system) would set is decided by replaying every
@@ -25,8 +28,11 @@ description:
     about (O(shadowing=warn), never when the result would be an unsafe mode 2), or commented out
     (O(shadowing=takeover), files under C(/etc) only).
   - With O(state=absent) every drop-in of ours is removed and the live values return to what the remaining files set
-    at boot, or to the kernel defaults. If that would leave mode 2 with a limit below what is committed, the module
-    refuses, naming the file and the numbers.
+    at boot, or to the kernel defaults. When the modelled boot tools disagree about the remaining files, the live
+    values follow this host's own boot tool (systemd-sysctl when systemd is PID 1 and the unit is not masked);
+    if that cannot be told, the keys they disagree about are left live as they are (never a guess), the rest is
+    restored, and a warning names the files and the tools. If the result would leave mode 2 with a limit below
+    what is committed, at boot or on a later C(sysctl --system), the module refuses, naming the file and the numbers.
   - Any failure rolls back the live values and files, then reads them back; the result says exactly what, if
     anything, is still different.
 author:
@@ -38,7 +44,8 @@ options:
   state:
     description:
       - V(present) plans and applies. V(absent) removes our drop-ins and returns the managed keys to what the
-        remaining sysctl files set at boot; the planner options then only size the safety check.
+        remaining sysctl files set at boot (keys the boot tools disagree about stay as they are when this host's
+        boot tool cannot be told); the planner options then only size the safety check.
     type: str
     choices: [present, absent]
     default: present

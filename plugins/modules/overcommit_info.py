@@ -299,7 +299,11 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
     PLANNER_ARGUMENT_SPEC,
     checked_options,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanInputError, check_commit_state
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+    CommitStateInputError,
+    PlanInputError,
+    check_commit_state,
+)
 
 
 def main():
@@ -334,13 +338,18 @@ def main():
             refusal = "another sysctl file would override the drop-in: " + " | ".join(decision.warnings)
     except MeminfoError as exc:
         module.fail_json(msg="meminfo: %s" % exc)
+    except CommitStateInputError as exc:
+        module.fail_json(msg="cannot judge this host's commit state: %s" % exc)
     except txn.Refused as exc:
         module.fail_json(msg=exc.msg, **exc.result)
     applied = txn.report(decision, want_diff=False)
     # The host as it is: is it safe now, and what would its next boot leave if we did nothing?
     live_now = txn.full_state(host.live)
-    live_state = check_commit_state(host.memory, live_now, decision.options)
-    boot_now = txn.check_boot(host.sources, None, live_now, host.memory, decision.options)
+    try:
+        live_state = check_commit_state(host.memory, live_now, decision.options)
+        boot_now = txn.check_boot(host.sources, None, live_now, host.memory, decision.options)
+    except CommitStateInputError as exc:
+        module.fail_json(msg="cannot judge this host's commit state: %s" % exc)
     result = dict(decision.plan.as_dict())
     result.update(
         changed=False, source=source, live_values=applied["live_values"],

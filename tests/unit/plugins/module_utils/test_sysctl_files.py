@@ -179,3 +179,29 @@ def test_oversized_file_is_skipped(host, monkeypatch):
     host.put("/etc/sysctl.d/10-big.conf", "vm.overcommit_ratio = 87\n")
     src = host.read()["/etc/sysctl.d/10-big.conf"]
     assert (src.status, src.kind) == (sf.STATUS_SKIPPED, sf.KIND_TOO_LARGE)
+
+
+def test_the_dev_null_device_itself_is_masked_not_opened(host, monkeypatch):
+    """A bind mount or a copied device node can put the device itself at a sysctl.d name."""
+    real_open = os.open
+    opened = []
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    src = sf.read_source("/etc/sysctl.d/50-null.conf",
+                         lambda p: "/dev/null" if p == "/etc/sysctl.d/50-null.conf" else host.path(p))
+    assert (src.status, src.kind, src.note) == (sf.STATUS_MASKED, sf.KIND_DEV_NULL, "the /dev/null device")
+    assert opened == []
+
+
+def test_a_file_that_cannot_be_opened_is_skipped_with_the_reason(host, monkeypatch):
+    host.put("/etc/sysctl.d/60-secret.conf", "vm.overcommit_ratio = 87\n")
+    real_open = os.open
+
+    def refuse(p, *args, **kwargs):
+        if p == host.path("/etc/sysctl.d/60-secret.conf"):
+            raise PermissionError(13, "Permission denied", p)
+        return real_open(p, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    src = host.read()["/etc/sysctl.d/60-secret.conf"]
+    assert (src.status, src.kind, src.note, src.data) == (sf.STATUS_SKIPPED, sf.KIND_UNREADABLE,
+                                                          "cannot open: Permission denied", None)

@@ -131,3 +131,54 @@ def test_unknown_key_is_a_programming_error():
 def test_canonical_or_none_is_the_kernels_reading(raw, want):
     """Old sysctl_writes.canonical said '087' is 87; the kernel rejects it."""
     assert sk.canonical_or_none(raw, RATIO) == want
+
+
+# --- reading /proc/sys back, and the one rule for desired values ---------------------------------
+
+@pytest.mark.parametrize("key, raw, want", [
+    (RATIO, "87\n", "87"),
+    (RATIO, "-5\n", "-5"),  # proc_dointvec stores a negative ratio and prints it back
+    (KBYTES, "18446744073709551615\n", "18446744073709551615"),
+    (sk.USER_RESERVE, "131072\n", "131072"),
+    (MODE, "2\n", "2"),
+    (RATIO, "", None),
+    (RATIO, "87 x\n", None),  # the kernel prints one number: anything else is not its output
+    (KBYTES, "-1\n", None),  # an unsigned handler never holds a negative value
+])
+def test_read_back_is_the_kernels_own_reading_of_proc_sys(key, raw, want):
+    assert sk.read_back(key, raw) == want
+
+
+@pytest.mark.parametrize("value, want", [("87", "87"), (87, "87"), ("0", "0"), (0, "0"),
+                                         ("18446744073709551615", "18446744073709551615")])
+def test_plain_decimal_takes_digits_and_ints_as_they_are(value, want):
+    assert sk.plain_decimal(RATIO, value) == want
+
+
+@pytest.mark.parametrize("value, reading", [
+    ("010", "the kernel would read '010' as 8"),
+    ("087", "the kernel would refuse '087'"),
+    ("00", "the kernel would read '00' as 0"),
+    ("+87", "the kernel would refuse '+87'"),
+    ("0x57", "the kernel would read '0x57' as 87"),
+    (" 87", "the kernel would read ' 87' as 87"),
+    ("87\n", "the kernel would read '87\\n' as 87"),
+    ("-1", "the kernel would read '-1' as -1"),
+    (-1, "the kernel would read '-1' as -1"),
+    ("", "the kernel would refuse ''"),
+    ("8O", "the kernel would refuse '8O'"),
+])
+def test_plain_decimal_refuses_every_other_form_naming_the_key_and_the_allowed_form(value, reading):
+    """Old sysctl_writes.canonical turned '087 ' into 87 and '010' into 10, where the kernel refuses
+    the first and reads 8 from the second: desired values are never reinterpreted."""
+    with pytest.raises(ValueError) as refused:
+        sk.plain_decimal(RATIO, value)
+    assert str(refused.value) == (
+        "vm.overcommit_ratio = %r is refused: write a plain decimal number (digits only, no sign, blanks, leading "
+        "zeros or base prefix; e.g. 87); %s" % (value if isinstance(value, str) else str(value), reading))
+
+
+@pytest.mark.parametrize("value", [True, 8.7, None, b"87"])
+def test_plain_decimal_refuses_what_is_not_an_int_or_a_string(value):
+    with pytest.raises(ValueError, match=r"vm.overcommit_ratio = .* is refused: .*a non-negative integer or a string"):
+        sk.plain_decimal(RATIO, value)

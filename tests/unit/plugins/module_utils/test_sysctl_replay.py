@@ -463,9 +463,12 @@ def test_decided_by_names_the_write_or_says_no_file_sets_it(rules):
         rules.name)
 
 
-def test_diff_end_state_canonicalises_expected_values():
+def test_diff_end_state_takes_ints_and_refuses_values_the_kernel_would_read_otherwise():
+    """Expected values follow sysctl_kernel.plain_decimal, the one rule: ' 2' is not silently 2."""
     result = sr.replay(host(), sr.SYSTEMD_252, BOOT)
-    assert sr.diff_end_state(result, {RATIO: 87, MODE: " 2"}) == []
+    assert sr.diff_end_state(result, {RATIO: 87, MODE: "2"}) == []
+    with pytest.raises(ValueError, match="vm.overcommit_memory = ' 2' is refused"):
+        sr.diff_end_state(result, {MODE: " 2"})
 
 
 def test_start_values_come_from_the_live_host_for_a_later_sysctl_system():
@@ -536,3 +539,53 @@ def test_a_later_line_that_systemd_skips_as_unchanged_still_decides_the_key(rule
     assert decided.write is not None and decided.write.where == later + ":1"
     assert decided.message == ("vm.overcommit_ratio = 50 is set by %s:1 (vm.overcommit_ratio = 50; already 50, "
                                "so systemd-sysctl did not write it)" % later)
+
+
+# ---------------------------------------------------------------- what the boot leaves, when the tools disagree
+
+VENDOR_AND_LATER_KBYTES_0 = {"/usr/lib/sysctl.d/30-vendor.conf": "vm.overcommit_ratio = 70\n",
+                             "/etc/sysctl.d/99-zz.conf": "vm.overcommit_kbytes = 0\n"}
+
+
+def without_ours(extra):
+    sources = host(extra)
+    del sources[OURS]
+    return sources
+
+
+def test_boot_end_is_the_common_end_when_every_tool_agrees():
+    result = sr.boot_end(without_ours({"/usr/lib/sysctl.d/30-vendor.conf": "vm.overcommit_ratio = 70\n"}), None)
+    assert result.end == dict(BOOT, **{RATIO: "70"})
+    assert result.rules == tuple(r.name for r in ALL) and result.disputed == {} and result.note is None
+
+
+def test_boot_end_follows_the_hosts_own_boot_tool_when_the_tools_disagree():
+    """systemd skips "kbytes = 0" (already 0) and keeps ratio 70; procps writes it and zeroes the ratio."""
+    result = sr.boot_end(without_ours(VENDOR_AND_LATER_KBYTES_0), sr.TOOL_SYSTEMD)
+    assert result.end == dict(BOOT, **{RATIO: "70"}) and result.disputed == {}
+    assert result.rules == ("systemd-252", "systemd-257")
+    assert result.note.startswith("the modelled tools disagree about the remaining files: ")
+    assert "systemd-252, systemd-257: vm.overcommit_ratio = 70 is set by /usr/lib/sysctl.d/30-vendor.conf:1" in result.note
+    assert ("procps-4.0.2, procps-4.0.4, procps-4.0.5: vm.overcommit_ratio = 0 because /etc/sysctl.d/99-zz.conf:1 "
+            "writes vm.overcommit_kbytes = 0") in result.note
+
+
+def test_boot_end_without_the_hosts_tool_keeps_only_what_every_tool_agrees_on():
+    """No guess: the pair is disputed as one setting, mode and admin reserve are agreed."""
+    result = sr.boot_end(without_ours(VENDOR_AND_LATER_KBYTES_0), None)
+    assert result.end == {MODE: "0", RESERVE: "8192"}
+    assert result.disputed == {
+        RATIO: {"systemd-252": "70", "systemd-257": "70", "procps-4.0.2": "0", "procps-4.0.4": "0",
+                "procps-4.0.5": "0"},
+        KBYTES: {"systemd-252": "0", "systemd-257": "0", "procps-4.0.2": "0", "procps-4.0.4": "0",
+                 "procps-4.0.5": "0"}}
+    assert result.rules == tuple(r.name for r in ALL)
+
+
+def test_boot_end_when_the_hosts_own_tool_versions_disagree_keeps_only_what_they_agree_on():
+    """procps 4.0.5 honours a glob exclusion that 4.0.2 and 4.0.4 ignore (kbytes 1000 there)."""
+    result = sr.boot_end(without_ours({"/etc/sysctl.d/99-globs.conf": "vm.overcommit_k* = 1000\n-vm.overcommit_k*\n"}),
+                         sr.TOOL_PROCPS)
+    assert set(result.disputed) == {RATIO, KBYTES} and result.end == {MODE: "0", RESERVE: "8192"}
+    assert result.disputed[KBYTES] == {"procps-4.0.2": "1000", "procps-4.0.4": "1000", "procps-4.0.5": "0"}
+    assert result.rules == ("procps-4.0.2", "procps-4.0.4", "procps-4.0.5")

@@ -50,8 +50,8 @@ def keys(writes):
                      {"vm.overcommit_memory": "2", "vm.overcommit_ratio": "87"},
                      [("vm.overcommit_ratio", "0", "87"), ("vm.overcommit_memory", "0", "2")],
                      id="switch-kbytes-to-ratio-writes-only-ratio"),
-        pytest.param(BOOT, {"vm.overcommit_ratio": " 087\n"}, [("vm.overcommit_ratio", "50", "87")],
-                     id="values-compared-as-integers"),
+        pytest.param(BOOT, {"vm.overcommit_ratio": 87}, [("vm.overcommit_ratio", "50", "87")],
+                     id="an-int-is-its-decimal-string"),
     ],
 )
 def test_plan_writes(live, desired, expected):
@@ -72,9 +72,12 @@ def test_unmanaged_pair_member_is_never_written():
         ({"vm.overcommit_kbytes": "0"}, "swap only"),
         ({"vm.overcommit_memory": "3"}, "must be 0, 1 or 2"),
         ({"vm.swappiness": "10"}, "unsupported key(s) vm.swappiness"),
-        ({"vm.overcommit_ratio": "-1"}, "not a non-negative integer"),
-        ({"vm.overcommit_ratio": "8O"}, "not a non-negative integer"),
-        ({"vm.overcommit_ratio": ""}, "not a non-negative integer"),
+        ({"vm.overcommit_ratio": "-1"}, "vm.overcommit_ratio = '-1' is refused: write a plain decimal number"),
+        ({"vm.overcommit_ratio": "8O"}, "vm.overcommit_ratio = '8O' is refused"),
+        ({"vm.overcommit_ratio": ""}, "vm.overcommit_ratio = '' is refused"),
+        ({"vm.overcommit_ratio": " 087\n"}, "the kernel would refuse ' 087\\n'"),
+        ({"vm.overcommit_ratio": "010"}, "the kernel would read '010' as 8"),
+        ({"vm.admin_reserve_kbytes": "+131072"}, "vm.admin_reserve_kbytes = '+131072' is refused"),
     ],
 )
 def test_invalid_desired_values_are_refused(desired, fragment):

@@ -426,3 +426,28 @@ def test_bad_input_fails_naming_the_option_and_changes_nothing(kernel, run_modul
     assert failed and message in result["msg"]
     assert snapshot(kernel.root) == before and kernel.writes == []
     assert not (kernel.root / "run/dbfleet-memory-overcommit.lock").exists()
+
+
+def test_a_negative_live_ratio_is_read_as_the_kernel_holds_it(kernel, run_module):
+    """Failed before the fix: /proc/sys was read with sysctl_writes.canonical, which knows no
+    negative number, so a live overcommit_ratio of -5 (proc_dointvec stores it as given) read as
+    missing and the run was refused: "cannot read vm.overcommit_ratio from /proc/sys"."""
+    kernel.set("overcommit_ratio", "-5")
+    assert apply_transaction.read_live(["vm.overcommit_ratio"]) == {"vm.overcommit_ratio": "-5"}
+    failed, result = run_module(overcommit.main, PG)
+    assert not failed, result["msg"]
+    assert {"key": "vm.overcommit_ratio", "before": "-5", "after": "90"} in result["live_changes"]
+    assert kernel.live() == PLANNED
+
+
+def test_a_rollback_from_a_mode_2_it_cannot_judge_leaves_mode_0(kernel, run_module):
+    """Mode 2 with a negative ratio is a state the lower-bound check cannot judge (it takes
+    canonical non-negative values). A rollback must not stop half-way on it: it leaves mode 0,
+    which locks no one out, and says why."""
+    kernel.set("overcommit_memory", "2")
+    kernel.set("overcommit_ratio", "-5")
+    kernel.refuse.add("vm.overcommit_ratio")
+    failed, result = run_module(overcommit.main, PG)
+    assert failed and result["msg"].startswith("Apply failed, rolled back")
+    assert "the host's state before the run cannot be judged" in result["rollback"]["unsafe_before"]
+    assert kernel.get("overcommit_memory") == "0" and kernel.get("overcommit_ratio") == "-5"

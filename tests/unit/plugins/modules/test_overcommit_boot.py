@@ -184,3 +184,96 @@ def test_odd_values_in_other_files_are_judged_as_the_kernel_reads_them(kernel, r
     failed, result = run_module(overcommit.main, PG)
     assert "Traceback" not in str(result)
     assert isinstance(result["shadowing"], dict)
+
+
+def test_a_file_state_the_lower_bound_check_cannot_judge_is_refused_not_a_traceback(kernel, run_module):
+    """Failed before the fix with a traceback (CommitStateInputError): a later file sets mode 2
+    with a negative ratio, which the kernel stores and the check cannot judge."""
+    write(kernel, "etc/sysctl.d/99-zz-tuning.conf", "vm.overcommit_memory = 2\nvm.overcommit_ratio = -5\n")
+    before = snapshot(kernel.root)
+    failed, result = run_module(overcommit.main, PG)
+    assert failed and result["msg"] == (
+        "Nothing changed: an end state of the sysctl files or the live values cannot be judged by the lower-bound "
+        "check: vm.overcommit_ratio: must be a canonical decimal string, got '-5'")
+    assert snapshot(kernel.root) == before and kernel.writes == []
+
+
+# --- state=absent when the boot tools disagree about the remaining files -------------------------
+# A vendor file sets ratio 70 and a later one "vm.overcommit_kbytes = 0": systemd-sysctl skips
+# that write (kbytes already reads 0) and boots with ratio 70; sysctl --system writes it, which
+# zeroes the ratio. Our drop-in hid both until state=absent removes it.
+
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    """Warnings are process-global in module_utils: an earlier test's must not show here."""
+    from ansible.module_utils.common import warnings
+
+    monkeypatch.setattr(warnings, "_global_warnings", {})
+
+
+def warning_texts(result):
+    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
+
+
+def plant_disagreement(kernel):
+    write(kernel, "usr/lib/sysctl.d/30-vendor.conf", "vm.overcommit_ratio = 70\n")
+    write(kernel, "etc/sysctl.d/99-zz-tuning.conf", "vm.overcommit_kbytes = 0\n")
+
+
+def test_absent_restores_as_systemd_sysctl_when_systemd_boots_the_host(kernel, run_module, fresh_warnings):
+    run_module(overcommit.main, PG)
+    plant_disagreement(kernel)
+    (kernel.root / "run/systemd/system").mkdir(parents=True)
+    failed, result = run_module(overcommit.main, {"state": "absent"})
+    assert not failed, result["msg"]
+    assert kernel.live() == dict(BOOT, overcommit_ratio="70")
+    assert warning_texts(result) == [
+        "state=absent restored the live values as this host's boot tool sets them (systemd-252, systemd-257: "
+        "systemd is PID 1, /run/systemd/system exists, and systemd-sysctl.service is not masked); "
+        "the modelled tools disagree about the remaining files: systemd-252, systemd-257: vm.overcommit_ratio = 70 "
+        "is set by /usr/lib/sysctl.d/30-vendor.conf:1 (vm.overcommit_ratio = 70) | procps-4.0.2, procps-4.0.4, "
+        "procps-4.0.5: vm.overcommit_ratio = 0 because /etc/sysctl.d/99-zz-tuning.conf:1 writes "
+        "vm.overcommit_kbytes = 0, and a write to vm.overcommit_kbytes zeroes vm.overcommit_ratio"]
+
+
+@pytest.mark.parametrize("systemd_is", ["absent", "masked"])
+def test_absent_does_not_guess_when_the_tools_disagree_and_the_boot_tool_is_unknown(
+        kernel, run_module, systemd_is, fresh_warnings):
+    """Failed before the fix: absent restored what Debian 12's systemd-sysctl would set (ratio 70)
+    on any host. Now the keys the tools disagree about are left live as they are, the rest is
+    restored, and the warning names the files and the tools."""
+    run_module(overcommit.main, PG)
+    plant_disagreement(kernel)
+    why = "systemd is not PID 1: no /run/systemd/system"
+    if systemd_is == "masked":
+        (kernel.root / "run/systemd/system").mkdir(parents=True)
+        (kernel.root / "etc/systemd/system").mkdir(parents=True)
+        os.symlink("/dev/null", kernel.root / "etc/systemd/system/systemd-sysctl.service")
+        why = "systemd-sysctl.service is masked: /etc/systemd/system/systemd-sysctl.service -> /dev/null"
+    kernel.writes.clear()
+    failed, result = run_module(overcommit.main, {"state": "absent"})
+    assert not failed, result["msg"]
+    assert not (kernel.root / DROPIN).exists()
+    assert kernel.live() == dict(BOOT, overcommit_ratio="90")  # mode and reserve restored, the pair left
+    assert [key for key, _value in kernel.writes] == ["vm.overcommit_memory", "vm.admin_reserve_kbytes"]
+    assert result["target_values"] == {"vm.overcommit_memory": "0", "vm.admin_reserve_kbytes": "8192"}
+    (warning,) = warning_texts(result)
+    assert warning.startswith(
+        "state=absent left vm.overcommit_ratio, vm.overcommit_kbytes live as they are (90, 0) rather than guess: "
+        "the boot tool of this host cannot be told (%s) and the modelled tools disagree about the remaining files: "
+        "systemd-252, systemd-257: vm.overcommit_ratio = 70 is set by /usr/lib/sysctl.d/30-vendor.conf:1" % why)
+    assert "procps-4.0.5: vm.overcommit_ratio = 0 because /etc/sysctl.d/99-zz-tuning.conf:1" in warning
+
+
+def test_absent_that_leaves_disputed_keys_alone_still_passes_the_lower_bound_check(kernel, run_module):
+    """A file that sets mode 2 with the disagreement: procps would boot with CommitLimit = swap only.
+    Leaving the pair alone is no way around the check: the run is refused, nothing changed."""
+    run_module(overcommit.main, PG)
+    plant_disagreement(kernel)
+    write(kernel, "etc/sysctl.d/10-half-done.conf", "vm.overcommit_memory = 2\n")
+    before = snapshot(kernel.root)
+    live = kernel.live()
+    failed, result = run_module(overcommit.main, {"state": "absent"})
+    assert failed and result["msg"].startswith("Nothing changed: without our drop-in the remaining sysctl files "
+                                               "would leave an unsafe mode 2")
+    assert snapshot(kernel.root) == before and kernel.live() == live

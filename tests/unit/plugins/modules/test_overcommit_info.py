@@ -207,3 +207,13 @@ def test_hostvars_carry_the_same_facts_at_the_top_level(kernel, run_module):
     hostvars = {"ansible_memtotal_mb": 1, "ansible_swaptotal_mb": 0,
                 "dbfleet_overcommit": result["ansible_facts"]["dbfleet_overcommit"]}
     assert overcommit_plan(hostvars)["commit_limit_kb"] == result["commit_limit_kb"]
+
+
+def test_a_live_mode_2_the_lower_bound_check_cannot_judge_fails_clearly(kernel, run_module):
+    """A negative live overcommit_ratio is read as the kernel holds it (-5); the lower-bound check
+    takes non-negative values only, so the audit says so instead of a traceback."""
+    kernel.set("overcommit_memory", "2")
+    kernel.set("overcommit_ratio", "-5")
+    failed, result = run_module(overcommit_info.main, {})
+    assert failed and result["msg"] == (
+        "cannot judge this host's commit state: vm.overcommit_ratio: must be a canonical decimal string, got '-5'")

@@ -1,0 +1,137 @@
+"""Our own drop-in as the overcommit module finds it, and as it reads back what it wrote.
+
+The rule (apply_transaction.read_own): a file named NN-dbfleet-overcommit.conf is ours only when
+it can be read in full. Anything else there (a FIFO, a symlink, a directory, a file too large to
+read whole, one that cannot be opened or even lstat'ed) is refused with nothing changed: a run
+must never take it for absent, overwrite it without having read it, or remove it, because a
+rollback could not put back what it never read. The same reader verifies what a run wrote and
+removed; "cannot tell" is never "gone".
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from contextlib import contextmanager
+
+import pytest
+
+from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction
+from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files
+from ansible_collections.dbfleet.memory.plugins.modules import overcommit
+from fake_kernel import BOOT, CONTENT, snapshot
+
+DROPIN = "/etc/sysctl.d/90-dbfleet-overcommit.conf"
+PG = {"profile": ["postgresql"]}
+
+
+def real(kernel, logical=DROPIN):
+    return str(kernel.root) + logical
+
+
+@contextmanager
+def deadline(seconds):
+    def boom(_signum, _frame):
+        raise AssertionError("the module blocked for more than %d s" % seconds)
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def refuse(monkeypatch, name, path):
+    """os.<name> fails with EACCES for ``path`` only (tests run as root, who passes mode 000)."""
+    original = getattr(os, name)
+
+    def refusing(p, *args, **kwargs):
+        if str(p) == path:
+            raise PermissionError(errno.EACCES, "Permission denied", p)
+        return original(p, *args, **kwargs)
+
+    monkeypatch.setattr(os, name, refusing)
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+@pytest.mark.parametrize("make, kind", [
+    pytest.param(os.mkfifo, "fifo", id="fifo"),
+    pytest.param(lambda p: os.symlink("/usr/lib/sysctl.d/50-pid-max.conf", p), "symlink", id="symlink"),
+    pytest.param(os.mkdir, "directory", id="directory"),
+])
+def test_a_dropin_name_that_is_not_a_regular_file_is_refused_and_left_alone(kernel, run_module, make, kind, state):
+    make(real(kernel))
+    with deadline(20):
+        failed, result = run_module(overcommit.main, dict(PG, state=state))
+    assert failed and result["msg"] == (
+        "Nothing changed: %s exists but is not a regular file (%s); look at it and remove it by hand"
+        % (DROPIN, kind))
+    assert kernel.writes == [] and os.path.lexists(real(kernel))
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_a_dropin_too_large_to_read_whole_is_refused_not_overwritten(kernel, run_module, monkeypatch, state):
+    """Failed before the fix: the drop-in reader had no cap, so any size was read into memory
+    and then overwritten or removed. Now it is refused at the cap the boot replay uses."""
+    monkeypatch.setattr(sysctl_files, "MAX_FILE_BYTES", len(CONTENT) - 1)
+    with open(real(kernel), "w") as handle:
+        handle.write(CONTENT)
+    before = snapshot(kernel.root)
+    failed, result = run_module(overcommit.main, dict(PG, state=state))
+    assert failed and result["msg"] == (
+        "Nothing changed: %s exists but cannot be read whole (larger than %d bytes): a run could neither check "
+        "it nor put it back on a rollback; look at it and remove it by hand" % (DROPIN, len(CONTENT) - 1))
+    assert snapshot(kernel.root) == before and kernel.writes == []
+
+
+def test_a_dropin_that_cannot_be_opened_is_refused_not_a_traceback(kernel, run_module, monkeypatch):
+    """Failed before the fix: the OSError from open(2) escaped read_host as a traceback."""
+    with open(real(kernel), "w") as handle:
+        handle.write(CONTENT)
+    refuse(monkeypatch, "open", real(kernel))
+    before = snapshot(kernel.root)
+    failed, result = run_module(overcommit.main, PG)
+    assert failed and result["msg"] == (
+        "Nothing changed: %s exists but cannot be read whole (cannot open: Permission denied): a run could neither "
+        "check it nor put it back on a rollback; look at it and remove it by hand" % DROPIN)
+    assert snapshot(kernel.root) == before and kernel.writes == []
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_a_dropin_behind_a_refused_lstat_is_not_taken_for_absent(kernel, run_module, monkeypatch, state):
+    """Failed before the fix: any lstat error read as "absent". state=present then wrote over the
+    unread file and, its read-back failing the same way, reported a complete rollback while the new
+    content stayed; state=absent said "nothing to do" and left the drop-in to the next boot."""
+    with open(real(kernel), "w") as handle:
+        handle.write("# someone's content\nvm.overcommit_ratio = 60\n")
+    refuse(monkeypatch, "lstat", real(kernel))
+    failed, result = run_module(overcommit.main, dict(PG, state=state))
+    assert failed and result["msg"].startswith(
+        "Nothing changed: %s exists but cannot be read whole (cannot lstat: Permission denied)" % DROPIN)
+    assert kernel.writes == [] and kernel.live() == BOOT
+    with open(real(kernel)) as handle:
+        assert handle.read() == "# someone's content\nvm.overcommit_ratio = 60\n"
+
+
+def test_a_removal_that_cannot_be_read_back_is_not_taken_for_done(kernel, monkeypatch):
+    """Failed before the fix: after removing a file, an lstat error read as "absent", so a removal
+    that never happened passed its read-back."""
+    with open(real(kernel), "w") as handle:
+        handle.write(CONTENT)
+    refuse(monkeypatch, "lstat", real(kernel))
+    change = apply_transaction.FileChange(DROPIN, CONTENT.encode(), None, "state=absent")
+    with pytest.raises(apply_transaction._StepError,  # pylint: disable=protected-access
+                       match=r"does not read back as removed \(cannot lstat: Permission denied\)"):
+        apply_transaction._apply_files([change], [])  # pylint: disable=protected-access
+    assert os.path.exists(real(kernel))
+
+
+def test_a_write_that_cannot_be_read_back_fails_the_step_naming_why(kernel, monkeypatch):
+    refuse(monkeypatch, "open", real(kernel))
+    change = apply_transaction.FileChange(DROPIN, None, CONTENT.encode(), "the planned drop-in")
+    with pytest.raises(apply_transaction._StepError,  # pylint: disable=protected-access
+                       match=r"does not read back as written \(cannot open: Permission denied\)"):
+        apply_transaction._apply_files([change], [])  # pylint: disable=protected-access
