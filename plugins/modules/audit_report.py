@@ -14,9 +14,11 @@ module: audit_report
 short_description: Write the fleet overcommit audit report files on the controller
 version_added: "0.1.0"
 description:
-  - Renders the rows made by P(dbfleet.memory.audit_row#filter) as Markdown, HTML, JSON and CSV, with the same
-    renderers as P(dbfleet.memory.fleet_report#filter), and writes them as C(report.md), C(report.html),
-    C(report.json) and C(report.csv) in O(dest) on the controller.
+  - Renders the audit's rows as Markdown, HTML, JSON and CSV, with the same renderers as
+    P(dbfleet.memory.fleet_report#filter), and writes them as C(report.md), C(report.html), C(report.json) and
+    C(report.csv) in O(dest) on the controller.
+  - The rows are either given (O(rows), as made by P(dbfleet.memory.audit_row#filter)) or built here for every host
+    of O(hosts) (O(results_var)), which spares the play a task per host.
   - Runs in the controller's process. It contacts no host and runs no module, so one task writes every file
     in milliseconds; run it once per play (C(run_once=true)).
   - Each file is replaced atomically (a temporary file in O(dest), then a rename), with mode C(0644). A file that
@@ -35,9 +37,25 @@ options:
   rows:
     description:
       - The report's rows, one per host, as made by P(dbfleet.memory.audit_row#filter).
+      - Exactly one of O(rows) and O(results_var) is required.
     type: list
     elements: dict
-    required: true
+  results_var:
+    description:
+      - The name of the variable each host registered its M(dbfleet.memory.overcommit_info) result in. The row of
+        each host of O(hosts) is built from it, as P(dbfleet.memory.audit_row#filter) builds it.
+      - A host without an answer (unreachable, failed, not run) keeps a row. When its cached facts allow it (the
+        C(dbfleet_overcommit) fact, or C(setup)'s C(memtotal_mb)), the row's numbers are planned from them with
+        P(dbfleet.memory.overcommit_plan#filter), using that host's own C(overcommit_profile) and planner
+        variables (C(overcommit_workload_commit_mb), C(overcommit_headroom_pct), C(overcommit_kernel_reserve_pct),
+        C(overcommit_admin_reserve_mb), C(overcommit_prefer)), as the role plans.
+      - Needs O(hosts).
+    type: str
+  from_cache:
+    description:
+      - With O(results_var), build every row from the hosts' cached facts only, ignoring their results.
+    type: bool
+    default: false
   hosts:
     description:
       - Every host the audit targeted (for example C(ansible_play_hosts_all)). A host without a row is reported
@@ -76,11 +94,18 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Read every host (read-only)
+  dbfleet.memory.overcommit_info:
+    profile: "{{ overcommit_profile | default(['generic']) }}"
+    facts: true
+  ignore_unreachable: true
+  ignore_errors: true
+  register: info
+
 - name: Write report.md, report.html, report.json and report.csv
   dbfleet.memory.audit_report:
     dest: ./overcommit-audit
-    rows: "{{ ansible_play_hosts_all | map('extract', hostvars) | selectattr('overcommit_audit_row', 'defined')
-              | map(attribute='overcommit_audit_row') | list }}"
+    results_var: info
     hosts: "{{ ansible_play_hosts_all }}"
     generated_at: "{{ now(utc=true, fmt='%Y-%m-%dT%H:%M:%SZ') }}"
   run_once: true

@@ -89,6 +89,35 @@ def test_cache_only_audit_marks_rows_from_cached_facts(tmp_path):
     assert "from cached facts" in (tmp_path / "report" / "report.md").read_text()
 
 
+def test_cached_rows_plan_with_each_hosts_own_settings(tmp_path):
+    """The report task builds the rows of every host at once; each host's cached plan still uses
+    that host's own overcommit_* variables from the inventory, as the role would."""
+    hosts = "db-small %s overcommit_admin_reserve_mb=64\ndb-default %s\n" % (LOCAL, LOCAL)
+    (tmp_path / "inventory").write_text(hosts)
+    env = dict(os.environ, ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile",
+               ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path / "facts"))
+    subprocess.run(["ansible", "-i", str(tmp_path / "inventory"), "all", "-m", "ansible.builtin.setup",
+                    "-a", "gather_subset=!all,hardware"], check=True, capture_output=True, env=env,
+                   stdin=subprocess.DEVNULL)
+    proc = audit(tmp_path, "-e", "overcommit_audit_from_cache=true", inventory_text=hosts)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    rows = {h["host"]: h for h in json.loads((tmp_path / "report" / "report.json").read_text())["hosts"]}
+    assert rows["db-small"]["planned_admin_reserve_kb"] == 64 * 1024
+    assert rows["db-default"]["planned_admin_reserve_kb"] == 128 * 1024
+
+
+def test_audit_report_takes_rows_or_results_var_not_both(tmp_path):
+    both = report_task(tmp_path, "{dest: %s, rows: %s, results_var: info, hosts: [db1]}" % (tmp_path / "out", ROWS))
+    assert both.returncode != 0 and re.search(r"mutually exclusive: rows[,|] ?results_var", both.stdout), \
+        both.stdout[-2000:]
+    neither = report_task(tmp_path, "{dest: %s}" % (tmp_path / "out"))
+    assert neither.returncode != 0 and "one of the following is required: rows, results_var" in neither.stdout, \
+        neither.stdout[-2000:]
+    no_hosts = report_task(tmp_path, "{dest: %s, results_var: info}" % (tmp_path / "out"))
+    assert no_hosts.returncode != 0 and "hosts: the hosts to report on are required" in no_hosts.stdout
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_host_that_went_down_is_audited_from_its_cached_overcommit_info_facts(tmp_path):
     # First audit: the host answers, and overcommit_info's facts land in the jsonfile cache.
     first = audit(tmp_path, inventory_text="db-cached %s\n" % LOCAL)
