@@ -107,13 +107,21 @@ def page_size_kb() -> int:
     return os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+# /proc/meminfo is about 1.5 kB; anything much larger is not a meminfo file.
+MEMINFO_CAP_BYTES = 1024 * 1024
+
+
 def read_meminfo_fields(path: str = "/proc/meminfo") -> Dict[str, int]:
     """Parsed meminfo; MeminfoError (never a traceback) for unreadable or non-text content."""
-    try:
-        with open(host_path(path), "rb") as handle:
-            data = handle.read()
-    except (IOError, OSError) as exc:
-        raise MeminfoError("cannot read %s: %s" % (path, exc))
+    # meminfo_path is the user's: it may be a link to a saved shape, but never a FIFO or a device,
+    # which open() would wait on or act upon.
+    final, problem = rf.resolve_links(path, host_path)
+    got = rf.read_regular_file(host_path(final), MEMINFO_CAP_BYTES) if problem is None else None
+    if got is None or not got.is_read:
+        why = "no such file" if problem == "dangling" or (got and got.status == rf.STATUS_ABSENT) else (
+            problem or got.reason or got.status)
+        raise MeminfoError("cannot read %s: %s" % (path, why))
+    data = got.data or b""
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError as exc:

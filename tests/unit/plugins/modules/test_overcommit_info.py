@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from ansible_collections.dbfleet.memory.plugins.filter.overcommit_plan import overcommit_plan
@@ -217,3 +220,29 @@ def test_a_live_mode_2_the_lower_bound_check_cannot_judge_fails_clearly(kernel, 
     failed, result = run_module(overcommit_info.main, {})
     assert failed and result["msg"] == (
         "cannot judge this host's commit state: vm.overcommit_ratio: must be a canonical decimal string, got '-5'")
+
+
+def test_a_fifo_as_meminfo_path_fails_clearly_instead_of_hanging(kernel, run_module):
+    """meminfo_path is the user's: a FIFO there made open() wait forever for a writer."""
+    fifo = "/var/tmp/meminfo.fifo"
+    (kernel.root / "var/tmp").mkdir(parents=True, exist_ok=True)
+    os.mkfifo(kernel.root / fifo.lstrip("/"))
+
+    def hung(_signum, _frame):
+        raise AssertionError("the module blocked on a FIFO")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        failed, result = run_module(overcommit_info.main, {"meminfo_path": fifo})
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert failed and result["msg"].endswith("meminfo: cannot read %s: not a regular file (fifo); not opened" % fifo)
+
+
+def test_meminfo_path_may_be_a_symlink_to_a_meminfo_file(kernel, run_module, meminfo_file):
+    meminfo_file("vm-4g-overcommitted")
+    (kernel.root / "var/tmp/current").symlink_to("meminfo")  # what-if shapes kept as files, one linked
+    failed, result = run_module(overcommit_info.main, {"meminfo_path": "/var/tmp/current"})
+    assert not failed and result["safe"] is False and result["source"] == "/var/tmp/current"
