@@ -89,6 +89,14 @@ def test_cache_only_audit_marks_rows_from_cached_facts(tmp_path):
     assert "from cached facts" in (tmp_path / "report" / "report.md").read_text()
 
 
+def test_the_audit_in_check_mode_writes_no_report_and_says_so(tmp_path):
+    proc = audit(tmp_path, "--check", inventory_text="this-machine %s\n" % LOCAL)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert not (tmp_path / "report").exists()
+    assert "Check mode: nothing written; the report would go to %s" % (tmp_path / "report") in proc.stdout
+    assert "Report written to" not in proc.stdout
+
+
 def test_cached_rows_plan_with_each_hosts_own_settings(tmp_path):
     """The report task builds the rows of every host at once; each host's cached plan still uses
     that host's own overcommit_* variables from the inventory, as the role would."""
