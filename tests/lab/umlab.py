@@ -287,7 +287,7 @@ def mconsole(sock_path: Path, command: str, timeout_s: float = 5.0) -> str:
     return text
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """True while pid runs (a zombie, i.e. an exited but unreaped UML, counts as gone)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -317,13 +317,13 @@ def kill_uml(pid: int, mconsole_path: Path | None) -> None:
     it remains. A SIGKILL to the main UML process alone leaves its helper processes
     behind, so: mconsole `halt` (UML then cleans up after itself), and SIGKILL to
     every process of its session if anything is still there after a few seconds."""
-    if mconsole_path is not None and mconsole_path.exists() and _alive(pid):
+    if mconsole_path is not None and mconsole_path.exists() and pid_alive(pid):
         try:
             mconsole(mconsole_path, "halt", timeout_s=3)
         except (OSError, LabError):
             pass
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _session_pids(pid) and any(_alive(p) for p in _session_pids(pid)):
+    while time.monotonic() < deadline and _session_pids(pid) and any(pid_alive(p) for p in _session_pids(pid)):
         time.sleep(0.1)
     for leftover in _session_pids(pid):
         try:
@@ -423,14 +423,14 @@ class Lab:
         self._started = True
         try:
             self.dir.mkdir(parents=True)
-            self._save_state()   # at once: a directory without state looks abandoned
+            self.save_state()   # at once: a directory without state looks abandoned
             (self.dir / "ctl").mkdir()
             _sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"lab-{self.name}",
                  "-f", str(self.key_path)])
             self._create_network()
             for guest in self.guests.values():
                 self._create_disks(guest)
-            self._save_state()
+            self.save_state()
             self.boot(*self.guests)
         except BaseException:
             self.stop()
@@ -535,7 +535,7 @@ class Lab:
         started = {}
         for name in names:
             guest = self.guests[name]
-            if guest.pid is not None and _alive(guest.pid):
+            if guest.pid is not None and pid_alive(guest.pid):
                 raise LabError(f"{name} is already running (pid {guest.pid})")
             guest.boot += 1
             log = open(self._path(guest, "console.log"), "ab")
@@ -554,7 +554,7 @@ class Lab:
             for name, error in zip(names, pool.map(lambda n: self._wait_ready(n, started[n]), names)):
                 if error:
                     errors.append(error)
-        self._save_state()
+        self.save_state()
         with self._state_lock:
             self.write_inventory()
         if errors:
@@ -619,7 +619,7 @@ class Lab:
         self.run(name, "systemctl start --no-block --job-mode=replace-irreversibly poweroff.target")
         proc = self._procs.get(name)
         deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
-        while time.monotonic() < deadline and guest.pid is not None and _alive(guest.pid):
+        while time.monotonic() < deadline and guest.pid is not None and pid_alive(guest.pid):
             time.sleep(0.2)
         self.halt(name)  # reaps it, or forces it if the shutdown hung
         if proc is not None and proc.poll() is None:
@@ -770,7 +770,9 @@ class Lab:
 
     # -- state for labctl --
 
-    def _save_state(self) -> None:
+    def save_state(self) -> None:
+        """Writes lab.json, which labctl and the stale cleanup read: after a boot,
+        a power-cycle or a reboot, so that guest pids and boot counts stay true."""
         with self._state_lock:
             self._write_state()
 
@@ -909,7 +911,7 @@ def is_stale(state: dict) -> bool:
         return False
     if state.get("broken"):   # no lab.json: abandoned, unless another process is creating it right now
         return state.get("age_s", 0) > 60
-    return owner is None or not _alive(owner)
+    return owner is None or not pid_alive(owner)
 
 
 def destroy_lab(lab_dir: Path, procs: Mapping[str, subprocess.Popen[bytes]] | None = None) -> None:
