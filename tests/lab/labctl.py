@@ -25,10 +25,10 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from umlab import (FLAVOURS, RUN_ROOT, SUITES, GuestSpec, Lab, LabError, check_host, cleanup_stale,  # noqa: E402
-                   destroy_lab, ensure_image, is_stale, list_labs, pid_alive)
+# Run as a script, Python puts this file's directory, the lab's import root, first on
+# sys.path: the package umlab imports by name.
+from umlab import (FLAVOURS, RUN_ROOT, SUITES, GuestSpec, Lab, LabError, check_host, cleanup_stale, destroy_lab,
+                   ensure_image, is_stale, list_labs, pid_alive)
 
 DEFAULT_GUESTS = ["db1:512", "db2:768:256"]
 
