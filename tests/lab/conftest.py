@@ -2,21 +2,21 @@
 
 The lab needs root and user-mode-linux. When they are missing the fixture raises
 (the tests error out loudly); it never skips.
+
+This directory is the lab's import root: pytest puts it on sys.path before it imports
+this file (its default "prepend" import mode, for a directory without __init__.py),
+so the tests import the package `umlab` and the modules beside it by name.
 """
 
 from __future__ import annotations
 
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from helpers import MEMHOG_PATTERN, OVERCOMMIT_KEYS, install_memhog, read_overcommit  # noqa: E402
-from umlab import GuestSpec, Lab, LabError, check_host, cleanup_stale  # noqa: E402
+from helpers import MEMHOG_PATTERN, OVERCOMMIT_KEYS, install_memhog, read_overcommit
+from umlab import GuestSpec, Lab, LabError, check_host, cleanup_stale
 
 # Five small guests, booted in parallel once per session (about 10-20 s on 2 cores):
 #   plain  - no swap: boots, CommitLimit formula without swap, the naive disaster

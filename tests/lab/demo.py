@@ -20,14 +20,12 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from dbguest import (DB_PROFILE, PG_UNIT, identity, oom_kills, psql, unit_state,  # noqa: E402
-                     wait_for_databases)
-from role_runner import run_oom_role, run_role  # noqa: E402
-from umlab import GuestSpec, Lab, ensure_image  # noqa: E402
+# Run as a script (`make demo`), Python puts this file's directory, the lab's import
+# root, first on sys.path: the package umlab and the modules beside it import by name.
+from dbguest import DB_PROFILE, PG_UNIT, identity, oom_kills, psql, unit_state, wait_for_databases
+from role_runner import run_oom_role, run_role
+from umlab import GuestSpec, Lab, ensure_image
 
 GUEST = GuestSpec("pgdemo", mem_mb=1536, flavour="db")
 # Two 800 MiB strings held at once in one query: 1.6 GiB, more than the guest's RAM. (One

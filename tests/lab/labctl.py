@@ -25,10 +25,10 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from umlab import (FLAVOURS, RUN_ROOT, SUITES, GuestSpec, Lab, LabError, check_host, cleanup_stale,  # noqa: E402
-                   destroy_lab, ensure_image, is_stale, list_labs, _alive)
+# Run as a script, Python puts this file's directory, the lab's import root, first on
+# sys.path: the package umlab imports by name.
+from umlab import (FLAVOURS, RUN_ROOT, SUITES, GuestSpec, Lab, LabError, check_host, cleanup_stale, destroy_lab,
+                   ensure_image, is_stale, list_labs, pid_alive)
 
 DEFAULT_GUESTS = ["db1:512", "db2:768:256"]
 
@@ -76,7 +76,7 @@ def cmd_status(_args: argparse.Namespace) -> int:
         stale = " STALE" if is_stale(state) else ""
         print(f"{state['name']}: {owner}{stale}; inventory {state.get('inventory', '-')}")
         for guest in state.get("guests", []):
-            running = guest.get("pid") is not None and _alive(guest["pid"])
+            running = guest.get("pid") is not None and pid_alive(guest["pid"])
             print(f"  {guest['name']:10} {guest['ip']:12} {guest.get('suite', 'bookworm'):9}"
                   f" mem {guest['mem_mb']} MiB swap {guest['swap_mb']} MiB"
                   f" {'running pid ' + str(guest['pid']) if running else 'DOWN'};"
@@ -117,7 +117,7 @@ def cmd_power(args: argparse.Namespace) -> int:
         lab.power_cycle(args.guest)
     else:
         lab.reboot(args.guest)
-    lab._save_state()
+    lab.save_state()
     print(f"{args.guest}: up again, SSH after {lab.guests[args.guest].boot_seconds[-1]} s")
     return 0
 

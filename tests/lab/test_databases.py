@@ -27,10 +27,10 @@ from typing import Iterator
 
 import pytest
 
-from dbguest import (DB_PROFILE, DB_UNITS, MARIADB_UNIT, PG_UNIT, DbIdentity, identity, kept_checksums, mariadb,
+from dbguest import (DB_PROFILE, DB_UNITS, MARIADB_UNIT, PG_UNIT, identity, kept_checksums, mariadb,
                      oom_kills, process_names, psql, unit_state, wait_for_databases, write_kept_tables)
 from helpers import AS_NOBODY, MEMHOG, MIB_KB, install_memhog, read_overcommit
-from role_runner import DROPIN, RoleRun, run_oom_role, run_role
+from role_runner import RoleRun, run_oom_role, run_role
 from umlab import GuestSpec, Lab, check_host
 
 OOM_GUEST, MODE2_GUEST = "oomdb", "m2db"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from umlab import Lab, LabError, _alive, run_bounded
+from umlab import Lab, LabError, pid_alive, run_bounded
 
 
 def test_a_hung_command_is_killed_with_its_children_and_named(tmp_path) -> None:
@@ -21,7 +21,7 @@ def test_a_hung_command_is_killed_with_its_children_and_named(tmp_path) -> None:
     assert "host: a stuck pipeline" in str(failure.value) and "1 s" in str(failure.value)
     assert "partial" in str(failure.value)   # what it printed before it hung
     time.sleep(0.2)
-    assert not _alive(int(pid_file.read_text())), "the background child outlived the timeout"
+    assert not pid_alive(int(pid_file.read_text())), "the background child outlived the timeout"
 
 
 def test_a_hung_ssh_command_becomes_a_lab_error_and_the_guest_stays_usable(lab: Lab) -> None:

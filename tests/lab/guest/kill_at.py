@@ -18,6 +18,7 @@ exception handler, no rollback, no `finally` runs. Each call is logged to stderr
 any kill (unbuffered, each line starting with "kill_at: "), so the test sees where it died.
 Without a kill the module finishes and prints its JSON result as usual.
 """
+import importlib
 import json
 import os
 import runpy
@@ -35,8 +36,11 @@ with open(args_path, "w") as handle:
 
 # Import the payload's own apply_transaction first: the module's `import` then finds this
 # very object in sys.modules, and the wrappers below are what its transaction calls.
+# The collection exists on the guest only inside the exploded payload, whose directory
+# is known only now: so that directory goes on sys.path here, as AnsiballZ's own
+# `execute` would put it.
 sys.path.insert(0, debug_dir)
-from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction  # noqa: E402
+apply_transaction = importlib.import_module("ansible_collections.dbfleet.memory.plugins.module_utils.apply_transaction")
 
 calls = {}
 
