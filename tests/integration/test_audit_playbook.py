@@ -34,6 +34,16 @@ def audit(tmp_path: Path, *extra: str, inventory_text: str = "") -> subprocess.C
                           capture_output=True, text=True, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, check=False)
 
 
+def fill_fact_cache(tmp_path: Path, inventory_text: str) -> None:
+    """Fill the jsonfile fact cache with setup's memory facts, the way a fleet's earlier runs would."""
+    (tmp_path / "inventory").write_text(inventory_text)
+    env = dict(os.environ, ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile",
+               ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path / "facts"))
+    subprocess.run(["ansible", "-i", str(tmp_path / "inventory"), "all", "-m", "ansible.builtin.setup",
+                    "-a", "gather_subset=!all,hardware"], check=True, capture_output=True, env=env,
+                   stdin=subprocess.DEVNULL)
+
+
 def host_state():
     """What an audit must not change: the sysctl.d files and the live overcommit values."""
     files = {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in Path("/etc/sysctl.d").glob("*")}
@@ -72,14 +82,7 @@ def test_the_audit_changes_nothing_on_the_host(live_report):
 
 
 def test_cache_only_audit_marks_rows_from_cached_facts(tmp_path):
-    # Fill the fact cache the way a fleet's earlier runs would.
-    inventory_line = "this-machine ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable
-    (tmp_path / "inventory").write_text(inventory_line)
-    env = dict(os.environ, ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile",
-               ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path / "facts"))
-    subprocess.run(["ansible", "-i", str(tmp_path / "inventory"), "all", "-m", "ansible.builtin.setup",
-                    "-a", "gather_subset=!all,hardware"], check=True, capture_output=True, env=env,
-                   stdin=subprocess.DEVNULL)
+    fill_fact_cache(tmp_path, "this-machine ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
     proc = audit(tmp_path, "-e", "overcommit_audit_from_cache=true")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     hosts = {h["host"]: h for h in json.loads((tmp_path / "report" / "report.json").read_text())["hosts"]}
@@ -101,12 +104,7 @@ def test_cached_rows_plan_with_each_hosts_own_settings(tmp_path):
     """The report task builds the rows of every host at once; each host's cached plan still uses
     that host's own overcommit_* variables from the inventory, as the role would."""
     hosts = "db-small %s overcommit_admin_reserve_mb=64\ndb-default %s\n" % (LOCAL, LOCAL)
-    (tmp_path / "inventory").write_text(hosts)
-    env = dict(os.environ, ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile",
-               ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path / "facts"))
-    subprocess.run(["ansible", "-i", str(tmp_path / "inventory"), "all", "-m", "ansible.builtin.setup",
-                    "-a", "gather_subset=!all,hardware"], check=True, capture_output=True, env=env,
-                   stdin=subprocess.DEVNULL)
+    fill_fact_cache(tmp_path, hosts)
     proc = audit(tmp_path, "-e", "overcommit_audit_from_cache=true", inventory_text=hosts)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     rows = {h["host"]: h for h in json.loads((tmp_path / "report" / "report.json").read_text())["hosts"]}
