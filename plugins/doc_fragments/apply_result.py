@@ -104,8 +104,8 @@ target_values:
   returned: always
   type: dict
   sample: {"vm.overcommit_memory": "2", "vm.overcommit_ratio": "87", "vm.admin_reserve_kbytes": "131072"}
-path:
-  description: The drop-in path.
+dropin_path:
+  description: The drop-in's path.
   returned: always
   type: str
   sample: /etc/sysctl.d/90-dbfleet-overcommit.conf

@@ -608,7 +608,10 @@ def report(decision: Decision, want_diff: bool) -> Dict[str, Any]:
         live_changes=[w.as_dict() for w in decision.writes],
         live_applied=False, live_skipped_reason=decision.skip_live,
         container=host.container, container_evidence=host.container_evidence,
-        shadowing=decision.shadowing, boot=decision.boot, target_values=decision.target, path=decision.path,
+        shadowing=decision.shadowing, boot=decision.boot, target_values=decision.target,
+        # Not "path": ansible-core's exit_json/fail_json stat a result's "path" (adding owner, mode and
+        # "state: file") after our host lock is released, when a concurrent run may have removed the file.
+        dropin_path=decision.path,
         live_values=dict((k, host.live.get(k)) for k in sw.MANAGED_KEYS),
         commit_limit_kb=host.meminfo.get("CommitLimit"),
     )

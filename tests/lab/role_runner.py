@@ -47,6 +47,17 @@ class RoleRun:
     def failed(self, host: str) -> bool:
         return self.stats[host]["failures"] > 0 or self.stats[host]["unreachable"] > 0
 
+    def why(self) -> str:
+        """For an assertion message: each failed task's message first, then the whole report.
+
+        CI logs keep the head and tail of a long message; the module's own words must be in the head.
+        """
+        failures = [f"{host}: {action}: {result.get('msg')}"
+                    for host, by_action in sorted(self.results.items())
+                    for action, result in by_action.items() if result.get("failed") or result.get("unreachable")]
+        head = "\n".join(failures) if failures else "(no task reported a failure)"
+        return f"returncode {self.returncode}\n{head}\n--- the whole json report ---\n{self.output}"
+
 
 def run_role(lab: Lab, limit: str = "all", **extra_vars: Any) -> RoleRun:
     """ansible-playbook with the overcommit role over SSH; extra_vars become -e JSON (e.g.

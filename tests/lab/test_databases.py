@@ -120,7 +120,7 @@ def test_mode0_host_oom_kills_a_database_without_the_roles_and_the_hog_with_oom_
     wait_for_databases(lab, guest)
 
     applied = run_oom_role(lab, guest, lab_profile=DB_PROFILE)
-    assert applied.returncode == 0, applied.output
+    assert applied.returncode == 0, applied.why()
     units = {u["unit"]: u for u in applied.apply(guest)["units"]}
     print("oom_priority: " + "; ".join(f"{name}: {u['status']}, {u['settings']}, live: {u['live']}"
                                         for name, u in units.items()))
@@ -172,7 +172,7 @@ def runaway_in_cgroup(lab: Lab, guest: str) -> tuple[list, str, dict[str, str]]:
 def test_a_runaway_backend_under_memorymax_is_killed_alone_and_postgresql_recovers(dblab: Lab) -> None:
     lab, guest = dblab, OOM_GUEST
     applied = run_oom_role(lab, guest, lab_profile=DB_PROFILE)
-    assert applied.returncode == 0, applied.output
+    assert applied.returncode == 0, applied.why()
     lab.run(guest, f"systemctl set-property --runtime {PG_UNIT} MemoryMax={CGROUP_LIMIT_MB}M")   # no restart
     try:
         before = identity(lab, guest)
@@ -188,7 +188,7 @@ def test_a_runaway_backend_under_memorymax_is_killed_alone_and_postgresql_recove
 
         # Control: without our drop-in, systemd's default OOMPolicy=stop takes the cluster down.
         removed = run_oom_role(lab, guest, lab_profile=DB_PROFILE, oom_priority_state="absent")
-        assert removed.returncode == 0, removed.output
+        assert removed.returncode == 0, removed.why()
         kills, answer, state = runaway_in_cgroup(lab, guest)
         print(f"control, OOMPolicy={state['OOMPolicy']}:\npsql: {answer}\nkernel: {[k.line for k in kills]}"
               f"\nunit: {state}")
@@ -205,9 +205,9 @@ def test_a_runaway_backend_under_memorymax_is_killed_alone_and_postgresql_recove
 def both_roles(lab: Lab, guest: str) -> tuple[RoleRun, RoleRun]:
     """overcommit (mode 2 for PostgreSQL and MariaDB) and oom_priority, as site.yml lists them."""
     overcommit = run_role(lab, guest, lab_profile=DB_PROFILE)
-    assert overcommit.returncode == 0, overcommit.output
+    assert overcommit.returncode == 0, overcommit.why()
     oom = run_oom_role(lab, guest, lab_profile=DB_PROFILE)
-    assert oom.returncode == 0, oom.output
+    assert oom.returncode == 0, oom.why()
     return overcommit, oom
 
 

@@ -133,7 +133,7 @@ def assert_repaired(lab: Lab, state: str, between: OvercommitState) -> None:
     """A normal role run converges without waiting for the dead run's lock, and names the
     temporary files it removes; one more run changes nothing."""
     repair = run_role(lab, HOST, overcommit_state=state, **ROLE_VARS)
-    assert repair.returncode == 0, repair.output
+    assert repair.returncode == 0, repair.why()
     assert repair.apply(HOST)["lock_waited_s"] < LOCK_POLL_S, repair.apply(HOST)
     removed = {f["path"] for f in repair.apply(HOST)["files"] if f["action"] == "remove"}
     assert {f"/etc/sysctl.d/{name}" for name in between.temp_files} <= removed, repair.apply(HOST)["files"]
@@ -148,7 +148,7 @@ def assert_repaired(lab: Lab, state: str, between: OvercommitState) -> None:
     else:
         assert not after.dropins
     again = run_role(lab, HOST, overcommit_state=state, **ROLE_VARS)
-    assert again.returncode == 0 and again.changed(HOST) == 0, again.output
+    assert again.returncode == 0 and again.changed(HOST) == 0, again.why()
     print(f"repair run: changed={repair.changed(HOST)} (files {repair.apply(HOST)['files']}, "
           f"live {repair.apply(HOST)['live_changes']}); then {after.describe()}; the next run changed nothing")
 
@@ -205,7 +205,7 @@ def test_killed_while_entering_mode_2_nobody_is_locked_out_and_the_next_run_repa
 def test_killed_right_after_absent_left_mode_2_nobody_is_locked_out_and_the_next_run_finishes(
         lab: Lab, payload: str, database: None) -> None:
     applied = run_role(lab, HOST, overcommit_state="present", **ROLE_VARS)
-    assert applied.returncode == 0, applied.output
+    assert applied.returncode == 0, applied.why()
     assert read_overcommit(lab, HOST)["vm.overcommit_memory"] == 2
 
     # Leaving mode 2 writes the mode first, then the reserve and the ratio, then removes the file.
@@ -222,7 +222,7 @@ def test_killed_right_after_absent_left_mode_2_nobody_is_locked_out_and_the_next
 def test_killed_between_writing_the_new_priority_and_removing_the_old_the_next_run_keeps_one_drop_in(
         lab: Lab, payload: str, database: None) -> None:
     moved_from = run_role(lab, HOST, overcommit_state="present", overcommit_dropin_priority=95, **ROLE_VARS)
-    assert moved_from.returncode == 0, moved_from.output
+    assert moved_from.returncode == 0, moved_from.why()
 
     # Same plan, new priority: no live write; the 90 file is renamed into place, then the 95 file removed.
     killed = kill_module(lab, payload, "write_file_atomic", 1, state="present", dropin_priority=90)

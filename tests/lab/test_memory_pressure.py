@@ -80,7 +80,7 @@ def apply_role(lab: Lab, name: str) -> str:
     before = read_overcommit(lab, name)
     assert before["vm.overcommit_memory"] == 0, f"{name}: must start in mode 0, is in {before}"
     run = run_role(lab, name, lab_profile="postgresql")
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.why()
     plan = run.plan(name)
     live = read_overcommit(lab, name)
     after = lab.meminfo(name)

@@ -50,7 +50,7 @@ def test_apply_idempotence_drift_repair_and_absent_on_live_kernels(lab: Lab) -> 
     try:
         first = run_role(lab, hosts, lab_profiles={"plain": "postgresql", "swap": "mysql"},
                          lab_prefer={"swap": "kbytes"})
-        assert first.returncode == 0, first.output
+        assert first.returncode == 0, first.why()
         assert first.plan("plain")["limit_by"] == "ratio" and first.plan("swap")["limit_by"] == "kbytes"
         for host in ("plain", "swap"):
             assert first.changed(host) == 1
@@ -62,7 +62,7 @@ def test_apply_idempotence_drift_repair_and_absent_on_live_kernels(lab: Lab) -> 
 
         second = run_role(lab, hosts, lab_profiles={"plain": "postgresql", "swap": "mysql"},
                           lab_prefer={"swap": "kbytes"})
-        assert second.returncode == 0, second.output
+        assert second.returncode == 0, second.why()
         assert {host: second.changed(host) for host in ("plain", "swap")} == {"plain": 0, "swap": 0}
         assert second.apply("plain")["live_changes"] == [] and not second.apply("plain")["file_changed"]
         print("second run: changed=0 on both guests (no live write, no file write)")
@@ -71,7 +71,7 @@ def test_apply_idempotence_drift_repair_and_absent_on_live_kernels(lab: Lab) -> 
         lab.run("plain", "sysctl -q -w vm.overcommit_ratio=70")   # someone tunes by hand,
         lab.run("plain", f"sed -i 's/^vm.overcommit_ratio = .*/vm.overcommit_ratio = 70/' {DROPIN}")   # in both places
         repair = run_role(lab, "plain", lab_profile="postgresql")
-        assert repair.returncode == 0, repair.output
+        assert repair.returncode == 0, repair.why()
         assert repair.changed("plain") == 1 and repair.apply("plain")["file_changed"]
         assert [change["key"] for change in repair.apply("plain")["live_changes"]] == ["vm.overcommit_ratio"]
         assert file_text(lab, "plain") == rendered
@@ -80,7 +80,7 @@ def test_apply_idempotence_drift_repair_and_absent_on_live_kernels(lab: Lab) -> 
               repair.plan("plain")["sysctl"]["vm.overcommit_ratio"], "live and in the file")
 
         gone = run_role(lab, hosts, overcommit_state="absent")
-        assert gone.returncode == 0, gone.output
+        assert gone.returncode == 0, gone.why()
         for host in ("plain", "swap"):
             assert file_text(lab, host) is None
             live = read_overcommit(lab, host)
@@ -99,7 +99,7 @@ def test_values_return_after_reboot_and_a_shadowing_file_fails_before_it(lab: La
     shadow = "/etc/sysctl.d/99-zz-tuning.conf"
     try:
         applied = run_role(lab, host, lab_profile="postgresql")
-        assert applied.returncode == 0, applied.output
+        assert applied.returncode == 0, applied.why()
         plan = applied.plan(host)
         lab.reboot(host)
         # systemd-sysctl applied the drop-in at boot. MemTotal may differ a little from one
@@ -159,7 +159,7 @@ def test_role_refuses_an_unsafe_plan_and_a_safe_one_keeps_ssh_working(lab: Lab) 
         committed_kb = lab.meminfo(host)["Committed_AS"]
         assert committed_kb > limit_at_ratio_50_kb, "precondition: ratio 50 would lock this host out"
         applied = run_role(lab, host, lab_profile="postgresql", overcommit_headroom_pct=0)
-        assert applied.returncode == 0, applied.output
+        assert applied.returncode == 0, applied.why()
         live_matches_plan(lab, host, applied.plan(host))
         login = lab.run(host, "bash -c 'echo shell-started'", new_connection=True, timeout=60)
         assert "shell-started" in login.stdout

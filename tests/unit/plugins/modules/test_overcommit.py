@@ -350,6 +350,39 @@ def test_a_second_run_waits_for_the_lock_and_fails_clearly(kernel, run_module):
     assert not failed and result["lock_waited_s"] < 1
 
 
+@pytest.fixture
+def dropin_removed_by_another_run(monkeypatch):
+    """The real drop-in path as another run leaves it after our lock is released: it still
+    exists when it is looked up and is gone when it is stat'ed (a concurrent state=absent).
+    Only the real path, as ansible-core's exit code spells it (bytes); the fake host is elsewhere."""
+    real = b"/" + DROPIN.encode()
+    exists, lstat = os.path.exists, os.lstat
+    monkeypatch.setattr(os.path, "exists", lambda p: True if p == real else exists(p))
+
+    def vanished(p, *args, **kwargs):
+        if p == real:
+            raise FileNotFoundError(2, "No such file or directory", p)
+        return lstat(p, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", vanished)
+
+
+@pytest.mark.parametrize("args", [PG, {"state": "absent"}, {"workload_commit_mb": 5000}],
+                         ids=["present", "absent", "refused"])
+def test_the_result_is_not_read_from_the_host_after_the_lock_is_released(kernel, run_module,
+                                                                         dropin_removed_by_another_run, args):
+    """Found in the lab's concurrency test (1 run in about 4): a present run finished its
+    transaction, released the lock, and then failed with "[Errno 2] No such file or directory:
+    b'/etc/sysctl.d/95-dbfleet-overcommit.conf'". ansible-core's exit_json and fail_json stat a
+    result's ``path`` (adding owner, mode and ``state: file``) after our lock is gone, so a
+    concurrent absent run made a finished run report a failure. The drop-in's path is
+    ``dropin_path`` now, which nothing outside the transaction reads."""
+    failed, result = run_module(overcommit.main, args)
+    assert failed == ("workload_commit_mb" in args), result.get("msg")
+    assert result["dropin_path"] == "/" + DROPIN
+    assert not {"path", "dest", "owner", "uid", "mode", "state", "size"} & set(result), sorted(result)
+
+
 def test_a_temporary_file_left_by_a_killed_run_is_removed(kernel, run_module):
     (kernel.root / "etc/sysctl.d/.dbfleet-abc123.tmp").write_text("vm.overcommit_ratio = 1\n")
     failed, _result = run_module(overcommit.main, PG)
