@@ -54,6 +54,14 @@ class Holder:
     def alive(self, lab: Lab) -> bool:
         return lab.run(self.guest, f"kill -0 {self.pid}", check=False).returncode == 0
 
+    def stop(self, lab: Lab, timeout_s: float = 30) -> None:
+        """SIGKILL, then wait until the process is gone: its commit leaves Committed_AS only when
+        its memory is torn down, and a test that sizes the next holder from Committed_AS must not
+        count it."""
+        lab.run(self.guest, f"kill -KILL {self.pid}; for _ in $(seq {int(timeout_s * 10)}); do"
+                            f" kill -0 {self.pid} 2>/dev/null || exit 0; sleep 0.1; done; exit 1",
+                timeout=timeout_s + 10)
+
 
 def start_holder(lab: Lab, guest: str, mb: int, tag: str = "holder", timeout_s: float = 120) -> Holder:
     """Starts memhog --hold as nobody, detached from the SSH session, and waits until
