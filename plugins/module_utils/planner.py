@@ -24,6 +24,7 @@ path that can leave a host in mode 2 passes one check.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -69,6 +70,9 @@ KEY_MODE = "vm.overcommit_memory"
 KEY_RATIO = "vm.overcommit_ratio"
 KEY_KBYTES = "vm.overcommit_kbytes"
 KEY_ADMIN_RESERVE = "vm.admin_reserve_kbytes"
+# The one spelling of a number we write and judge: digits only, no sign, blanks or leading zeros.
+# The kernel reads other spellings differently ("010" is 8) or refuses them ("087", "+87").
+PLAIN_DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)\Z")
 
 
 class PlanInputError(ValueError):
@@ -247,8 +251,8 @@ def _end_state_int(values: Mapping[str, str], key: str) -> int:
     if key not in values:
         raise CommitStateInputError(key, "the end state lacks this key (a mode-2 state needs %s)" % ", ".join(
             (KEY_MODE, KEY_RATIO, KEY_KBYTES, KEY_ADMIN_RESERVE)))
-    text = str(values[key]).strip()
-    if not text.isdigit():
+    text = str(values[key])
+    if not PLAIN_DECIMAL.match(text):
         raise CommitStateInputError(key, "must be a canonical decimal string, got %r" % (values[key],))
     return int(text)
 

@@ -51,7 +51,6 @@ Pure Python, no Ansible import.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Tuple, Union
 
@@ -59,6 +58,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_KBYTES as KBYTES
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_MODE as MODE
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_RATIO as RATIO
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PLAIN_DECIMAL
 
 MANAGED_KEYS = (ADMIN_RESERVE, RATIO, KBYTES, MODE)
 # Read, never written: the kernel holds it back from each non-root request in mode 2.
@@ -264,7 +264,6 @@ def read_back(key: str, raw: Union[str, bytes]) -> Optional[str]:
     return None if error is not None else str(value)
 
 
-_PLAIN_DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)\Z")
 _ALLOWED_FORM = "write a plain decimal number (digits only, no sign, blanks, leading zeros or base prefix; e.g. 87)"
 
 
@@ -281,7 +280,7 @@ def plain_decimal(key: str, value: object) -> str:
         raise ValueError("%s = %r is refused: a non-negative integer or a string of decimal digits is needed"
                          % (key, value))
     text = str(value)
-    if _PLAIN_DECIMAL.match(text):
+    if PLAIN_DECIMAL.match(text):
         return text
     reading = canonical_or_none(text, key) if key in HANDLERS else None
     what = "would read %r as %s" % (text, reading) if reading is not None else "would refuse %r" % text

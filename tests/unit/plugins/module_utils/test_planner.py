@@ -301,6 +301,13 @@ def test_a_refusal_reason_gives_the_numbers_in_mib_and_the_formula():
         ({}, "vm.overcommit_memory", "lacks this key"),
         (_state("3"), "vm.overcommit_memory", "must be 0, 1 or 2"),
         (_state("2", ratio="0 # default"), "vm.overcommit_ratio", "canonical decimal"),
+        # Judged only in the one spelling we write: the kernel reads "087" and "+87" as EINVAL and
+        # " 87" is not what any of our readers return; "\u00b2" made int() raise a ValueError.
+        (_state("2", ratio=" 087"), "vm.overcommit_ratio", "canonical decimal"),
+        (_state("2", ratio="087"), "vm.overcommit_ratio", "canonical decimal"),
+        (_state("2", ratio="+87"), "vm.overcommit_ratio", "canonical decimal"),
+        (_state("2", ratio="87\n"), "vm.overcommit_ratio", "canonical decimal"),
+        (_state("2", ratio="\u00b2"), "vm.overcommit_ratio", "canonical decimal"),
     ],
 )
 def test_a_malformed_end_state_is_refused_naming_the_key(values, key, message):
