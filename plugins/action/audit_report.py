@@ -15,10 +15,9 @@ controller (about 1.8 s per audit at 32 hosts on 2 cores).
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.dbfleet.memory.plugins.filter.overcommit_plan import overcommit_plan
+from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import FactsPlanError, plan_from_facts
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import (
     STATUS_FAILED,
     AuditRow,
@@ -61,7 +60,7 @@ def cached_plan(host_vars):
     if not any(key in facts for key in CACHED_FACT_KEYS):
         return None
     knobs = {knob: host_vars["overcommit_" + knob] for knob in PLANNER_KNOBS if "overcommit_" + knob in host_vars}
-    return overcommit_plan(dict(facts), profile=host_vars.get("overcommit_profile", ["generic"]), **knobs)
+    return plan_from_facts(dict(facts), profile=host_vars.get("overcommit_profile", ["generic"]), **knobs)
 
 
 def row_for_host(host, host_vars, results_var, from_cache):
@@ -69,7 +68,7 @@ def row_for_host(host, host_vars, results_var, from_cache):
     result = None if from_cache else host_vars.get(results_var)
     try:
         plan = cached_plan(host_vars) if from_cache or not answered(result) else None
-    except AnsibleError as exc:
+    except FactsPlanError as exc:
         return AuditRow(host=host, status=STATUS_FAILED, message="cannot plan from the cached facts: %s" % exc)
     if from_cache:
         return row_from_cached_plan(host, plan)

@@ -16,6 +16,8 @@ description:
   - Risk is defined in C(plugins/plugin_utils/fleet_report.py); the CommitLimit at C(overcommit_ratio=100) is
     computed with the kernel's formula in C(commit_limit.py).
   - Runs on the controller; no remote call.
+extends_documentation_fragment:
+  - dbfleet.memory.report_hosts
 options:
   _input:
     description: The list of rows.
@@ -31,13 +33,6 @@ options:
     description: A timestamp or label printed in the report's title.
     type: str
     default: ""
-  hosts:
-    description:
-      - Every host the audit targeted (for example C(ansible_play_hosts_all)). A host without a row is reported
-        as failed, so no host is silently dropped.
-    type: list
-    elements: str
-    default: []
 """
 
 EXAMPLES = r"""

@@ -9,8 +9,9 @@ host's vm.user_reserve_kbytes (the planner holds it back from non-root processes
 and the boot findings let an audit judge the risk from the cache too. Pure Python, no Ansible import.
 
 The fact is one namespaced key, ``dbfleet_overcommit``, so it cannot collide with setup's facts. Its
-reader is the overcommit_plan filter (controller side); ``schema`` changes when a field changes
-meaning, so a reader can tell an old cache from a new one.
+reader is plugin_utils/facts_plan.py (controller side, for the overcommit_plan filter and the
+audit_report action); ``schema`` changes when a field changes meaning, so a reader can tell an old
+cache from a new one.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ author:
   - dbfleet maintainers (@dbfleet)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dbfleet.memory.report_hosts
 options:
   dest:
     description:
@@ -56,13 +57,6 @@ options:
       - With O(results_var), build every row from the hosts' cached facts only, ignoring their results.
     type: bool
     default: false
-  hosts:
-    description:
-      - Every host the audit targeted (for example C(ansible_play_hosts_all)). A host without a row is reported
-        as failed, so no host is silently dropped.
-    type: list
-    elements: str
-    default: []
   formats:
     description:
       - Which files to write.

@@ -15,13 +15,23 @@ import pytest
 from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import HostLock, LockTimeout
 
 
-def held_by_another(path, record):
-    """The flock taken on another descriptor, with ``record`` in the file (as a run left it)."""
-    with open(path, "w") as handle:
-        handle.write(record)
-    fd = os.open(path, os.O_RDWR)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return fd
+@pytest.fixture
+def held_by_another(tmp_path):
+    """held_by_another(record) -> the path of a lock file whose flock another descriptor holds,
+    with ``record`` in it (as a run left it). The flock is released when the test ends."""
+    fds = []
+
+    def hold(record):
+        path = str(tmp_path / "lock")
+        with open(path, "w") as handle:
+            handle.write(record)
+        fds.append(os.open(path, os.O_RDWR))
+        fcntl.flock(fds[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return path
+
+    yield hold
+    for fd in fds:
+        os.close(fd)
 
 
 def timeout_message(path):
@@ -37,62 +47,38 @@ def finished_pid():
     return child.pid
 
 
-def test_a_recorded_pid_that_is_no_longer_running_is_not_called_the_holder(tmp_path):
+def test_a_recorded_pid_that_is_no_longer_running_is_not_called_the_holder(held_by_another):
     """Failed before the fix: the message said "(pid N)" for a run that had already finished."""
-    path = str(tmp_path / "lock")
     gone = finished_pid()
-    fd = held_by_another(path, "pid %d\n" % gone)
-    try:
-        message = timeout_message(path)
-    finally:
-        os.close(fd)
+    message = timeout_message(held_by_another("pid %d\n" % gone))
     assert ("(last recorded holder: pid %d, no longer running; the run holding the lock now has not recorded "
             "itself yet)" % gone) in message
 
 
-def test_a_recorded_pid_that_is_running_is_named_as_the_last_recorded_holder(tmp_path):
-    path = str(tmp_path / "lock")
-    fd = held_by_another(path, "pid %d\n" % os.getpid())
-    try:
-        message = timeout_message(path)
-    finally:
-        os.close(fd)
-    assert message == (
+def test_a_recorded_pid_that_is_running_is_named_as_the_last_recorded_holder(held_by_another):
+    path = held_by_another("pid %d\n" % os.getpid())
+    assert timeout_message(path) == (
         "another dbfleet.memory run holds %s (last recorded holder: pid %d, still running) and did not finish "
         "within 0 s; nothing was read or changed. Run again when it is done, or raise lock_timeout."
         % (path, os.getpid()))
 
 
-def test_a_holder_that_has_not_written_yet_is_said_to_be_unrecorded(tmp_path):
-    path = str(tmp_path / "lock")
-    fd = held_by_another(path, "")
-    try:
-        message = timeout_message(path)
-    finally:
-        os.close(fd)
+def test_a_holder_that_has_not_written_yet_is_said_to_be_unrecorded(held_by_another):
+    message = timeout_message(held_by_another(""))
     assert "(the holder has not recorded its pid yet)" in message
 
 
-def test_a_record_that_is_not_ours_is_shown_as_such(tmp_path):
-    path = str(tmp_path / "lock")
-    fd = held_by_another(path, "\x1b[2Jgarbage\n")
-    try:
-        message = timeout_message(path)
-    finally:
-        os.close(fd)
+def test_a_record_that_is_not_ours_is_shown_as_such(held_by_another):
+    message = timeout_message(held_by_another("\x1b[2Jgarbage\n"))
     assert "(holder unknown: the lock file holds '?[2Jgarbage')" in message
 
 
-def test_whether_a_pid_runs_is_asked_through_the_injected_check(tmp_path):
-    path = str(tmp_path / "lock")
-    fd = held_by_another(path, "pid 4242\n")
+def test_whether_a_pid_runs_is_asked_through_the_injected_check(held_by_another):
+    path = held_by_another("pid 4242\n")
     asked = []
-    try:
-        with pytest.raises(LockTimeout, match="pid 4242, still running"):
-            with HostLock(path, timeout_s=0, pid_running=lambda pid: asked.append(pid) or True):
-                pass
-    finally:
-        os.close(fd)
+    with pytest.raises(LockTimeout, match="pid 4242, still running"):
+        with HostLock(path, timeout_s=0, pid_running=lambda pid: asked.append(pid) or True):
+            pass
     assert asked == [4242]
 
 

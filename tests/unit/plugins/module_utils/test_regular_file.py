@@ -1,37 +1,18 @@
 """The one rule for reading a host file (regular_file): never block, never open anything but a regular file.
 
-Every test plants its node under tmp_path and reads it by its real path.
+Every test plants its node in host_tree (under tmp_path) and reads it by its real path.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import signal
-import socket
-from contextlib import contextmanager
 
 import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
 
 CAP_BYTES = 64
-
-
-@contextmanager
-def deadline(seconds):
-    """Fail (instead of hanging the suite) if the body blocks."""
-
-    def boom(_signum, _frame):
-        raise AssertionError("blocked for more than %d s" % seconds)
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture
@@ -48,10 +29,9 @@ def opened(monkeypatch):
     return calls
 
 
-def test_a_regular_file_is_read_whole_with_the_non_blocking_flags(tmp_path, opened):
-    path = tmp_path / "90-x.conf"
-    path.write_bytes(b"vm.overcommit_ratio = 87\n")
-    got = rf.read_regular_file(str(path), CAP_BYTES)
+def test_a_regular_file_is_read_whole_with_the_non_blocking_flags(host_tree, opened):
+    path = host_tree.file("/90-x.conf", b"vm.overcommit_ratio = 87\n")
+    got = rf.read_regular_file(path, CAP_BYTES)
     assert (got.status, got.data, got.kind, got.reason) == (rf.STATUS_READ, b"vm.overcommit_ratio = 87\n",
                                                             rf.KIND_REGULAR, None)
     assert got.is_read and got.node is not None and got.node.st_size == 25
@@ -61,53 +41,41 @@ def test_a_regular_file_is_read_whole_with_the_non_blocking_flags(tmp_path, open
     assert flags & os.O_ACCMODE == os.O_RDONLY
 
 
-def test_nothing_at_the_path_is_absent(tmp_path):
-    got = rf.read_regular_file(str(tmp_path / "x.conf"), CAP_BYTES)
+def test_nothing_at_the_path_is_absent(host_tree):
+    got = rf.read_regular_file(host_tree.path("/x.conf"), CAP_BYTES)
     assert (got.status, got.data, got.node) == (rf.STATUS_ABSENT, None, None)
 
 
-def test_a_path_under_a_file_is_absent(tmp_path):
-    (tmp_path / "file").write_text("")
-    got = rf.read_regular_file(str(tmp_path / "file" / "x.conf"), CAP_BYTES)  # ENOTDIR: it cannot exist
+def test_a_path_under_a_file_is_absent(host_tree):
+    host_tree.file("/file", "")
+    got = rf.read_regular_file(host_tree.path("/file/x.conf"), CAP_BYTES)  # ENOTDIR: it cannot exist
     assert got.status == rf.STATUS_ABSENT
 
 
-def test_a_fifo_is_reported_and_never_opened(tmp_path, opened):
-    path = tmp_path / "99-pipe.conf"
-    os.mkfifo(str(path))
+def test_a_fifo_is_reported_and_never_opened(host_tree, opened, deadline):
+    path = host_tree.fifo("/99-pipe.conf")
     with deadline(5):
-        got = rf.read_regular_file(str(path), CAP_BYTES)
+        got = rf.read_regular_file(path, CAP_BYTES)
     assert (got.status, got.kind, got.data) == (rf.STATUS_NOT_REGULAR, rf.KIND_FIFO, None)
     assert got.reason == "not a regular file (fifo); not opened" and opened == []
 
 
-def test_a_symlink_is_reported_and_never_followed(tmp_path, opened):
-    secret = tmp_path / "shadow"
-    secret.write_text("root:$6$secret\n")
-    path = tmp_path / "link.conf"
-    path.symlink_to(secret)
-    got = rf.read_regular_file(str(path), CAP_BYTES)
+def test_a_symlink_is_reported_and_never_followed(host_tree, opened):
+    secret = host_tree.file("/shadow", "root:$6$secret\n")
+    path = host_tree.link("/link.conf", secret)
+    got = rf.read_regular_file(path, CAP_BYTES)
     assert (got.status, got.kind, got.data) == (rf.STATUS_NOT_REGULAR, rf.KIND_SYMLINK, None)
     assert opened == []
 
 
-def test_a_directory_is_reported_and_never_opened(tmp_path, opened):
-    path = tmp_path / "80-dir.conf"
-    path.mkdir()
-    got = rf.read_regular_file(str(path), CAP_BYTES)
+def test_a_directory_is_reported_and_never_opened(host_tree, opened):
+    path = host_tree.directory("/80-dir.conf")
+    got = rf.read_regular_file(path, CAP_BYTES)
     assert (got.status, got.kind) == (rf.STATUS_NOT_REGULAR, rf.KIND_DIRECTORY) and opened == []
 
 
-def test_a_socket_is_reported_and_never_opened(tmp_path, opened):
-    path = str(tmp_path / "s")
-    if len(path) > 100:
-        pytest.fail("tmp path too long for an AF_UNIX socket: %s" % path)
-    sock = socket.socket(socket.AF_UNIX)
-    try:
-        sock.bind(path)
-        got = rf.read_regular_file(path, CAP_BYTES)
-    finally:
-        sock.close()
+def test_a_socket_is_reported_and_never_opened(host_tree, opened):
+    got = rf.read_regular_file(host_tree.unix_socket("/s"), CAP_BYTES)
     assert (got.status, got.kind) == (rf.STATUS_NOT_REGULAR, rf.KIND_SOCKET) and opened == []
 
 
@@ -118,19 +86,17 @@ def test_a_device_is_reported_with_its_numbers_and_never_opened(opened):
     assert got.node.st_rdev == os.makedev(1, 3) and opened == []
 
 
-def test_more_than_the_cap_is_too_large_and_keeps_only_the_first_cap_bytes(tmp_path):
-    path = tmp_path / "big"
-    path.write_bytes(b"a" * CAP_BYTES + b"b")
-    got = rf.read_regular_file(str(path), CAP_BYTES)
+def test_more_than_the_cap_is_too_large_and_keeps_only_the_first_cap_bytes(host_tree):
+    path = host_tree.file("/big", b"a" * CAP_BYTES + b"b")
+    got = rf.read_regular_file(path, CAP_BYTES)
     assert (got.status, got.data, got.reason) == (rf.STATUS_TOO_LARGE, b"a" * CAP_BYTES,
                                                   "larger than %d bytes" % CAP_BYTES)
     assert not got.is_read
 
 
-def test_exactly_the_cap_is_read(tmp_path):
-    path = tmp_path / "full"
-    path.write_bytes(b"a" * CAP_BYTES)
-    assert rf.read_regular_file(str(path), CAP_BYTES).data == b"a" * CAP_BYTES
+def test_exactly_the_cap_is_read(host_tree):
+    path = host_tree.file("/full", b"a" * CAP_BYTES)
+    assert rf.read_regular_file(path, CAP_BYTES).data == b"a" * CAP_BYTES
 
 
 def test_the_cap_holds_for_procfs_files_whose_size_says_zero():
@@ -140,42 +106,30 @@ def test_the_cap_holds_for_procfs_files_whose_size_says_zero():
     assert rf.read_regular_file("/proc/self/status", 5).status == rf.STATUS_TOO_LARGE
 
 
-def test_a_refused_open_is_unreadable_with_the_reason(tmp_path, monkeypatch):
-    """Tests run as root, who passes mode 000: the EACCES comes from a patched os.open."""
-    path = tmp_path / "environ"
-    path.write_bytes(b"container=podman\0")
-
-    def refuse(p, *_args, **_kwargs):
-        raise PermissionError(errno.EACCES, "Permission denied", p)
-
-    monkeypatch.setattr(os, "open", refuse)
-    got = rf.read_regular_file(str(path), CAP_BYTES)
+def test_a_refused_open_is_unreadable_with_the_reason(host_tree, refuse):
+    path = host_tree.file("/environ", b"container=podman\0")
+    refuse("open", path)
+    got = rf.read_regular_file(path, CAP_BYTES)
     assert (got.status, got.reason, got.errno_code, got.data) == (
         rf.STATUS_UNREADABLE, "cannot open: Permission denied", errno.EACCES, None)
 
 
-def test_a_refused_lstat_is_unreadable_not_absent(tmp_path, monkeypatch):
+def test_a_refused_lstat_is_unreadable_not_absent(host_tree, refuse):
     """EACCES on a directory on the way says nothing about whether the file exists."""
-    path = tmp_path / "90-x.conf"
-    path.write_text("x\n")
-
-    def refuse(p, *_args, **_kwargs):
-        raise PermissionError(errno.EACCES, "Permission denied", p)
-
-    monkeypatch.setattr(os, "lstat", refuse)
-    got = rf.read_regular_file(str(path), CAP_BYTES)
+    path = host_tree.file("/90-x.conf", "x\n")
+    refuse("lstat", path)
+    got = rf.read_regular_file(path, CAP_BYTES)
     assert (got.status, got.reason) == (rf.STATUS_UNREADABLE, "cannot lstat: Permission denied")
 
 
-def test_a_read_error_is_unreadable(tmp_path, monkeypatch):
-    path = tmp_path / "x"
-    path.write_text("x\n")
+def test_a_read_error_is_unreadable(host_tree, monkeypatch):
+    path = host_tree.file("/x", "x\n")
 
     def fail(_fd, _n):
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(os, "read", fail)
-    got = rf.read_regular_file(str(path), CAP_BYTES)
+    got = rf.read_regular_file(path, CAP_BYTES)
     assert (got.status, got.reason, got.errno_code) == (rf.STATUS_UNREADABLE, "cannot read: Input/output error",
                                                         errno.EIO)
 
@@ -187,35 +141,29 @@ def _lstat_sees(monkeypatch, swapped_path, seen_instead):
         str(seen_instead) if str(p) == str(swapped_path) else p, *a, **k))
 
 
-def test_a_fifo_swapped_in_after_the_lstat_is_opened_without_blocking_and_not_read(tmp_path, monkeypatch):
-    regular = tmp_path / "regular"
-    regular.write_text("x\n")
-    fifo = tmp_path / "99-x.conf"
-    os.mkfifo(str(fifo))
+def test_a_fifo_swapped_in_after_the_lstat_is_opened_without_blocking_and_not_read(host_tree, monkeypatch, deadline):
+    regular = host_tree.file("/regular", "x\n")
+    fifo = host_tree.fifo("/99-x.conf")
     _lstat_sees(monkeypatch, fifo, regular)
     with deadline(5):
-        got = rf.read_regular_file(str(fifo), CAP_BYTES)
+        got = rf.read_regular_file(fifo, CAP_BYTES)
     assert (got.status, got.kind, got.reason) == (rf.STATUS_NOT_REGULAR, rf.KIND_FIFO,
                                                   "became a fifo after lstat; not read")
 
 
-def test_a_symlink_swapped_in_after_the_lstat_is_not_followed(tmp_path, monkeypatch):
-    regular = tmp_path / "regular"
-    regular.write_text("x\n")
-    link = tmp_path / "link"
-    link.symlink_to(regular)
+def test_a_symlink_swapped_in_after_the_lstat_is_not_followed(host_tree, monkeypatch):
+    regular = host_tree.file("/regular", "x\n")
+    link = host_tree.link("/link", regular)
     _lstat_sees(monkeypatch, link, regular)
-    got = rf.read_regular_file(str(link), CAP_BYTES)
+    got = rf.read_regular_file(link, CAP_BYTES)
     assert (got.status, got.kind, got.data) == (rf.STATUS_NOT_REGULAR, rf.KIND_SYMLINK, None)
 
 
-def test_another_regular_file_swapped_in_after_the_lstat_is_not_read(tmp_path, monkeypatch):
-    first = tmp_path / "first"
-    first.write_text("what lstat saw\n")
-    second = tmp_path / "second"
-    second.write_text("what open found\n")
+def test_another_regular_file_swapped_in_after_the_lstat_is_not_read(host_tree, monkeypatch):
+    first = host_tree.file("/first", "what lstat saw\n")
+    second = host_tree.file("/second", "what open found\n")
     _lstat_sees(monkeypatch, second, first)
-    got = rf.read_regular_file(str(second), CAP_BYTES)
+    got = rf.read_regular_file(second, CAP_BYTES)
     assert (got.status, got.data) == (rf.STATUS_UNREADABLE, None)
     assert got.reason == "replaced by another file between lstat and open; not read"
 
@@ -228,19 +176,11 @@ def test_kind_of_names_every_node_type(mode, kind):
     assert rf.kind_of(mode) == kind
 
 
-def in_tree(tmp_path):
-    """A host_path that maps logical paths into tmp_path."""
-    return lambda path: str(tmp_path) + path
-
-
-def test_resolve_links_follows_a_chain_inside_the_tree(tmp_path):
-    host = in_tree(tmp_path)
-    (tmp_path / "lib").mkdir()
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "lib" / "mariadb.service").write_text("[Service]\n")
-    os.symlink("/lib/mariadb.service", host("/etc/mysql.service"))  # absolute: stays in the tree
-    os.symlink("mysql.service", host("/etc/mysqld.service"))
-    assert rf.resolve_links("/etc/mysqld.service", host) == ("/lib/mariadb.service", None)
+def test_resolve_links_follows_a_chain_inside_the_tree(host_tree):
+    host_tree.file("/lib/mariadb.service", "[Service]\n")
+    host_tree.link("/etc/mysql.service", "/lib/mariadb.service")  # absolute: stays in the tree
+    host_tree.link("/etc/mysqld.service", "mysql.service")
+    assert rf.resolve_links("/etc/mysqld.service", host_tree.path) == ("/lib/mariadb.service", None)
 
 
 @pytest.mark.parametrize("target, want", [
@@ -248,31 +188,24 @@ def test_resolve_links_follows_a_chain_inside_the_tree(tmp_path):
     ("/nowhere", ("/nowhere", "dangling")),
     ("/etc/x", ("/etc/x", "loop")),
 ])
-def test_resolve_links_stops_at_dev_null_and_names_a_dangling_link_or_a_loop(tmp_path, target, want):
-    host = in_tree(tmp_path)
-    (tmp_path / "etc").mkdir()
-    os.symlink(target, host("/etc/x"))
-    assert rf.resolve_links("/etc/x", host) == want
+def test_resolve_links_stops_at_dev_null_and_names_a_dangling_link_or_a_loop(host_tree, target, want):
+    host_tree.link("/etc/x", target)
+    assert rf.resolve_links("/etc/x", host_tree.path) == want
 
 
-def test_a_read_back_counts_as_absent_only_when_nothing_is_there(tmp_path, monkeypatch):
-    path = tmp_path / "90-x.conf"
-    assert rf.read_regular_file(str(path), CAP_BYTES).not_absent() is None
-    path.write_text("x\n")
-    assert rf.read_regular_file(str(path), CAP_BYTES).not_absent() == "still there"
-
-    def refuse(p, *_args, **_kwargs):
-        raise PermissionError(errno.EACCES, "Permission denied", p)
-
-    monkeypatch.setattr(os, "lstat", refuse)
-    assert rf.read_regular_file(str(path), CAP_BYTES).not_absent() == "cannot lstat: Permission denied"
+def test_a_read_back_counts_as_absent_only_when_nothing_is_there(host_tree, refuse):
+    path = host_tree.path("/90-x.conf")
+    assert rf.read_regular_file(path, CAP_BYTES).not_absent() is None
+    host_tree.file("/90-x.conf", "x\n")
+    assert rf.read_regular_file(path, CAP_BYTES).not_absent() == "still there"
+    refuse("lstat", path)
+    assert rf.read_regular_file(path, CAP_BYTES).not_absent() == "cannot lstat: Permission denied"
 
 
-def test_a_read_back_holds_the_content_only_when_read_whole(tmp_path):
-    path = tmp_path / "90-x.conf"
-    path.write_bytes(b"a" * CAP_BYTES + b"b")
-    assert rf.read_regular_file(str(path), CAP_BYTES).not_holding(b"a" * CAP_BYTES) == "larger than 64 bytes"
-    path.write_bytes(b"new\n")
-    got = rf.read_regular_file(str(path), CAP_BYTES)
+def test_a_read_back_holds_the_content_only_when_read_whole(host_tree):
+    path = host_tree.file("/90-x.conf", b"a" * CAP_BYTES + b"b")
+    assert rf.read_regular_file(path, CAP_BYTES).not_holding(b"a" * CAP_BYTES) == "larger than 64 bytes"
+    host_tree.file("/90-x.conf", b"new\n")
+    got = rf.read_regular_file(path, CAP_BYTES)
     assert (got.not_holding(b"new\n"), got.not_holding(b"old\n")) == (None, "other content")
-    assert rf.read_regular_file(str(tmp_path / "gone"), CAP_BYTES).not_holding(b"new\n") == "absent"
+    assert rf.read_regular_file(host_tree.path("/gone"), CAP_BYTES).not_holding(b"new\n") == "absent"

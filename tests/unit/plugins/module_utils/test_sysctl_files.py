@@ -1,14 +1,12 @@
 """Reading the sysctl directories from a host without ever blocking (sysctl_files).
 
-Every test builds a small host tree under tmp_path; ``host_path`` maps logical paths into it.
+Every test builds a small host tree in host_tree (under tmp_path); its ``path`` is the
+``host_path`` that maps logical paths into it.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-from contextlib import contextmanager
 
 import pytest
 
@@ -16,54 +14,24 @@ from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files
 
 
 @pytest.fixture
-def host(tmp_path):
-    """A host tree with the five sysctl.d directories and a helper to plant files."""
+def host(host_tree):
+    """The host tree with the five sysctl.d directories."""
     for directory in sf.SYSCTL_D_DIRS:
-        (tmp_path / directory.lstrip("/")).mkdir(parents=True)
-
-    class Host:
-        root = tmp_path
-
-        @staticmethod
-        def path(logical):
-            return str(tmp_path) + logical
-
-        def put(self, logical, data):
-            with open(self.path(logical), "wb") as f:
-                f.write(data if isinstance(data, bytes) else data.encode())
-
-        def link(self, logical, target):
-            os.symlink(target, self.path(logical))
-
-        def read(self):
-            return sf.read_sysctl_sources(self.path)
-
-    return Host()
+        host_tree.directory(directory)
+    return host_tree
 
 
-@contextmanager
-def deadline(seconds):
-    """Fail (instead of hanging the suite) if the body blocks."""
-
-    def boom(signum, frame):
-        raise AssertionError("blocked for more than %d s" % seconds)
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+def read(host):
+    return sf.read_sysctl_sources(host.path)
 
 
 def test_reads_conf_files_of_all_five_directories_and_sysctl_conf(host):
     """Finding 7: /run/sysctl.d and /usr/local/lib/sysctl.d are read like the others."""
     for directory in sf.SYSCTL_D_DIRS:
-        host.put(directory + "/50-a.conf", "vm.overcommit_memory = 0\n")
-    host.put("/etc/sysctl.conf", "vm.overcommit_ratio = 50\n")
-    host.put("/etc/sysctl.d/README", "not a conf file\n")
-    sources = host.read()
+        host.file(directory + "/50-a.conf", "vm.overcommit_memory = 0\n")
+    host.file("/etc/sysctl.conf", "vm.overcommit_ratio = 50\n")
+    host.file("/etc/sysctl.d/README", "not a conf file\n")
+    sources = read(host)
     assert sorted(sources) == sorted([d + "/50-a.conf" for d in sf.SYSCTL_D_DIRS] + ["/etc/sysctl.conf"])
     assert all(s.status == sf.STATUS_FILE for s in sources.values())
     assert sources["/run/sysctl.d/50-a.conf"].data == b"vm.overcommit_memory = 0\n"
@@ -72,112 +40,105 @@ def test_reads_conf_files_of_all_five_directories_and_sysctl_conf(host):
 def test_data_is_raw_bytes_even_when_not_utf8(host):
     """Finding 10: a Latin-1 comment used to raise UnicodeDecodeError (or drop the file)."""
     raw = b"# r\xe9glage\nvm.overcommit_ratio = 87\n\xff\xfe\n"
-    host.put("/etc/sysctl.d/60-latin1.conf", raw)
-    assert host.read()["/etc/sysctl.d/60-latin1.conf"].data == raw
+    host.file("/etc/sysctl.d/60-latin1.conf", raw)
+    assert read(host)["/etc/sysctl.d/60-latin1.conf"].data == raw
 
 
-def test_a_fifo_named_conf_is_skipped_without_blocking(host):
+def test_a_fifo_named_conf_is_skipped_without_blocking(host, deadline):
     """Finding 7: a FIFO named 99-x.conf made the module hang forever in open()."""
-    os.mkfifo(host.path("/etc/sysctl.d/99-x.conf"))
-    host.put("/etc/sysctl.d/90-ours.conf", "vm.overcommit_ratio = 87\n")
+    host.fifo("/etc/sysctl.d/99-x.conf")
+    host.file("/etc/sysctl.d/90-ours.conf", "vm.overcommit_ratio = 87\n")
     with deadline(5):
-        sources = host.read()
+        sources = read(host)
     fifo = sources["/etc/sysctl.d/99-x.conf"]
     assert (fifo.status, fifo.kind, fifo.data) == (sf.STATUS_SKIPPED, sf.KIND_FIFO, None)
     assert "fifo" in fifo.note
     assert sources["/etc/sysctl.d/90-ours.conf"].status == sf.STATUS_FILE
 
 
-def test_a_symlink_to_a_fifo_is_skipped_without_blocking(host):
-    os.mkfifo(host.path("/run/sysctl.d/pipe"))
+def test_a_symlink_to_a_fifo_is_skipped_without_blocking(host, deadline):
+    host.fifo("/run/sysctl.d/pipe")
     host.link("/etc/sysctl.d/98-pipe.conf", "/run/sysctl.d/pipe")
     with deadline(5):
-        src = host.read()["/etc/sysctl.d/98-pipe.conf"]
+        src = read(host)["/etc/sysctl.d/98-pipe.conf"]
     assert (src.status, src.kind, src.target) == (sf.STATUS_SKIPPED, sf.KIND_FIFO, "/run/sysctl.d/pipe")
 
 
-def test_sysctl_conf_as_a_fifo_does_not_block_either(host):
-    os.mkfifo(host.path("/etc/sysctl.conf"))
+def test_sysctl_conf_as_a_fifo_does_not_block_either(host, deadline):
+    host.fifo("/etc/sysctl.conf")
     with deadline(5):
-        src = host.read()["/etc/sysctl.conf"]
+        src = read(host)["/etc/sysctl.conf"]
     assert src.kind == sf.KIND_FIFO
 
 
 @pytest.mark.parametrize("target", ["/dev/null", "../../dev/null"])
 def test_symlink_to_dev_null_is_masked(host, target):
     host.link("/etc/sysctl.d/50-default.conf", target)
-    src = host.read()["/etc/sysctl.d/50-default.conf"]
+    src = read(host)["/etc/sysctl.d/50-default.conf"]
     assert (src.status, src.kind, src.data) == (sf.STATUS_MASKED, sf.KIND_DEV_NULL, None)
 
 
 def test_a_chain_of_links_ending_at_dev_null_is_masked(host):
     host.link("/run/sysctl.d/mask", "/dev/null")
     host.link("/etc/sysctl.d/50-default.conf", "/run/sysctl.d/mask")
-    assert host.read()["/etc/sysctl.d/50-default.conf"].status == sf.STATUS_MASKED
+    assert read(host)["/etc/sysctl.d/50-default.conf"].status == sf.STATUS_MASKED
 
 
 def test_empty_file_is_a_file_with_no_data(host):
     """Neither tool filters masks at listing time: an empty file simply has no lines."""
-    host.put("/etc/sysctl.d/50-default.conf", b"")
-    src = host.read()["/etc/sysctl.d/50-default.conf"]
+    host.file("/etc/sysctl.d/50-default.conf", b"")
+    src = read(host)["/etc/sysctl.d/50-default.conf"]
     assert (src.status, src.data, src.note) == (sf.STATUS_FILE, b"", "empty file")
 
 
 def test_relative_link_is_followed_inside_the_tree(host):
     """Debian 12's /etc/sysctl.d/99-sysctl.conf -> ../sysctl.conf."""
-    host.put("/etc/sysctl.conf", "vm.overcommit_memory = 2\n")
+    host.file("/etc/sysctl.conf", "vm.overcommit_memory = 2\n")
     host.link("/etc/sysctl.d/99-sysctl.conf", "../sysctl.conf")
-    src = host.read()["/etc/sysctl.d/99-sysctl.conf"]
+    src = read(host)["/etc/sysctl.d/99-sysctl.conf"]
     assert (src.status, src.data, src.target) == (sf.STATUS_FILE, b"vm.overcommit_memory = 2\n", "/etc/sysctl.conf")
 
 
 def test_absolute_link_stays_inside_the_tree(host):
-    host.put("/usr/lib/sysctl.d/real.txt", "vm.overcommit_ratio = 1\n")
+    host.file("/usr/lib/sysctl.d/real.txt", "vm.overcommit_ratio = 1\n")
     host.link("/etc/sysctl.d/70-abs.conf", "/usr/lib/sysctl.d/real.txt")
-    assert host.read()["/etc/sysctl.d/70-abs.conf"].data == b"vm.overcommit_ratio = 1\n"
+    assert read(host)["/etc/sysctl.d/70-abs.conf"].data == b"vm.overcommit_ratio = 1\n"
 
 
 @pytest.mark.parametrize(
     "make, kind",
     [
         pytest.param(lambda h, p: h.link(p, "/nowhere/x.conf"), sf.KIND_DANGLING, id="dangling-link"),
-        pytest.param(lambda h, p: os.mkdir(h.path(p)), sf.KIND_DIRECTORY, id="directory"),
+        pytest.param(lambda h, p: h.directory(p), sf.KIND_DIRECTORY, id="directory"),
         pytest.param(lambda h, p: h.link(p, p), sf.KIND_UNREADABLE, id="self-loop"),
     ],
 )
 def test_other_nodes_are_skipped_with_their_kind(host, make, kind):
     make(host, "/etc/sysctl.d/80-odd.conf")
-    src = host.read()["/etc/sysctl.d/80-odd.conf"]
+    src = read(host)["/etc/sysctl.d/80-odd.conf"]
     assert (src.status, src.kind, src.data) == (sf.STATUS_SKIPPED, kind, None)
     assert src.note
 
 
-def test_a_socket_is_skipped_not_opened(host, tmp_path):
-    path = host.path("/run/sysctl.d/60-sock.conf")
-    if len(path) > 100:
-        pytest.fail("tmp path too long for an AF_UNIX socket: %s" % path)
-    sock = socket.socket(socket.AF_UNIX)
-    try:
-        sock.bind(path)
-        src = host.read()["/run/sysctl.d/60-sock.conf"]
-    finally:
-        sock.close()
+def test_a_socket_is_skipped_not_opened(host):
+    host.unix_socket("/run/sysctl.d/60-sock.conf")
+    src = read(host)["/run/sysctl.d/60-sock.conf"]
     assert (src.status, src.kind) == (sf.STATUS_SKIPPED, sf.KIND_SOCKET)
 
 
 def test_hidden_conf_names_are_read_because_procps_reads_them(host):
-    host.put("/etc/sysctl.d/.hidden.conf", "vm.overcommit_memory = 1\n")
-    assert host.read()["/etc/sysctl.d/.hidden.conf"].status == sf.STATUS_FILE
+    host.file("/etc/sysctl.d/.hidden.conf", "vm.overcommit_memory = 1\n")
+    assert read(host)["/etc/sysctl.d/.hidden.conf"].status == sf.STATUS_FILE
 
 
-def test_missing_directories_and_sysctl_conf_are_simply_absent(tmp_path):
-    assert sf.read_sysctl_sources(lambda p: str(tmp_path) + p) == {}
+def test_missing_directories_and_sysctl_conf_are_simply_absent(host_tree):
+    assert read(host_tree) == {}
 
 
 def test_oversized_file_is_skipped(host, monkeypatch):
     monkeypatch.setattr(sf, "MAX_FILE_BYTES", 10)
-    host.put("/etc/sysctl.d/10-big.conf", "vm.overcommit_ratio = 87\n")
-    src = host.read()["/etc/sysctl.d/10-big.conf"]
+    host.file("/etc/sysctl.d/10-big.conf", "vm.overcommit_ratio = 87\n")
+    src = read(host)["/etc/sysctl.d/10-big.conf"]
     assert (src.status, src.kind) == (sf.STATUS_SKIPPED, sf.KIND_TOO_LARGE)
 
 
@@ -192,16 +153,8 @@ def test_the_dev_null_device_itself_is_masked_not_opened(host, monkeypatch):
     assert opened == []
 
 
-def test_a_file_that_cannot_be_opened_is_skipped_with_the_reason(host, monkeypatch):
-    host.put("/etc/sysctl.d/60-secret.conf", "vm.overcommit_ratio = 87\n")
-    real_open = os.open
-
-    def refuse(p, *args, **kwargs):
-        if p == host.path("/etc/sysctl.d/60-secret.conf"):
-            raise PermissionError(13, "Permission denied", p)
-        return real_open(p, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", refuse)
-    src = host.read()["/etc/sysctl.d/60-secret.conf"]
+def test_a_file_that_cannot_be_opened_is_skipped_with_the_reason(host, refuse):
+    refuse("open", host.file("/etc/sysctl.d/60-secret.conf", "vm.overcommit_ratio = 87\n"))
+    src = read(host)["/etc/sysctl.d/60-secret.conf"]
     assert (src.status, src.kind, src.note, src.data) == (sf.STATUS_SKIPPED, sf.KIND_UNREADABLE,
                                                           "cannot open: Permission denied", None)

@@ -8,7 +8,6 @@ tell" never taken for "gone".
 
 from __future__ import annotations
 
-import errno
 import os
 
 import pytest
@@ -20,18 +19,6 @@ from fake_systemd import DIRECT_PG_UNIT, PG_ENV
 
 OUR_DROPIN = "/etc/systemd/system/mariadb.service.d/90-dbfleet-oom.conf"
 OUR_TEXT = "[Service]\nOOMScoreAdjust=-600\n"
-
-
-def real(root, logical):
-    return str(root) + logical
-
-
-def plant(root, logical, data):
-    path = real(root, logical)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as handle:
-        handle.write(data if isinstance(data, bytes) else data.encode())
-    return path
 
 
 @pytest.fixture
@@ -47,27 +34,15 @@ def opened(monkeypatch):
     return calls
 
 
-def refuse(monkeypatch, name, path):
-    original = getattr(os, name)
-
-    def refusing(p, *args, **kwargs):
-        if str(p) == path:
-            raise PermissionError(errno.EACCES, "Permission denied", p)
-        return original(p, *args, **kwargs)
-
-    monkeypatch.setattr(os, name, refusing)
-
-
-def test_a_fifo_where_a_unit_file_should_be_is_never_opened(kernel, opened):
+def test_a_fifo_where_a_unit_file_should_be_is_never_opened(kernel, host_tree, opened):
     """Failed before the fix: _read_small had no lstat and opened whatever was there (a FIFO, or a
     device, where an open can act) before fstat told it apart."""
     path = "/etc/systemd/system/postgresql.service.d/50-pipe.conf"
-    os.makedirs(os.path.dirname(real(kernel.root, path)))
-    os.mkfifo(real(kernel.root, path))
+    fifo = host_tree.fifo(path)
     assert oom_host._read_small(path) is None  # pylint: disable=protected-access
-    assert real(kernel.root, path) not in opened
+    assert fifo not in opened
     assert oom_host.read_unit_text(path) is None
-    assert real(kernel.root, path) not in opened
+    assert fifo not in opened
 
 
 def test_a_unit_file_larger_than_the_cap_is_unreadable_not_cut_into_another_value(systemd, monkeypatch):
@@ -85,55 +60,51 @@ def test_a_unit_file_larger_than_the_cap_is_unreadable_not_cut_into_another_valu
     assert core.unit_own_score(unit, host) is None
 
 
-def test_a_unit_file_reached_through_an_alias_link_is_read_from_the_link_target(kernel):
+def test_a_unit_file_reached_through_an_alias_link_is_read_from_the_link_target(kernel, host_tree):
     """Debian's MariaDB package links /etc/systemd/system/mysql.service to mariadb.service; the
     link is followed inside the host tree, as systemd does on the host."""
-    plant(kernel.root, "/lib/systemd/system/mariadb.service", "[Service]\nOOMScoreAdjust=-600\n")
-    os.makedirs(real(kernel.root, "/etc/systemd/system"))
-    os.symlink("/lib/systemd/system/mariadb.service", real(kernel.root, "/etc/systemd/system/mysql.service"))
+    host_tree.file("/lib/systemd/system/mariadb.service", "[Service]\nOOMScoreAdjust=-600\n")
+    host_tree.link("/etc/systemd/system/mysql.service", "/lib/systemd/system/mariadb.service")
     assert oom_host.read_unit_text("/etc/systemd/system/mysql.service") == "[Service]\nOOMScoreAdjust=-600\n"
 
 
-def test_a_masked_unit_link_reads_as_no_text(kernel, opened):
-    os.makedirs(real(kernel.root, "/etc/systemd/system"))
-    os.symlink("/dev/null", real(kernel.root, "/etc/systemd/system/redis-server.service"))
+def test_a_masked_unit_link_reads_as_no_text(kernel, host_tree, opened):
+    host_tree.link("/etc/systemd/system/redis-server.service", "/dev/null")
     assert oom_host.read_unit_text("/etc/systemd/system/redis-server.service") is None
     assert opened == []
 
 
-def test_proc_files_are_read_by_the_same_rule(kernel):
-    plant(kernel.root, "/proc/812/oom_score_adj", "-900\n")
-    plant(kernel.root, "/proc/812/environ", PG_ENV)
+def test_proc_files_are_read_by_the_same_rule(kernel, host_tree):
+    host_tree.file("/proc/812/oom_score_adj", "-900\n")
+    host_tree.file("/proc/812/environ", PG_ENV)
     proc = oom_host.read_process(812)
     assert (proc.oom_score_adj, proc.readable_environ) == (-900, True)
     gone = oom_host.read_process(813)
     assert (gone.oom_score_adj, gone.readable_environ) == (None, False)
 
 
-def test_our_drop_in_as_a_symlink_is_refused_not_followed(kernel):
+def test_our_drop_in_as_a_symlink_is_refused_not_followed(kernel, host_tree):
     """Failed before the fix: open(2) followed the link and the run took the target for ours."""
-    target = plant(kernel.root, "/srv/elsewhere.conf", OUR_TEXT)
-    os.makedirs(os.path.dirname(real(kernel.root, OUR_DROPIN)))
-    os.symlink(target, real(kernel.root, OUR_DROPIN))
+    host_tree.link(OUR_DROPIN, host_tree.file("/srv/elsewhere.conf", OUR_TEXT))
     with pytest.raises(oom_host.Refused, match="exists but is not a regular file \\(symlink\\)"):
         oom_host.read_ours()
 
 
-def test_our_drop_in_that_cannot_be_opened_is_refused_with_the_reason(kernel, monkeypatch):
-    refuse(monkeypatch, "open", plant(kernel.root, OUR_DROPIN, OUR_TEXT))
+def test_our_drop_in_that_cannot_be_opened_is_refused_with_the_reason(kernel, host_tree, refuse):
+    refuse("open", host_tree.file(OUR_DROPIN, OUR_TEXT))
     with pytest.raises(oom_host.Refused, match="cannot be read whole \\(cannot open: Permission denied\\)"):
         oom_host.read_ours()
 
 
-def test_our_drop_in_read_whole(kernel):
-    plant(kernel.root, OUR_DROPIN, OUR_TEXT)
-    plant(kernel.root, "/etc/systemd/system/mariadb.service.d/override.conf", "[Service]\n")
+def test_our_drop_in_read_whole(kernel, host_tree):
+    host_tree.file(OUR_DROPIN, OUR_TEXT)
+    host_tree.file("/etc/systemd/system/mariadb.service.d/override.conf", "[Service]\n")
     assert oom_host.read_ours() == {OUR_DROPIN: OUR_TEXT}
 
 
-def test_a_removal_whose_read_back_cannot_open_the_file_is_not_taken_for_done(kernel, monkeypatch):
+def test_a_removal_whose_read_back_cannot_open_the_file_is_not_taken_for_done(kernel, host_tree, refuse, monkeypatch):
     """Failed before the fix: a read-back that could not open the file read as "gone"."""
-    refuse(monkeypatch, "open", plant(kernel.root, OUR_DROPIN, OUR_TEXT))
+    refuse("open", host_tree.file(OUR_DROPIN, OUR_TEXT))
     monkeypatch.setattr(txn, "remove_file", lambda _path: None)  # a removal that did not happen
     with pytest.raises(oom_host._StepError,  # pylint: disable=protected-access
                        match="does not read back as removed \\(still there\\)"):

@@ -10,10 +10,7 @@ removed; "cannot tell" is never "gone".
 
 from __future__ import annotations
 
-import errno
 import os
-import signal
-from contextlib import contextmanager
 
 import pytest
 
@@ -26,59 +23,30 @@ DROPIN = "/etc/sysctl.d/90-dbfleet-overcommit.conf"
 PG = {"profile": ["postgresql"]}
 
 
-def real(kernel, logical=DROPIN):
-    return str(kernel.root) + logical
-
-
-@contextmanager
-def deadline(seconds):
-    def boom(_signum, _frame):
-        raise AssertionError("the module blocked for more than %d s" % seconds)
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def refuse(monkeypatch, name, path):
-    """os.<name> fails with EACCES for ``path`` only (tests run as root, who passes mode 000)."""
-    original = getattr(os, name)
-
-    def refusing(p, *args, **kwargs):
-        if str(p) == path:
-            raise PermissionError(errno.EACCES, "Permission denied", p)
-        return original(p, *args, **kwargs)
-
-    monkeypatch.setattr(os, name, refusing)
-
-
 @pytest.mark.parametrize("state", ["present", "absent"])
 @pytest.mark.parametrize("make, kind", [
-    pytest.param(os.mkfifo, "fifo", id="fifo"),
-    pytest.param(lambda p: os.symlink("/usr/lib/sysctl.d/50-pid-max.conf", p), "symlink", id="symlink"),
-    pytest.param(os.mkdir, "directory", id="directory"),
+    pytest.param(lambda tree: tree.fifo(DROPIN), "fifo", id="fifo"),
+    pytest.param(lambda tree: tree.link(DROPIN, "/usr/lib/sysctl.d/50-pid-max.conf"), "symlink", id="symlink"),
+    pytest.param(lambda tree: tree.directory(DROPIN), "directory", id="directory"),
 ])
-def test_a_dropin_name_that_is_not_a_regular_file_is_refused_and_left_alone(kernel, run_module, make, kind, state):
-    make(real(kernel))
+def test_a_dropin_name_that_is_not_a_regular_file_is_refused_and_left_alone(kernel, host_tree, run_module, deadline,
+                                                                            make, kind, state):
+    make(host_tree)
     with deadline(20):
         failed, result = run_module(overcommit.main, dict(PG, state=state))
     assert failed and result["msg"] == (
         "Nothing changed: %s exists but is not a regular file (%s); look at it and remove it by hand"
         % (DROPIN, kind))
-    assert kernel.writes == [] and os.path.lexists(real(kernel))
+    assert kernel.writes == [] and os.path.lexists(host_tree.path(DROPIN))
 
 
 @pytest.mark.parametrize("state", ["present", "absent"])
-def test_a_dropin_too_large_to_read_whole_is_refused_not_overwritten(kernel, run_module, monkeypatch, state):
+def test_a_dropin_too_large_to_read_whole_is_refused_not_overwritten(kernel, host_tree, run_module, monkeypatch,
+                                                                     state):
     """Failed before the fix: the drop-in reader had no cap, so any size was read into memory
     and then overwritten or removed. Now it is refused at the cap the boot replay uses."""
     monkeypatch.setattr(sysctl_files, "MAX_FILE_BYTES", len(CONTENT) - 1)
-    with open(real(kernel), "w") as handle:
-        handle.write(CONTENT)
+    host_tree.file(DROPIN, CONTENT)
     before = snapshot(kernel.root)
     failed, result = run_module(overcommit.main, dict(PG, state=state))
     assert failed and result["msg"] == (
@@ -87,11 +55,9 @@ def test_a_dropin_too_large_to_read_whole_is_refused_not_overwritten(kernel, run
     assert snapshot(kernel.root) == before and kernel.writes == []
 
 
-def test_a_dropin_that_cannot_be_opened_is_refused_not_a_traceback(kernel, run_module, monkeypatch):
+def test_a_dropin_that_cannot_be_opened_is_refused_not_a_traceback(kernel, host_tree, run_module, refuse):
     """Failed before the fix: the OSError from open(2) escaped read_host as a traceback."""
-    with open(real(kernel), "w") as handle:
-        handle.write(CONTENT)
-    refuse(monkeypatch, "open", real(kernel))
+    refuse("open", host_tree.file(DROPIN, CONTENT))
     before = snapshot(kernel.root)
     failed, result = run_module(overcommit.main, PG)
     assert failed and result["msg"] == (
@@ -101,36 +67,32 @@ def test_a_dropin_that_cannot_be_opened_is_refused_not_a_traceback(kernel, run_m
 
 
 @pytest.mark.parametrize("state", ["present", "absent"])
-def test_a_dropin_behind_a_refused_lstat_is_not_taken_for_absent(kernel, run_module, monkeypatch, state):
+def test_a_dropin_behind_a_refused_lstat_is_not_taken_for_absent(kernel, host_tree, run_module, refuse, state):
     """Failed before the fix: any lstat error read as "absent". state=present then wrote over the
     unread file and, its read-back failing the same way, reported a complete rollback while the new
     content stayed; state=absent said "nothing to do" and left the drop-in to the next boot."""
-    with open(real(kernel), "w") as handle:
-        handle.write("# someone's content\nvm.overcommit_ratio = 60\n")
-    refuse(monkeypatch, "lstat", real(kernel))
+    refuse("lstat", host_tree.file(DROPIN, "# someone's content\nvm.overcommit_ratio = 60\n"))
     failed, result = run_module(overcommit.main, dict(PG, state=state))
     assert failed and result["msg"].startswith(
         "Nothing changed: %s exists but cannot be read whole (cannot lstat: Permission denied)" % DROPIN)
     assert kernel.writes == [] and kernel.live() == BOOT
-    with open(real(kernel)) as handle:
+    with open(host_tree.path(DROPIN)) as handle:
         assert handle.read() == "# someone's content\nvm.overcommit_ratio = 60\n"
 
 
-def test_a_removal_that_cannot_be_read_back_is_not_taken_for_done(kernel, monkeypatch):
+def test_a_removal_that_cannot_be_read_back_is_not_taken_for_done(kernel, host_tree, refuse):
     """Failed before the fix: after removing a file, an lstat error read as "absent", so a removal
     that never happened passed its read-back."""
-    with open(real(kernel), "w") as handle:
-        handle.write(CONTENT)
-    refuse(monkeypatch, "lstat", real(kernel))
+    refuse("lstat", host_tree.file(DROPIN, CONTENT))
     change = apply_transaction.FileChange(DROPIN, CONTENT.encode(), None, "state=absent")
     with pytest.raises(apply_transaction._StepError,  # pylint: disable=protected-access
                        match=r"does not read back as removed \(cannot lstat: Permission denied\)"):
         apply_transaction._apply_files([change], [])  # pylint: disable=protected-access
-    assert os.path.exists(real(kernel))
+    assert os.path.exists(host_tree.path(DROPIN))
 
 
-def test_a_write_that_cannot_be_read_back_fails_the_step_naming_why(kernel, monkeypatch):
-    refuse(monkeypatch, "open", real(kernel))
+def test_a_write_that_cannot_be_read_back_fails_the_step_naming_why(kernel, host_tree, refuse):
+    refuse("open", host_tree.path(DROPIN))
     change = apply_transaction.FileChange(DROPIN, None, CONTENT.encode(), "the planned drop-in")
     with pytest.raises(apply_transaction._StepError,  # pylint: disable=protected-access
                        match=r"does not read back as written \(cannot open: Permission denied\)"):

@@ -15,8 +15,8 @@ import pytest
 
 from ansible_collections.dbfleet.memory.plugins.filter.audit_row import audit_row
 from ansible_collections.dbfleet.memory.plugins.filter.fleet_report import fleet_report
-from ansible_collections.dbfleet.memory.plugins.filter.overcommit_plan import overcommit_plan as plan_from_facts
 from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
+from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import plan_from_facts
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import (
     CACHED_LABEL,
     CSV_COLUMNS,

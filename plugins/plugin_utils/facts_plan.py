@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, dbfleet contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plan vm.overcommit_* from a host's facts, on the controller, with no host contacted.
+
+Controller side only (plugin_utils, not module_utils): two plugins plan from facts, the
+``overcommit_plan`` filter and the ``audit_report`` action (for a host that did not answer, or an
+audit over the fact cache), and both must plan exactly alike. Pure Python, no Ansible import:
+a problem with the facts raises FactsPlanError, which each caller turns into its own error.
+
+Two kinds of facts, the precise one winning when both are present:
+
+* ``dbfleet_overcommit`` (overcommit_info with ``facts: true``, see overcommit_facts.py): the
+  memory shape in kB with Committed_AS, huge pages and the page size, and the host's
+  vm.user_reserve_kbytes, so the plan is the one the module made on the host.
+* ``setup``'s memory facts: MiB, no Committed_AS, no huge pages (only as the caller gives them),
+  no user reserve (the kernel's default cap is assumed, and the reasons say so).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
+from ansible_collections.dbfleet.memory.plugins.module_utils.overcommit_facts import (
+    FACTS_KEY,
+    FACTS_SCHEMA,
+    USER_RESERVE_KEY,
+)
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+    DEFAULT_ADMIN_RESERVE_MB,
+    DEFAULT_HEADROOM_PCT,
+    DEFAULT_KERNEL_RESERVE_PCT,
+    DEFAULT_USER_RESERVE_KB,
+    KIB_PER_MIB,
+    PlanInputError,
+    PlanOptions,
+    plan_overcommit,
+)
+
+USER_RESERVE_NOTE = (
+    "vm.user_reserve_kbytes is not in the facts: the lower bound assumes the kernel's default cap, %d kB "
+    "(%d MiB). The module reads the host's live value." % (DEFAULT_USER_RESERVE_KB, DEFAULT_USER_RESERVE_KB // KIB_PER_MIB)
+)
+
+_MEMORY_FIELDS = ("memtotal_kb", "swaptotal_kb", "hugetlb_kb", "committed_as_kb", "commit_limit_kb", "page_size_kb")
+# What the precise facts carry besides the memory shape, returned as they are.
+_PASSED_ON = ("gathered_at", "live_values", "live_commit_state", "boot_now_unsafe", "container")
+
+
+class FactsPlanError(ValueError):
+    """The facts or the options cannot give a plan; the message names the problem."""
+
+
+def _fact(facts: Mapping[str, Any], name: str) -> Any:
+    """Read a fact from ansible_facts (no prefix) or from hostvars (ansible_ prefix)."""
+    for key in (name, "ansible_" + name):
+        if key in facts:
+            return facts[key]
+    return None
+
+
+def memory_from_facts(facts: Mapping[str, Any], hugetlb_mb: int = 0) -> MemoryShape:
+    """The memory shape from setup's facts: MiB, no Committed_AS, huge pages only as given."""
+    memtotal_mb = _fact(facts, "memtotal_mb")
+    swaptotal_mb = _fact(facts, "swaptotal_mb")
+    memory_mb = _fact(facts, "memory_mb") or {}
+    if memtotal_mb is None:
+        memtotal_mb = memory_mb.get("real", {}).get("total")
+    if swaptotal_mb is None:
+        swaptotal_mb = memory_mb.get("swap", {}).get("total")
+    if memtotal_mb is None or swaptotal_mb is None:
+        raise FactsPlanError("facts lack memtotal_mb/swaptotal_mb (gather the 'hardware' subset)")
+    try:
+        memtotal_kb = int(memtotal_mb) * KIB_PER_MIB
+        swaptotal_kb = int(swaptotal_mb) * KIB_PER_MIB
+        hugetlb_kb = int(hugetlb_mb) * KIB_PER_MIB
+    except (TypeError, ValueError) as exc:
+        raise FactsPlanError("memory facts must be integers in MiB: %s" % exc)
+    if memtotal_kb <= 0 or not 0 <= hugetlb_kb <= memtotal_kb:
+        raise FactsPlanError(
+            "hugetlb_mb must be between 0 and memtotal_mb (%d), got %d" % (int(memtotal_mb), int(hugetlb_mb))
+        )
+    return MemoryShape(memtotal_kb=memtotal_kb, swaptotal_kb=swaptotal_kb, hugetlb_kb=hugetlb_kb, committed_as_kb=None)
+
+
+def _cached_int(name: str, value: Any, optional: bool = False) -> Optional[int]:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise FactsPlanError("%s.memory.%s must be an integer >= 0 in kB, got %r" % (FACTS_KEY, name, value))
+    return value
+
+
+def memory_from_overcommit_facts(cached: Any) -> Tuple[MemoryShape, Optional[int]]:
+    """The MemoryShape and vm.user_reserve_kbytes that overcommit_info read, back from its facts."""
+    if not isinstance(cached, dict):
+        raise FactsPlanError("%s must be a dict, got %s" % (FACTS_KEY, type(cached).__name__))
+    if cached.get("schema") != FACTS_SCHEMA:
+        raise FactsPlanError(
+            "%s has schema %r, this collection reads %d: run dbfleet.memory.overcommit_info with "
+            "facts=true again to refresh the cache" % (FACTS_KEY, cached.get("schema"), FACTS_SCHEMA))
+    memory = cached.get("memory") or {}
+    values = {name: _cached_int(name, memory.get(name), optional=name in ("committed_as_kb", "commit_limit_kb"))
+              for name in _MEMORY_FIELDS}
+    if values["memtotal_kb"] <= 0 or values["hugetlb_kb"] > values["memtotal_kb"] or values["page_size_kb"] <= 0:
+        raise FactsPlanError("%s.memory cannot come from one host: %r" % (FACTS_KEY, memory))
+    user_reserve = (cached.get("live_values") or {}).get(USER_RESERVE_KEY)
+    return MemoryShape(**values), None if user_reserve is None else int(user_reserve)
+
+
+def plan_from_facts(facts: Any, profile: Union[str, Sequence[str]] = "generic", workload_commit_mb: int = 0,
+                    headroom_pct: int = DEFAULT_HEADROOM_PCT, kernel_reserve_pct: int = DEFAULT_KERNEL_RESERVE_PCT,
+                    admin_reserve_mb: int = DEFAULT_ADMIN_RESERVE_MB, prefer: str = "auto",
+                    hugetlb_mb: int = 0) -> Dict[str, Any]:
+    """The plan result the overcommit_plan filter documents, from ansible_facts or a host's hostvars."""
+    if not isinstance(facts, dict):
+        raise FactsPlanError("input must be a host's facts (a dict), got %s" % type(facts).__name__)
+    cached = _fact(facts, FACTS_KEY)
+    user_reserve_kb = None
+    if cached is not None:
+        if hugetlb_mb:
+            raise FactsPlanError("hugetlb_mb is for setup facts; the %s fact has the host's own huge pages" % FACTS_KEY)
+        memory, user_reserve_kb = memory_from_overcommit_facts(cached)
+    else:
+        memory = memory_from_facts(facts, hugetlb_mb)
+    profiles = (profile,) if isinstance(profile, str) else tuple(profile)
+    try:
+        options = PlanOptions(
+            profiles=profiles,
+            workload_commit_kb=int(workload_commit_mb) * KIB_PER_MIB,
+            headroom_pct=int(headroom_pct),
+            kernel_reserve_pct=int(kernel_reserve_pct),
+            admin_reserve_kb=int(admin_reserve_mb) * KIB_PER_MIB,
+            prefer=str(prefer),
+            # The host's own value when its facts have it (as the module plans); else the kernel's cap,
+            # as the reasons then say.
+            user_reserve_kb=DEFAULT_USER_RESERVE_KB if user_reserve_kb is None else user_reserve_kb,
+        )
+        plan = plan_overcommit(memory, options)
+    except (PlanInputError, TypeError, ValueError) as exc:
+        raise FactsPlanError(str(exc))
+    result = plan.as_dict()
+    if user_reserve_kb is None:
+        result["reasons"].append(USER_RESERVE_NOTE)
+    if cached is None:
+        result["source"] = "facts"
+        return result
+    result["source"] = "overcommit_info facts"
+    result.update((name, cached.get(name)) for name in _PASSED_ON)
+    return result
