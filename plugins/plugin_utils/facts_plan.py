@@ -33,6 +33,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
     DEFAULT_KERNEL_RESERVE_PCT,
     DEFAULT_USER_RESERVE_KB,
     KIB_PER_MIB,
+    PLAIN_DECIMAL,
     PlanInputError,
     PlanOptions,
     plan_overcommit,
@@ -105,8 +106,26 @@ def memory_from_overcommit_facts(cached: Any) -> Tuple[MemoryShape, Optional[int
               for name in _MEMORY_FIELDS}
     if values["memtotal_kb"] <= 0 or values["hugetlb_kb"] > values["memtotal_kb"] or values["page_size_kb"] <= 0:
         raise FactsPlanError("%s.memory cannot come from one host: %r" % (FACTS_KEY, memory))
-    user_reserve = (cached.get("live_values") or {}).get(USER_RESERVE_KEY)
-    return MemoryShape(**values), None if user_reserve is None else int(user_reserve)
+    live_values = cached.get("live_values") or {}
+    if not isinstance(live_values, dict):
+        raise FactsPlanError("%s.live_values must be a dict, got %s" % (FACTS_KEY, type(live_values).__name__))
+    user_reserve = live_values.get(USER_RESERVE_KEY)
+    if user_reserve is None:
+        return MemoryShape(**values), None
+    # overcommit_info writes the kernel's value as read back: plain decimal digits, nothing else.
+    if not PLAIN_DECIMAL.match(str(user_reserve)):
+        raise FactsPlanError("%s.live_values.%s must be a plain decimal number of kB, got %r"
+                             % (FACTS_KEY, USER_RESERVE_KEY, user_reserve))
+    return MemoryShape(**values), int(user_reserve)
+
+
+def _profiles(profile: Any) -> Tuple[str, ...]:
+    """The role's and the module's forms: one profile name, or a list of names."""
+    if isinstance(profile, str):
+        return (profile,)
+    if isinstance(profile, (list, tuple)) and all(isinstance(name, str) for name in profile):
+        return tuple(profile)
+    raise FactsPlanError("profile must be a profile name or a list of them, got %r" % (profile,))
 
 
 def plan_from_facts(facts: Any, profile: Union[str, Sequence[str]] = "generic", workload_commit_mb: int = 0,
@@ -124,7 +143,7 @@ def plan_from_facts(facts: Any, profile: Union[str, Sequence[str]] = "generic", 
         memory, user_reserve_kb = memory_from_overcommit_facts(cached)
     else:
         memory = memory_from_facts(facts, hugetlb_mb)
-    profiles = (profile,) if isinstance(profile, str) else tuple(profile)
+    profiles = _profiles(profile)
     try:
         options = PlanOptions(
             profiles=profiles,

@@ -59,6 +59,9 @@ def test_huge_pages_given_by_hand_leave_the_budget():
         (FACTS, {"headroom_pct": 500}, "headroom_pct: must be between 0 and 100"),
         (FACTS, {"hugetlb_mb": 999999}, "hugetlb_mb must be between 0 and memtotal_mb"),
         ({"memtotal_mb": "lots", "swaptotal_mb": 0}, {}, "must be integers in MiB"),
+        # Were a bare TypeError: the audit's row then blamed the wrong thing.
+        (FACTS, {"profile": 5}, "profile must be a profile name or a list of them, got 5"),
+        (FACTS, {"profile": [["postgresql"]]}, "profile must be a profile name or a list of them"),
     ],
 )
 def test_bad_input_raises_a_filter_error_naming_the_problem(facts, kwargs, message):
@@ -99,6 +102,10 @@ def test_setup_facts_alone_keep_the_rough_path():
         ({"memory": {"memtotal_kb": "lots"}}, {}, "memory.memtotal_kb must be an integer"),
         ({"memory": dict(CACHED["dbfleet_overcommit"]["memory"], hugetlb_kb=9999999)}, {}, "cannot come from one host"),
         ({}, {"hugetlb_mb": 512}, "hugetlb_mb is for setup facts"),
+        # Was a bare ValueError from int().
+        ({"live_values": {"vm.user_reserve_kbytes": "lots"}}, {}, "live_values.vm.user_reserve_kbytes must be"),
+        ({"live_values": {"vm.user_reserve_kbytes": " 087"}}, {}, "live_values.vm.user_reserve_kbytes must be"),
+        ({"live_values": "none"}, {}, "live_values must be a dict"),
     ],
 )
 def test_bad_cached_facts_raise_a_filter_error_naming_the_problem(change, kwargs, message):
