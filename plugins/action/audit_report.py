@@ -17,7 +17,11 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import FactsPlanError, plan_from_facts
+from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import (
+    PLANNABLE_FACT_KEYS,
+    FactsPlanError,
+    plan_from_facts,
+)
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import (
     STATUS_FAILED,
     AuditRow,
@@ -35,8 +39,6 @@ from ansible_collections.dbfleet.memory.plugins.plugin_utils.report_files import
 
 # The role's planner variables (overcommit_<knob>), read per host as the role reads them.
 PLANNER_KNOBS = ("workload_commit_mb", "headroom_pct", "kernel_reserve_pct", "admin_reserve_mb", "prefer")
-# Facts a plan can be made from: overcommit_info's own, or setup's memory facts.
-CACHED_FACT_KEYS = ("dbfleet_overcommit", "memtotal_mb")
 
 ARGUMENT_SPEC = dict(
     dest=dict(type="path", required=True),
@@ -57,7 +59,7 @@ def answered(result):
 def cached_plan(host_vars):
     """The plan from a host's cached facts with its own overcommit_* settings, or None without facts."""
     facts = host_vars.get("ansible_facts") or {}
-    if not any(key in facts for key in CACHED_FACT_KEYS):
+    if not any(key in facts for key in PLANNABLE_FACT_KEYS):
         return None
     knobs = {knob: host_vars["overcommit_" + knob] for knob in PLANNER_KNOBS if "overcommit_" + knob in host_vars}
     return plan_from_facts(dict(facts), profile=host_vars.get("overcommit_profile", ["generic"]), **knobs)

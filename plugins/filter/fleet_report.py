@@ -17,7 +17,7 @@ description:
     computed with the kernel's formula in C(commit_limit.py).
   - Runs on the controller; no remote call.
 extends_documentation_fragment:
-  - dbfleet.memory.report_hosts
+  - dbfleet.memory.report_options
 options:
   _input:
     description: The list of rows.
@@ -29,10 +29,6 @@ options:
     type: str
     choices: [markdown, html, json, csv]
     default: markdown
-  generated_at:
-    description: A timestamp or label printed in the report's title.
-    type: str
-    default: ""
 """
 
 EXAMPLES = r"""

@@ -28,7 +28,7 @@ author:
   - dbfleet maintainers (@dbfleet)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - dbfleet.memory.report_hosts
+  - dbfleet.memory.report_options
 options:
   dest:
     description:
@@ -64,11 +64,6 @@ options:
     elements: str
     choices: [markdown, html, json, csv]
     default: [markdown, html, json, csv]
-  generated_at:
-    description:
-      - A timestamp or label printed in the report's title.
-    type: str
-    default: ""
 attributes:
   check_mode:
     support: full

@@ -44,6 +44,13 @@ USER_RESERVE_NOTE = (
     "(%d MiB). The module reads the host's live value." % (DEFAULT_USER_RESERVE_KB, DEFAULT_USER_RESERVE_KB // KIB_PER_MIB)
 )
 
+# The "source" of a plan: from overcommit_info's own facts (the real Committed_AS and live values,
+# so the audit assesses such a row like a live one), or from setup's memory facts.
+SOURCE_OVERCOMMIT_FACTS = "overcommit_info facts"
+SOURCE_SETUP_FACTS = "facts"
+# The facts a plan can be made from: overcommit_info's own, or setup's memory facts.
+PLANNABLE_FACT_KEYS = (FACTS_KEY, "memtotal_mb")
+
 _MEMORY_FIELDS = ("memtotal_kb", "swaptotal_kb", "hugetlb_kb", "committed_as_kb", "commit_limit_kb", "page_size_kb")
 # What the precise facts carry besides the memory shape, returned as they are.
 _PASSED_ON = ("gathered_at", "live_values", "live_commit_state", "boot_now_unsafe", "container")
@@ -163,8 +170,8 @@ def plan_from_facts(facts: Any, profile: Union[str, Sequence[str]] = "generic", 
     if user_reserve_kb is None:
         result["reasons"].append(USER_RESERVE_NOTE)
     if cached is None:
-        result["source"] = "facts"
+        result["source"] = SOURCE_SETUP_FACTS
         return result
-    result["source"] = "overcommit_info facts"
+    result["source"] = SOURCE_OVERCOMMIT_FACTS
     result.update((name, cached.get(name)) for name in _PASSED_ON)
     return result

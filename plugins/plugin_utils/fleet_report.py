@@ -44,6 +44,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import DEFAULT_USER_RESERVE_KB, nonroot_holdback_kb
+from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import SOURCE_OVERCOMMIT_FACTS
 
 KIB_PER_MIB = 1024
 KIB_PER_GIB = 1024 * 1024
@@ -66,9 +67,6 @@ STATUS_FAILED = "failed"
 SOURCE_LIVE = "live"
 SOURCE_CACHED = "cached_facts"
 CACHED_LABEL = "from cached facts"
-# The overcommit_plan filter's source for overcommit_info's own facts (facts=true): the real
-# Committed_AS and live values, so such a row is assessed like a live one.
-PRECISE_CACHE_SOURCE = "overcommit_info facts"
 
 CSV_COLUMNS: Tuple[str, ...] = (
     "host", "status", "source", "risk", "headroom_kb", "headroom_pct", "headroom_reference",
@@ -240,7 +238,7 @@ def row_from_cached_plan(host: str, cached_plan: Optional[Mapping[str, Any]]) ->
 
 def _cached_text(cached_plan: Mapping[str, Any]) -> str:
     """Which cached facts a row's numbers come from, and so how far to trust them."""
-    if cached_plan.get("source") == PRECISE_CACHE_SOURCE:
+    if cached_plan.get("source") == SOURCE_OVERCOMMIT_FACTS:
         return "%s (overcommit_info, read %s: real Committed_AS and live values)" % (
             CACHED_LABEL, cached_plan.get("gathered_at") or "at an unknown time")
     return "%s (setup: no Committed_AS, no live values)" % CACHED_LABEL

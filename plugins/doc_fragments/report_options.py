@@ -6,8 +6,9 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # The hosts option of the fleet_report filter and the audit_report action: both report every
-    # host the audit targeted through the same rows_from_dicts, so they document it once.
+    # Options of the fleet_report filter and the audit_report action that mean the same in both:
+    # both report every host the audit targeted through the same rows_from_dicts and render
+    # the same title, so they document these once.
     DOCUMENTATION = r"""
 options:
   hosts:
@@ -17,4 +18,9 @@ options:
     type: list
     elements: str
     default: []
+  generated_at:
+    description:
+      - A timestamp or label printed in the report's title.
+    type: str
+    default: ""
 """
