@@ -1,7 +1,7 @@
 """Run a playbook against the scenario's instances and return per-host recap and module counts.
 
-Used by the verify steps: a no-op run must change nothing and execute one module per
-host, in check mode and for real.
+Used by the verify steps: default's no-op run must change nothing and execute one module
+per host, in check mode and for real; rollout runs the example site.yml.
 """
 
 from __future__ import annotations

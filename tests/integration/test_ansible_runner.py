@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 MEMINFO = REPO / "molecule" / "default" / "meminfo" / "vm-4g-noswap.meminfo"
 HOSTS = ["dbfleet-runner-00", "dbfleet-runner-01"]
-# The hand-computed plan for that memory shape and profile (molecule/default/tests/expectations.py).
+# The hand-computed plan for that memory shape and profile (molecule/shared/expectations.py).
 PLANNED = {"vm.admin_reserve_kbytes": "131072", "vm.overcommit_ratio": "90", "vm.overcommit_memory": "2"}
 
 

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from expectations import APPLIED, container_hosts
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-from fleet_run import ping_seconds, run_playbook  # noqa: E402
+from fleet_run import ping_seconds, run_playbook
 
 testinfra_hosts = container_hosts(APPLIED)
 

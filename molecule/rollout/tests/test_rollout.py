@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
 
-MOLECULE = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(MOLECULE / "shared"))
-sys.path.insert(0, str(MOLECULE / "default" / "tests"))
-from expectations import DEFAULT_DROPIN, EXPECT, settings  # noqa: E402
-from fleet_run import run_playbook  # noqa: E402
+from expectations import DEFAULT_DROPIN, EXPECT, settings
+from fleet_run import run_playbook
 
+MOLECULE = Path(__file__).resolve().parents[2]
 SITE = MOLECULE.parent / "docs" / "docsite" / "examples" / "rollout" / "site.yml"
 DATABASE_MARKER = "/etc/example-database.conf"   # what the stand-in database role writes
 BATCHES = [["db1-canary"], ["db2", "db3-unsafe"], ["db4"]]   # serial [1, "50%"] over four hosts

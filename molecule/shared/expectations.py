@@ -1,4 +1,5 @@
-"""What verify expects of each platform, worked out by hand from its fake /proc/meminfo.
+"""What verify expects of each memory shape, worked out by hand from its fake /proc/meminfo
+(molecule/default/meminfo/): default checks its platforms against it, rollout its hosts of those shapes.
 
 Not computed by calling the planner, so a planner bug cannot hide here. Default
 options: kernel_reserve 10 %, admin reserve 128 MiB (131072 kB). upper bound =
