@@ -13,6 +13,11 @@ from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transa
 from fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, USER_RESERVE_KB, FakeKernel
 
 
+# Result keys ansible-core's exit_json/fail_json act on: it stats the file a "path" or "dest" names
+# (add_path_info) after our host lock is released, when another run may be changing it.
+KEYS_ANSIBLE_READS_FROM_THE_HOST = {"path", "dest"}
+
+
 @pytest.fixture
 def run_module(capsys):
     """run_module(main, args) -> (failed, result_dict)."""
@@ -24,6 +29,7 @@ def run_module(capsys):
         result = json.loads(capsys.readouterr().out)
         failed = exited.value.code != 0
         assert failed == bool(result.get("failed")), "exit code and 'failed' disagree"
+        assert not KEYS_ANSIBLE_READS_FROM_THE_HOST & set(result), sorted(result)
         return failed, result
 
     return run
