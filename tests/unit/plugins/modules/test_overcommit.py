@@ -8,7 +8,6 @@ The fake host (fake_kernel.py) has 4000000 kB of RAM, 1000000 kB of swap and Com
 from __future__ import annotations
 
 import os
-import signal
 import stat
 
 import pytest
@@ -408,23 +407,14 @@ def test_removing_a_killed_runs_temporary_file_is_a_change_that_check_mode_predi
     assert tmp_files(kernel) == []
 
 
-def test_a_fifo_named_conf_does_not_hang_the_module(kernel, run_module):
+def test_a_fifo_named_conf_does_not_hang_the_module(kernel, run_module, deadline):
     """Finding 7: a FIFO named *.conf made the module block forever in open().
 
     Now it is never opened; and since the real boot tools would block on it and apply nothing,
     the run is refused, naming it."""
     os.mkfifo(kernel.root / "etc/sysctl.d/50-pipe.conf")
-
-    def hung(_signum, _frame):
-        raise AssertionError("the module blocked on a FIFO")
-
-    old = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(20)
-    try:
+    with deadline(20):
         failed, result = run_module(overcommit.main, PG)
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
     assert failed and "systemd-sysctl hangs on /etc/sysctl.d/50-pipe.conf and applies nothing" in result["msg"]
     assert kernel.writes == [] and not dropin(kernel).exists()
 
