@@ -112,6 +112,21 @@ def test_cached_rows_plan_with_each_hosts_own_settings(tmp_path):
     assert rows["db-default"]["planned_admin_reserve_kb"] == 128 * 1024
 
 
+def test_live_rows_plan_with_each_hosts_own_settings(tmp_path):
+    """overcommit_info gets each host's own overcommit_* planner variables, as the role's task passes
+    them; a variable the inventory does not set is omitted, so the planner's default applies."""
+    hosts = ("db-small %s overcommit_admin_reserve_mb=64 overcommit_prefer=kbytes\n"
+             "db-default %s\n" % (LOCAL, LOCAL))
+    proc = audit(tmp_path, inventory_text=hosts)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    rows = {h["host"]: h for h in json.loads((tmp_path / "report" / "report.json").read_text())["hosts"]}
+    assert rows["db-small"]["source"] == rows["db-default"]["source"] == "live"
+    assert rows["db-small"]["planned_admin_reserve_kb"] == 64 * 1024
+    assert rows["db-default"]["planned_admin_reserve_kb"] == 128 * 1024
+    small = rows["db-small"]["planned_sysctl"]
+    assert "vm.overcommit_kbytes" in small and "vm.overcommit_ratio" not in small, small
+
+
 def test_audit_report_takes_rows_or_results_var_not_both(tmp_path):
     both = report_task(tmp_path, "{dest: %s, rows: %s, results_var: info, hosts: [db1]}" % (tmp_path / "out", ROWS))
     assert both.returncode != 0 and re.search(r"mutually exclusive: rows[,|] ?results_var", both.stdout), \
