@@ -13,6 +13,8 @@ from helpers import MIB_KB, expected_commit_limit_kb, read_overcommit, start_hol
 from role_runner import DROPIN, run_role
 from umlab import Lab
 
+from ansible_collections.dbfleet.memory.plugins.module_utils.planner import nonroot_holdback_kb
+
 
 def live_commit_limit_kb(lab: Lab, host: str) -> tuple[int, int]:
     """(CommitLimit the kernel shows, CommitLimit the product's formula gives for the
@@ -154,8 +156,10 @@ def test_role_refuses_an_unsafe_plan_and_a_safe_one_keeps_ssh_working(lab: Lab) 
         # room is only ~48 MiB above ratio 50's limit, and the module's own Python process commits
         # ~24 MiB while it plans (measured: the module saw 286 MiB where the test had placed 262 MiB,
         # and refused by 1 MiB). The precondition below is measured after the holder started.
-        planned_upper_kb = meminfo["MemTotal"] * 90 // 100
-        holdback_kb = 128 * MIB_KB + int(lab.sysctl(host, "vm.user_reserve_kbytes")) + 4
+        # The plan's CommitLimit (ratio 90 here) and what the kernel holds back from non-root, by the
+        # product's own formulas.
+        planned_upper_kb = expected_commit_limit_kb(meminfo, ratio=90, kbytes=0)
+        holdback_kb = nonroot_holdback_kb(128 * MIB_KB, int(lab.sysctl(host, "vm.user_reserve_kbytes")), page_size_kb=4)
         target_committed_kb = limit_at_ratio_50_kb + 4 * MIB_KB
         module_process_kb = 24 * MIB_KB
         assert target_committed_kb + module_process_kb + 8 * MIB_KB < planned_upper_kb - holdback_kb, (
