@@ -6,7 +6,6 @@
 set -euo pipefail
 suite=${1:?usage: build-rootfs.sh SUITE}
 cache=${DBFLEET_CACHE:-/var/cache/dbfleet}/rootfs
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 # systemd as PID 1 so systemd-sysctl applies drop-ins at boot; sshd and python3 so
 # Ansible can reach the host; procps for sysctl(8) in tests; iproute2 for the lab.
@@ -21,9 +20,10 @@ mkdir -p "$cache"
 exec 9>"$cache/.$suite.lock"
 flock 9
 if [[ -f $tarball ]]; then echo "$tarball"; exit 0; fi
+mirror=$("$(dirname "$0")/debian-mirror.sh")
 work=$(mktemp -d "$cache/build-$suite.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-echo "build-rootfs: debootstrap $suite (about a minute)" >&2
+echo "build-rootfs: debootstrap $suite from $mirror (about a minute)" >&2
 debootstrap --variant=minbase --include="$INCLUDE" "$suite" "$work/root" "$mirror" >"$work/debootstrap.log" 2>&1 \
   || { tail -30 "$work/debootstrap.log" >&2; exit 1; }
 
@@ -36,5 +36,9 @@ rm -f "$work/root"/etc/ssh/ssh_host_*   # generated per guest/container, never s
 
 tar -C "$work/root" -cf "$tarball.tmp" .
 mv "$tarball.tmp" "$tarball"
-ls "$cache"/"$suite"-*.tar | grep -v "$tarball" | xargs -r rm -f   # drop stale recipes
+# Tarballs of older recipes go. A loop, not `ls | grep -v`: with no stale file grep selects
+# nothing and exits 1, which under pipefail failed every first build on a new machine.
+for old in "$cache/$suite"-*.tar; do
+  if [[ -e $old && $old != "$tarball" ]]; then rm -f "$old"; fi
+done
 echo "$tarball"

@@ -52,5 +52,8 @@ rm -f "$root"/etc/ssh/ssh_host_*
 
 tar -C "$root" -cf "$tarball.tmp" .
 mv "$tarball.tmp" "$tarball"
-ls "$cache/$stem"-*.tar | grep -v "$tarball" | xargs -r rm -f   # drop stale recipes
+# Tarballs of older recipes go (a loop: `ls | grep -v` fails under pipefail when none is stale).
+for old in "$cache/$stem"-*.tar; do
+  if [[ -e $old && $old != "$tarball" ]]; then rm -f "$old"; fi
+done
 echo "$tarball"
