@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: dbfleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the kernel does with one write(2) to /proc/sys/vm/<key>, for the four keys we manage.
+"""What the kernel does with one write(2) to /proc/sys/vm/<key>, for the keys the boot replay follows.
 
 The one model of the kernel's sysctl handlers that the boot replay, the live-write
 planner and the tests share. Learned from Linux 6.1 and 6.12 (kernel/sysctl.c:
@@ -16,6 +16,8 @@ vm.overcommit_memory          proc_dointvec_minmax         int, 0..2
 vm.overcommit_ratio           proc_dointvec                any int (even < 0)
 vm.overcommit_kbytes          proc_doulongvec_minmax       unsigned long
 vm.admin_reserve_kbytes       proc_doulongvec_minmax       unsigned long
+vm.user_reserve_kbytes        proc_doulongvec_minmax       unsigned long
+vm.nr_hugepages               proc_doulongvec_minmax       unsigned long
 ============================  ==========================  ==================
 
 How a value string is read (what surprises people):
@@ -39,7 +41,7 @@ How a value string is read (what surprises people):
 The pair: a successful write to overcommit_ratio sets overcommit_kbytes to 0 and a
 successful write to overcommit_kbytes sets overcommit_ratio to 0, whatever the value
 (a write of the same value, or of 0, still zeroes the other). A rejected write changes
-nothing. For these four handlers a value is stored only when the write succeeds, so
+nothing. For these handlers a value is stored only when the write succeeds, so
 ``took_effect`` equals ``accepted``; it is kept separate because callers must not
 assume that for every sysctl.
 
@@ -63,10 +65,20 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PLAI
 MANAGED_KEYS = (ADMIN_RESERVE, RATIO, KBYTES, MODE)
 # Read, never written: the kernel holds it back from each non-root request in mode 2.
 USER_RESERVE = "vm.user_reserve_kbytes"
+# Never written either: the huge pages of the default size, which CommitLimit leaves out.
+NR_HUGEPAGES = "vm.nr_hugepages"
+# What the next boot's lower-bound check needs besides the managed keys: a sysctl file (or
+# tuned) that sets one of these changes the boot's CommitLimit or its non-root holdback.
+BOOT_MEMORY_KEYS = (USER_RESERVE, NR_HUGEPAGES)
+# Every key the boot replay follows.
+TRACKED_KEYS = MANAGED_KEYS + BOOT_MEMORY_KEYS
 
 # A freshly booted kernel before any sysctl file. admin_reserve boots as
-# min(free/32, 8 MiB): 8192 on any host with more than 256 MiB free.
-KERNEL_BOOT_DEFAULTS = {MODE: "0", RATIO: "50", KBYTES: "0", ADMIN_RESERVE: "8192"}
+# min(free/32, 8 MiB): 8192 on any host with more than 256 MiB free. user_reserve boots as
+# min(free/32, 128 MiB) (mm/mmap.c init_user_reserve): its largest value stands in here, and
+# the boot model puts the host's own in its place (boot_model.boot_start).
+KERNEL_BOOT_DEFAULTS = {MODE: "0", RATIO: "50", KBYTES: "0", ADMIN_RESERVE: "8192",
+                        USER_RESERVE: "131072", NR_HUGEPAGES: "0"}
 
 # Writing one of these zeroes the other (mm/util.c).
 PARTNER = {RATIO: KBYTES, KBYTES: RATIO}
@@ -95,14 +107,18 @@ HANDLERS = {
     RATIO: Handler("proc_dointvec (overcommit_ratio_handler)", True),
     KBYTES: Handler("proc_doulongvec_minmax (overcommit_kbytes_handler)", False),
     ADMIN_RESERVE: Handler("proc_doulongvec_minmax", False),
+    USER_RESERVE: Handler("proc_doulongvec_minmax", False),
+    # mm/hugetlb.c hugetlb_sysctl_handler: the same number parsing (proc_doulongvec_minmax); the
+    # pool then grows as far as free memory allows, which the boot model does not count on.
+    NR_HUGEPAGES: Handler("proc_doulongvec_minmax (hugetlb_sysctl_handler)", False),
 }
-# Every key we read back from /proc/sys: the managed ones and the user reserve.
-READ_HANDLERS = dict(HANDLERS, **{USER_RESERVE: Handler("proc_doulongvec_minmax", False)})
+# Every key we read back from /proc/sys.
+READ_HANDLERS = HANDLERS
 
 
 @dataclass(frozen=True)
 class KernelWrite:
-    """The outcome of one write: the new values of all four keys and what the caller saw."""
+    """The outcome of one write: the new values of the keys and what the caller saw."""
 
     key: str
     state: Dict[str, str]
@@ -214,15 +230,17 @@ def _convert(handler: Handler, magnitude: int, negative: bool) -> Tuple[Optional
 
 
 def kernel_write(state: Mapping[str, Optional[str]], key: str, raw: Union[str, bytes]) -> KernelWrite:
-    """The values of all four keys after writing ``raw`` (the exact write buffer) to ``key``.
+    """The values of the keys after writing ``raw`` (the exact write buffer) to ``key``.
 
-    ``state`` holds the current canonical values; keys missing from it (or None) are
-    taken from KERNEL_BOOT_DEFAULTS. A trailing newline in ``raw`` is whitespace to the
-    kernel, so callers may pass the value with or without it.
+    ``state`` holds the current canonical values; managed keys missing from it (or None) are
+    taken from KERNEL_BOOT_DEFAULTS, and its other tracked keys are kept as they are (a
+    boot-memory key it lacks is added only when written). A trailing newline in ``raw`` is
+    whitespace to the kernel, so callers may pass the value with or without it.
     """
     if key not in HANDLERS:
-        raise ValueError("%s is not a key this model knows; known: %s" % (key, ", ".join(MANAGED_KEYS)))
+        raise ValueError("%s is not a key this model knows; known: %s" % (key, ", ".join(TRACKED_KEYS)))
     new = {k: (state.get(k) if state.get(k) is not None else KERNEL_BOOT_DEFAULTS[k]) for k in MANAGED_KEYS}
+    new.update((k, v) for k, v in state.items() if k in BOOT_MEMORY_KEYS and v is not None)
     handler = HANDLERS[key]
     data = _to_bytes(raw)
     magnitude, negative, error, rest = parse_number(data)

@@ -94,6 +94,8 @@ PROC_SYS = "/proc/sys/"
 
 # Where each managed key lives under /proc/sys.
 MANAGED_PATHS = {key.replace(".", "/"): key for key in sk.MANAGED_KEYS}
+# Every key a replay follows: the managed ones and those that size the next boot's memory.
+TRACKED_PATHS = {key.replace(".", "/"): key for key in sk.TRACKED_KEYS}
 
 
 @dataclass(frozen=True)
@@ -510,13 +512,13 @@ def replay(
 ) -> Replay:
     """Replay one tool version over ``sources`` from the live values ``start``.
 
-    ``start`` maps the managed keys to canonical values (KERNEL_BOOT_DEFAULTS for a
+    ``start`` maps the tracked keys to canonical values (KERNEL_BOOT_DEFAULTS for a
     boot; missing keys are taken from there). ``existing_keys`` (dotted) adds keys
     that exist on the host for glob expansion; the managed keys always exist.
     """
-    state = {k: (start.get(k) if start.get(k) is not None else sk.KERNEL_BOOT_DEFAULTS[k]) for k in sk.MANAGED_KEYS}
+    state = {k: (start.get(k) if start.get(k) is not None else sk.KERNEL_BOOT_DEFAULTS[k]) for k in sk.TRACKED_KEYS}
     result = Replay(rules=rules, start=dict(state), end=state)
-    candidates = set(MANAGED_PATHS) | {k.replace(".", "/") for k in existing_keys}
+    candidates = set(TRACKED_PATHS) | {k.replace(".", "/") for k in existing_keys}
     entries = []  # type: List[Entry]
     for src in select_files(sources, rules):
         result.files.append(src.path)
@@ -595,7 +597,7 @@ def _procps_resolve(path: str) -> Optional[str]:
             continue
         parts.append(comp)
     target = "/".join(parts)
-    if rel.endswith("/") and target in MANAGED_PATHS:
+    if rel.endswith("/") and target in TRACKED_PATHS:
         return None  # a trailing slash after a file: ENOTDIR
     return target
 
@@ -626,11 +628,11 @@ def _apply_procps(entries: List[Entry], candidates: Iterable[str], result: Repla
 
 def _looks_managed(path: str) -> bool:
     """A key that names one of ours in a form the tool cannot open: worth a problem."""
-    return any(managed.rsplit("/", 1)[1] in path for managed in MANAGED_PATHS)
+    return any(tracked.rsplit("/", 1)[1] in path for tracked in TRACKED_PATHS)
 
 
 def _write(result: Replay, target: str, entry: Entry, glob: Optional[str] = None) -> None:
-    key = MANAGED_PATHS.get(target)
+    key = TRACKED_PATHS.get(target)
     if key is None or entry.value is None:
         if entry.value is not None and _looks_managed(target):
             result.problems.append(Problem(entry.path, entry.lineno, "unknown key %r: nothing written" % target))
@@ -747,7 +749,8 @@ def boot_end(
 
 
 def _frozen(state: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
-    return tuple(sorted(state.items()))
+    """The managed part of an end state: what state=absent restores, and all tools must agree on."""
+    return tuple(sorted((k, v) for k, v in state.items() if k in sk.MANAGED_KEYS))
 
 
 def _disagreement(replays: Sequence[Tuple[ToolRules, Replay]]) -> str:

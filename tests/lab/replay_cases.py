@@ -8,7 +8,8 @@ from typing import List, Optional, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
 
-START = dict(sk.KERNEL_BOOT_DEFAULTS)
+# The managed keys only: the guests (UML) have no huge pages, and the tests plant and read these four.
+START = {key: sk.KERNEL_BOOT_DEFAULTS[key] for key in sk.MANAGED_KEYS}
 D = "/etc/sysctl.d/"
 OURS = D + "90-dbfleet-overcommit.conf"
 

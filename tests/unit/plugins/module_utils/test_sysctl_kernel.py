@@ -15,7 +15,17 @@ BOOT = sk.KERNEL_BOOT_DEFAULTS
 
 
 def test_boot_defaults_are_the_kernels():
-    assert BOOT == {MODE: "0", RATIO: "50", KBYTES: "0", RESERVE: "8192"}
+    # user_reserve_kbytes boots as min(free/32, 128 MiB): the cap stands in until the boot
+    # model puts the host's own value in; no huge pages without a file or the command line.
+    assert BOOT == {MODE: "0", RATIO: "50", KBYTES: "0", RESERVE: "8192",
+                    sk.USER_RESERVE: "131072", sk.NR_HUGEPAGES: "0"}
+
+
+def test_a_write_keeps_the_boot_memory_keys_of_the_state_and_adds_none():
+    live = {MODE: "2", RATIO: "80", KBYTES: "0", RESERVE: "131072", sk.USER_RESERVE: "4096"}
+    after = sk.kernel_write(live, RATIO, "90\n").state
+    assert after == dict(live, **{RATIO: "90"})  # no default nr_hugepages slipped in
+    assert sk.kernel_write(live, sk.NR_HUGEPAGES, "512").state[sk.NR_HUGEPAGES] == "512"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,8 @@ from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_repla
 
 MODE, RATIO, KBYTES, RESERVE = sk.MODE, sk.RATIO, sk.KBYTES, sk.ADMIN_RESERVE
 BOOT = sk.KERNEL_BOOT_DEFAULTS
+# What state=absent restores: boot_end gives only the managed keys.
+BOOT_MANAGED = {key: BOOT[key] for key in sk.MANAGED_KEYS}
 OURS = "/etc/sysctl.d/90-dbfleet-overcommit.conf"
 RATIO_PLAN = {RESERVE: "131072", RATIO: "87", MODE: "2"}
 KBYTES_PLAN = {RESERVE: "131072", KBYTES: "4194304", MODE: "2"}
@@ -445,8 +447,9 @@ def test_glob_matches_are_written_in_sorted_order(rules):
 def test_globs_expand_over_existing_keys_too(rules):
     sources = sr.sources_from_texts({"/etc/sysctl.d/50-g.conf": "vm.* = 3\n"})
     result = sr.replay(sources, rules, BOOT, existing_keys=["vm.swappiness"])
-    assert [w.key for w in result.writes] == [RESERVE, KBYTES, MODE, RATIO]
-    assert pick(result.end, MODE, RATIO) == ("0", "3")  # mode 3 is EINVAL
+    # The boot-memory keys are followed too: a glob over vm.* sets the huge pages and user reserve.
+    assert [w.key for w in result.writes] == [RESERVE, sk.NR_HUGEPAGES, KBYTES, MODE, RATIO, sk.USER_RESERVE]
+    assert pick(result.end, MODE, RATIO, sk.NR_HUGEPAGES) == ("0", "3", "3")  # mode 3 is EINVAL
 
 
 # ---------------------------------------------------------------- the explanations
@@ -475,7 +478,7 @@ def test_start_values_come_from_the_live_host_for_a_later_sysctl_system():
     """A run of sysctl --system on a live host starts from the live values, not the boot's."""
     live = {MODE: "2", RATIO: "0", KBYTES: "4194304", RESERVE: "131072"}
     sources = sr.sources_from_texts({OURS: dropin(KBYTES_PLAN)})
-    assert sr.replay(sources, sr.PROCPS_4_0_4, live).end == live
+    assert sr.replay(sources, sr.PROCPS_4_0_4, live).end == dict(BOOT, **live)
 
 
 def test_replay_all_covers_every_rule_set():
@@ -555,14 +558,14 @@ def without_ours(extra):
 
 def test_boot_end_is_the_common_end_when_every_tool_agrees():
     result = sr.boot_end(without_ours({"/usr/lib/sysctl.d/30-vendor.conf": "vm.overcommit_ratio = 70\n"}), None)
-    assert result.end == dict(BOOT, **{RATIO: "70"})
+    assert result.end == dict(BOOT_MANAGED, **{RATIO: "70"})
     assert result.rules == tuple(r.name for r in ALL) and result.disputed == {} and result.note is None
 
 
 def test_boot_end_follows_the_hosts_own_boot_tool_when_the_tools_disagree():
     """systemd skips "kbytes = 0" (already 0) and keeps ratio 70; procps writes it and zeroes the ratio."""
     result = sr.boot_end(without_ours(VENDOR_AND_LATER_KBYTES_0), sr.TOOL_SYSTEMD)
-    assert result.end == dict(BOOT, **{RATIO: "70"}) and result.disputed == {}
+    assert result.end == dict(BOOT_MANAGED, **{RATIO: "70"}) and result.disputed == {}
     assert result.rules == ("systemd-252", "systemd-257")
     assert result.note.startswith("the modelled tools disagree about the remaining files: ")
     assert "systemd-252, systemd-257: vm.overcommit_ratio = 70 is set by /usr/lib/sysctl.d/30-vendor.conf:1" in result.note
