@@ -200,6 +200,7 @@ class ReplayWrite:
     suppressed: bool = False  # systemd read the same value and did not write
     glob: Optional[str] = None  # the glob line's key when the write came from a glob
     ignored_tail: bytes = b""  # what the kernel left unread after the number
+    tool: Optional[str] = None  # who wrote, when not the replay's own tool (tuned, after the boot tool)
 
     @property
     def where(self) -> str:
@@ -225,6 +226,13 @@ class Replay:
     writes: List[ReplayWrite] = field(default_factory=list)
     problems: List[Problem] = field(default_factory=list)
     hung_on: Optional[str] = None  # the tool blocks reading this file: nothing is applied
+    # Writers after the boot tool whose writes are appended here (e.g. "tuned-2.20"), in order.
+    after: Tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The rule set, and what wrote after it: "systemd-252", "systemd-252 + tuned-2.20"."""
+        return " + ".join((self.rules.name,) + self.after)
 
 
 @dataclass(frozen=True)
@@ -663,7 +671,7 @@ def decided_by(result: Replay, key: str) -> Decision:
             # systemd-sysctl skips a write whose value is already there, but the line still
             # decides: it replaced any earlier line for the key (ours included).
             msg = "%s = %s is set by %s (%s; already %s, so %s did not write it)" % (
-                key, value, write.where, write.line, value, result.rules.tool)
+                key, value, write.where, write.line, value, write.tool or result.rules.tool)
             return Decision(key, value, write, False, msg)
         if not write.took_effect:
             continue
