@@ -19,9 +19,9 @@ import os
 import re
 import stat
 import tempfile
-from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ansible_collections.dbfleet.memory.plugins.module_utils import boot_check as bc
 from ansible_collections.dbfleet.memory.plugins.module_utils import container_detect
 from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
@@ -29,21 +29,27 @@ from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kerne
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_writes as sw
 from ansible_collections.dbfleet.memory.plugins.module_utils import takeover
-from ansible_collections.dbfleet.memory.plugins.module_utils.dropin_text import render_dropin
+from ansible_collections.dbfleet.memory.plugins.module_utils.decide import (  # noqa: F401 (the modules' API)
+    LIVE_STEP,
+    Decision,
+    HostState,
+    Refused,
+    Request,
+    decide,
+    dropin_path,
+    plan_options_for,
+)
+from ansible_collections.dbfleet.memory.plugins.module_utils.file_change import FileChange
 from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH, HostLock
 from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
     MeminfoError,
-    MemoryShape,
     memory_from_fields,
     parse_meminfo,
 )
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
     CommitStateInputError,
     KEY_MODE,
-    Plan,
-    PlanOptions,
     check_commit_state,
-    plan_overcommit,
 )
 
 # Prefix for every host path the module touches. Unit tests point it at a fake tree; it is
@@ -64,10 +70,6 @@ FILE_MODE = 0o644
 def host_path(path: str) -> str:
     """Where a host path really is: tests point _ROOT at a fake tree."""
     return _ROOT + path
-
-
-def dropin_path(priority: int) -> str:
-    return "%s/%02d%s" % (DROPIN_DIR, priority, OUR_SUFFIX)
 
 
 # --- reading the host ---------------------------------------------------------------------------
@@ -201,41 +203,15 @@ def _owner_mode_wrong(node: os.stat_result) -> bool:
     return os.geteuid() == 0 and (node.st_uid != 0 or node.st_gid != 0)
 
 
-def _tmp_files() -> List[str]:
+def _tmp_files(more_dirs: Tuple[str, ...] = ()) -> List[str]:
     found: List[str] = []
-    for directory in TMP_DIRS:
+    for directory in sorted(set(TMP_DIRS + more_dirs)):
         try:
             names = sorted(os.listdir(host_path(directory)))
         except OSError:
             continue
         found.extend("%s/%s" % (directory, n) for n in names if n.startswith(_TMP_PREFIX) and n.endswith(_TMP_SUFFIX))
     return found
-
-
-@dataclass
-class HostState:
-    """Everything the decision needs, read under the lock."""
-
-    live: Dict[str, Optional[str]]
-    meminfo: Dict[str, int]
-    memory: MemoryShape
-    sources: Dict[str, sf.SysctlSource]  # every sysctl file a boot tool may read, as bytes
-    ours: Dict[str, bytes]  # every NN-dbfleet-overcommit.conf in /etc/sysctl.d
-    ours_attr_wrong: Dict[str, bool]
-    container: Optional[str]
-    container_evidence: Optional[str]
-    stale_tmp: List[str]
-    boot_tool: Optional[str] = None  # sysctl_replay.TOOL_*: what applies the files at boot, if it can be told
-    boot_tool_evidence: str = "not read"
-
-
-class Refused(Exception):
-    """Refused before anything changed; ``result`` says what was found."""
-
-    def __init__(self, msg: str, result: Optional[Dict[str, Any]] = None) -> None:
-        super().__init__(msg)
-        self.msg = msg
-        self.result = result or {}
 
 
 class Failed(Exception):
@@ -260,7 +236,6 @@ def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
         names = sorted(os.listdir(host_path(DROPIN_DIR)))
     except OSError:
         names = []
-    stale_tmp = _tmp_files()  # left by a run that was killed; we hold the lock, so they are no one's
     for name in names:
         path = DROPIN_DIR + "/" + name
         if not _OUR_NAME.match(name):
@@ -275,308 +250,35 @@ def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
         ours_attr_wrong[path] = _owner_mode_wrong(got.node)
     kind, evidence = detect_container()
     boot_tool, boot_tool_evidence = detect_boot_tool()
+    sources = sf.read_sysctl_sources(host_path)
+    boot = read_boot_model(memory, sources, boot_tool, boot_tool_evidence)
+    editable = editable_files(sources, boot)
+    # Left by a run that was killed; we hold the lock, so they are no one's.
+    stale_tmp = _tmp_files(tuple(os.path.dirname(p) for p in editable))
     return HostState(
-        live=read_live(sw.OBSERVED_KEYS), meminfo=fields, memory=memory, sources=sf.read_sysctl_sources(host_path),
+        live=read_live(sw.OBSERVED_KEYS), meminfo=fields, memory=memory, sources=sources,
         ours=ours, ours_attr_wrong=ours_attr_wrong, container=kind, container_evidence=evidence,
-        stale_tmp=stale_tmp, boot_tool=boot_tool, boot_tool_evidence=boot_tool_evidence)
+        stale_tmp=stale_tmp, boot_tool=boot_tool, boot_tool_evidence=boot_tool_evidence, boot=boot,
+        editable=editable)
 
 
-# --- deciding -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class FileChange:
-    """One file operation of the transaction: ``after`` None removes the file."""
-
-    path: str
-    before: Optional[bytes]
-    after: Optional[bytes]
-    why: str
-    ours: bool = True  # our drop-in (0644 root:root) or another file we edit (keeps its mode and owner)
-
-    def as_dict(self) -> Dict[str, Any]:
-        action = "remove" if self.after is None else ("create" if self.before is None else "update")
-        return {"path": self.path, "action": action, "why": self.why}
+def read_boot_model(memory, sources: Dict[str, sf.SysctlSource], boot_tool: Optional[str],
+                    boot_tool_evidence: str) -> bc.BootModel:
+    """What decides the next boot besides the sysctl files, read from this host's files."""
+    writer = "%s at boot (%s)" % (boot_tool, boot_tool_evidence) if boot_tool else (
+        "the boot tool cannot be told (%s): every modelled systemd-sysctl and sysctl --system must agree"
+        % boot_tool_evidence)
+    return bc.BootModel(writers=(writer,))
 
 
-@dataclass
-class Request:
-    state: str  # present | absent
-    priority: int
-    options: PlanOptions
-    live_mode: str  # auto | always | never
-    shadowing: str  # fail | warn | takeover
-
-
-@dataclass
-class Decision:
-    request: Request
-    host: HostState
-    path: str
-    plan: Optional[Plan]
-    target: Dict[str, str]  # managed keys to hold live
-    file_changes: List[FileChange]
-    writes: List[sw.Write]
-    skip_live: Optional[str]
-    shadowing: Dict[str, Any]
-    boot: Dict[str, Any]
-    options: PlanOptions
-    warnings: List[str] = field(default_factory=list)
-    refusal: Optional[str] = None  # set when the request must not be carried out
-
-    @property
-    def changed(self) -> bool:
-        # Removing a killed run's temporary file from /etc/sysctl.d changes the host too.
-        return bool(self.file_changes or self.writes or self.host.stale_tmp)
-
-
-def _live_skip(request: Request, host: HostState, keys) -> Optional[str]:
-    if request.live_mode == "never":
-        return "live=never: file only"
-    if host.container and request.live_mode == "auto":
-        return ("container (%s; %s): vm.* sysctls are not namespaced, a write would change the host kernel"
-                % (host.container, host.container_evidence))
-    missing = [k for k in keys if host.live.get(k) is None]
-    if missing:
-        raise Refused("Nothing changed: cannot read %s from /proc/sys; is this a Linux kernel that has them?"
-                      % ", ".join(missing))
-    return None
-
-
-def plan_options_for(options: PlanOptions, host: HostState) -> PlanOptions:
-    """The options with this host's own vm.user_reserve_kbytes: the kernel holds it back from
-    every non-root request in mode 2, so the lower bound must too."""
-    live = host.live.get(sw.USER_RESERVE)
-    return replace(options, user_reserve_kb=int(live)) if live is not None else options
-
-
-def _real_path(src: sf.SysctlSource) -> str:
-    """The file a source's bytes come from: /etc/sysctl.d/99-sysctl.conf is /etc/sysctl.conf."""
-    return src.target or src.path
-
-
-def sources_after(sources: Dict[str, sf.SysctlSource], changes: List[FileChange]) -> Dict[str, sf.SysctlSource]:
-    """The sysctl files as the next boot would find them once ``changes`` are made."""
-    out = dict(sources)
-    for change in changes:
-        readers = [p for p, src in sources.items() if _real_path(src) == change.path] or [change.path]
-        for logical in readers:
-            if change.after is None:
-                out.pop(logical, None)
-            else:
-                out[logical] = sf.SysctlSource(logical, change.after, sf.STATUS_FILE,
-                                               None if change.after else "empty file",
-                                               target=sources[logical].target if logical in sources else None)
+def editable_files(sources: Dict[str, sf.SysctlSource], boot: bc.BootModel) -> Dict[str, bytes]:
+    """The files a takeover may edit, by fully resolved path: those the boot reads from under /etc."""
+    out: Dict[str, bytes] = {}
+    for src in sources.values():
+        real = bc.real_path(src)
+        if src.data is not None and takeover.is_editable(real):
+            out[real] = src.data
     return out
-
-
-@dataclass
-class BootCheck:
-    """Every tool version's replay of the files, at boot and when re-run later."""
-
-    replays: List[Tuple[str, sr.Replay]]  # (label, replay)
-    differences: List[str]  # end values that differ from the expected ones, with the file that decides
-    unsafe: List[str]  # end states in mode 2 that fail the lower-bound check
-    decisive: List[sr.ReplayWrite]  # the writes that make the end differ
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {label: {"end": dict(r.end), "problems": [str(p) for p in r.problems]}
-                for label, r in self.replays}
-
-
-def check_boot(sources: Dict[str, sf.SysctlSource], expected: Optional[Dict[str, str]],
-               rerun_from: Dict[str, str], memory: MemoryShape, options: PlanOptions) -> BootCheck:
-    """Replay the files as every modelled tool version does, from a fresh kernel (the boot) and
-    from ``rerun_from`` (a later ``sysctl --system``), and judge each end state.
-
-    Every end state passes check_commit_state, the one lower-bound rule; ``expected`` (the plan's
-    end state) must also be what every replay ends with.
-    """
-    check = BootCheck([], [], [], [])
-    differences: Dict[str, List[str]] = {}
-    unsafe: Dict[str, List[str]] = {}
-    for rules in sr.RULE_SETS:
-        for when, start in (("boot", sk.KERNEL_BOOT_DEFAULTS), ("rerun", rerun_from)):
-            result = sr.replay(sources, rules, start)
-            label = "%s %s" % (rules.name, when)
-            check.replays.append((label, result))
-            for key in sorted(expected or {}):
-                if result.end.get(key) == expected[key]:
-                    continue
-                decided = sr.decided_by(result, key)
-                if decided.write is not None:
-                    check.decisive.append(decided.write)
-                text = "%s would end at %s, not %s: %s" % (key, result.end.get(key), expected[key], decided.message)
-                differences.setdefault(text, []).append(label)
-            verdict = check_commit_state(memory, result.end, options)
-            if not verdict.safe:
-                unsafe.setdefault("%s: %s" % (sr.decided_by(result, KEY_MODE).message, verdict.reason), []).append(label)
-    # One line per finding, with the tool versions that show it.
-    check.differences = ["%s (%s)" % (text, ", ".join(labels)) for text, labels in differences.items()]
-    check.unsafe = ["%s (%s)" % (text, ", ".join(labels)) for text, labels in unsafe.items()]
-    return check
-
-
-def _shadowing(check: BootCheck, expected: Dict[str, str], ours: str) -> Dict[str, Any]:
-    """Per planned key: who decides it under each tool version at boot, and the status."""
-    out: Dict[str, Any] = {}
-    for key in sorted(expected):
-        by_tool: Dict[str, Any] = {}
-        status = "ours"
-        messages = []
-        for label, result in check.replays:
-            decided = sr.decided_by(result, key)
-            where = decided.write.where if decided.write is not None else None
-            by_tool[label] = {"value": result.end.get(key), "decided_by": where,
-                              "ours": decided.write is not None and decided.write.path == ours}
-            if result.end.get(key) != expected[key]:
-                status = "shadowed"
-                messages.append(decided.message)
-            elif decided.write is not None and not by_tool[label]["ours"] and status == "ours":
-                # Another file's line decides, with our value. No deciding line at all (a re-run
-                # that finds the value already in place writes nothing) says nothing against us.
-                status = "agrees"
-        out[key] = {"status": status, "by_tool": by_tool,
-                    "message": ("%s = %s in %s is overridden: %s" % (key, expected[key], ours, messages[0])
-                                if messages else None)}
-    return out
-
-
-def _takeover_changes(check: BootCheck, sources: Dict[str, sf.SysctlSource],
-                      done: Dict[str, FileChange]) -> Tuple[Dict[str, FileChange], List[str]]:
-    """Comment out the decisive lines that live in files under /etc; name the ones that do not."""
-    blocked: List[str] = []
-    for write in check.decisive:
-        src = sources.get(write.path)
-        real = _real_path(src) if src is not None else write.path
-        if not takeover.is_editable(real):
-            blocked.append("%s (%s)" % (write.where, write.line))
-            continue
-        before = done[real].before if real in done else (src.data if src is not None else None)
-        current = done[real].after if real in done else before
-        if current is None:
-            blocked.append("%s (%s)" % (write.where, write.line))
-            continue
-        edited = takeover.comment_out(current, [write.lineno])
-        if edited != current:
-            done[real] = FileChange(real, before, edited, "takeover: conflicting overcommit lines commented out",
-                                    ours=False)
-    return done, sorted(set(blocked))
-
-
-def _restore_changes(host: HostState) -> List[FileChange]:
-    """Every file under /etc with lines we took over, with those lines put back."""
-    changes: Dict[str, FileChange] = {}
-    for src in host.sources.values():
-        real = _real_path(src)
-        if src.data is None or not takeover.is_editable(real) or real in changes or real in host.ours:
-            continue
-        restored, count = takeover.restore(src.data)
-        if count:
-            changes[real] = FileChange(real, src.data, restored, "absent: %d line(s) taken over are put back" % count,
-                                       ours=False)
-    return [changes[p] for p in sorted(changes)]
-
-
-def full_state(values: Dict[str, Optional[str]]) -> Dict[str, str]:
-    return dict((k, values.get(k) if values.get(k) is not None else sk.KERNEL_BOOT_DEFAULTS[k]) for k in sw.MANAGED_KEYS)
-
-
-def _restore_warning(restore: sr.BootEnd, host: HostState) -> str:
-    """What state=absent did when the modelled tools disagree about the remaining files."""
-    if not restore.disputed:
-        return ("state=absent restored the live values as this host's boot tool sets them (%s: %s); %s"
-                % (", ".join(restore.rules), host.boot_tool_evidence, restore.note))
-    keys = [k for k in sw.MANAGED_KEYS if k in restore.disputed]
-    if host.boot_tool is None:
-        why = "the boot tool of this host cannot be told (%s)" % host.boot_tool_evidence
-    else:
-        why = "this host boots with %s (%s), whose modelled versions %s disagree" % (
-            host.boot_tool, host.boot_tool_evidence, ", ".join(restore.rules))
-    return ("state=absent left %s live as they are (%s) rather than guess: %s and %s; the next boot sets them"
-            % (", ".join(keys), ", ".join(str(host.live.get(k)) for k in keys), why, restore.note))
-
-
-def decide(request: Request, host: HostState) -> Decision:
-    """What the run would do, and whether it may. Changes nothing."""
-    path = dropin_path(request.priority)
-    options = plan_options_for(request.options, host)
-    plan = None
-    warnings: List[str] = []
-    refusal = None
-    changes: List[FileChange] = []
-    shadowing: Dict[str, Any] = {}
-    live_now = full_state(host.live)
-    if request.state == "present":
-        plan = plan_overcommit(host.memory, options)
-        target = dict(plan.sysctl)
-        expected = plan.end_state
-        content = render_dropin(plan.as_dict()).encode("utf-8")
-        if not plan.safe:
-            refusal = "Unsafe overcommit plan, nothing changed: " + " ".join(plan.reasons)
-        before = host.ours.get(path)
-        if before != content or host.ours_attr_wrong.get(path):
-            changes.append(FileChange(path, before, content, "the planned drop-in"))
-        for other, data in sorted(host.ours.items()):
-            if other != path:
-                changes.append(FileChange(other, data, None, "our drop-in at another priority; %s replaces it" % path))
-        # A later sysctl --system starts from what the plan leaves live.
-        rerun_from = sw.simulate(live_now, sw.plan_writes(dict(live_now), target))
-        check = check_boot(sources_after(host.sources, changes), expected, rerun_from, host.memory, options)
-        if request.shadowing == "takeover":
-            taken: Dict[str, FileChange] = {}
-            for _round in range(8):  # each round comments out what decides now; a few rounds settle it
-                if not check.differences:
-                    break
-                taken, blocked = _takeover_changes(check, host.sources, taken)
-                if blocked:
-                    refusal = refusal or (
-                        "Nothing changed: takeover edits only files under /etc, and these other files would still "
-                        "override the plan: %s. Pick a later overcommit_dropin_priority." % "; ".join(blocked))
-                    break
-                check = check_boot(sources_after(host.sources, changes + list(taken.values())), expected,
-                                   rerun_from, host.memory, options)
-            # Edits of other files go first: a run killed after them and before our drop-in leaves a
-            # boot that no longer reads the taken-over lines, not one that reads them and not ours.
-            changes[:0] = [taken[p] for p in sorted(taken)]
-        shadowing = _shadowing(check, expected, path)
-        if refusal is None and check.unsafe:
-            # Whatever shadowing says: no run of ours leaves a host that boots locked out.
-            refusal = ("Nothing changed: another sysctl file would make the host boot into an unsafe mode 2: "
-                       + " | ".join(check.unsafe) + ". Overridden: " + " | ".join(check.differences))
-        elif refusal is None and check.differences:
-            if request.shadowing == "warn":
-                warnings.extend(check.differences)
-            else:
-                refusal = ("Nothing changed: another sysctl file would change the plan at the next boot or "
-                           "sysctl --system: " + " | ".join(check.differences)
-                           + ". Remove or change that setting, use shadowing=takeover for files under /etc, or "
-                           "pick a later overcommit_dropin_priority.")
-    else:
-        for other, data in sorted(host.ours.items()):
-            changes.append(FileChange(other, data, None, "state=absent"))
-        changes.extend(_restore_changes(host))
-        remaining = sources_after(host.sources, changes)
-        # The live values return to what the host would boot with: what every modelled tool sets,
-        # else what this host's own boot tool sets, else only the keys they agree on (no guess).
-        restore = sr.boot_end(remaining, host.boot_tool)
-        target = sw.restore_target(restore.end) if changes else {}
-        if changes and restore.note:
-            warnings.append(_restore_warning(restore, host))
-        check = check_boot(remaining, None, sw.simulate(live_now, sw.plan_writes(dict(live_now), target)),
-                           host.memory, options)
-        if check.unsafe and not changes:
-            # Not ours to fix, and nothing of ours to remove: say it, change nothing.
-            warnings.append("this host's own sysctl files would boot into an unsafe mode 2: " + " | ".join(check.unsafe))
-        elif check.unsafe:
-            refusal = ("Nothing changed: without our drop-in the remaining sysctl files would leave an unsafe mode 2 "
-                       "(new processes could not start): " + " | ".join(check.unsafe)
-                       + ". Fix or remove that setting first, or keep state=present.")
-    skip = _live_skip(request, host, target)
-    known_live = dict((k, v) for k, v in host.live.items() if v is not None and k in sw.MANAGED_KEYS)
-    writes = [] if skip else sw.plan_writes(known_live, target)
-    return Decision(request=request, host=host, path=path, plan=plan, target=target, file_changes=changes,
-                    writes=writes, skip_live=skip, shadowing=shadowing, boot=check.as_dict(), options=options, warnings=warnings,
-                    refusal=refusal)
 
 
 # --- reporting ----------------------------------------------------------------------------------
@@ -702,19 +404,18 @@ def _apply_live(writes: List[sw.Write], expect_limit_kb: Optional[int], applied:
                              % (got, expect_limit_kb, tolerance_kb))
 
 
-def _apply_files(changes: List[FileChange], done: List[FileChange]) -> None:
-    for change in changes:
-        done.append(change)
-        if change.after is None:
-            if os.path.lexists(host_path(change.path)):
-                remove_file(change.path)
-        else:
-            write_file_atomic(change.path, change.after, keep_attrs=not change.ours)
-        got = read_own(change.path)
-        if change.after is None and got.not_absent():
-            raise _StepError("%s does not read back as removed (%s)" % (change.path, got.not_absent()))
-        if change.after is not None and got.not_holding(change.after):
-            raise _StepError("%s does not read back as written (%s)" % (change.path, got.not_holding(change.after)))
+def _apply_file(change: FileChange, done: List[FileChange]) -> None:
+    done.append(change)
+    if change.after is None:
+        if os.path.lexists(host_path(change.path)):
+            remove_file(change.path)
+    else:
+        write_file_atomic(change.path, change.after, keep_attrs=not change.ours)
+    got = read_own(change.path)
+    if change.after is None and got.not_absent():
+        raise _StepError("%s does not read back as removed (%s)" % (change.path, got.not_absent()))
+    if change.after is not None and got.not_holding(change.after):
+        raise _StepError("%s does not read back as written (%s)" % (change.path, got.not_holding(change.after)))
 
 
 def rollback_snapshot(decision: Decision) -> Tuple[Dict[str, str], Optional[str]]:
@@ -726,7 +427,7 @@ def rollback_snapshot(decision: Decision) -> Tuple[Dict[str, str], Optional[str]
     """
     snapshot = dict((k, v) for k, v in decision.host.live.items() if v is not None and k in sw.MANAGED_KEYS)
     try:
-        verdict = check_commit_state(decision.host.memory, full_state(decision.host.live), decision.options)
+        verdict = check_commit_state(decision.host.memory, bc.full_state(decision.host.live), decision.options)
     except CommitStateInputError as exc:
         # A live value the check takes no position on (a negative overcommit_ratio, which the kernel
         # holds as given). A rollback must not stop half-way on it, nor restore what it cannot judge.
@@ -741,17 +442,31 @@ def rollback_snapshot(decision: Decision) -> Tuple[Dict[str, str], Optional[str]
 
 
 def _rollback(decision: Decision, applied: List[sw.Write], files_done: List[FileChange]) -> Tuple[List[str], List[str]]:
-    """Put files and live values back, then read everything back. Returns (problems, left)."""
+    """Put files and live values back, newest step first, then read everything back. Returns
+    (problems, left). Undoing in reverse passes through the same prefixes the forward order was
+    chosen for, so a rollback cut short leaves no state the run itself could not have left."""
     problems: List[str] = []
-    for change in reversed(files_done):
+    live_done = bool(applied)
+    for step in reversed([s for s in decision.steps if s is LIVE_STEP and live_done or s in files_done]):
+        if step is LIVE_STEP:
+            problems.extend(_rollback_live(decision, applied))
+            continue
         try:
-            if change.before is None:
-                if os.path.lexists(host_path(change.path)):
-                    remove_file(change.path)
+            if step.before is None:
+                if os.path.lexists(host_path(step.path)):
+                    remove_file(step.path)
             else:
-                write_file_atomic(change.path, change.before, keep_attrs=not change.ours)
+                write_file_atomic(step.path, step.before, keep_attrs=not step.ours)
         except OSError as exc:
-            problems.append("restoring %s: %s" % (change.path, exc))
+            problems.append("restoring %s: %s" % (step.path, exc))
+    snapshot, unsafe_before = rollback_snapshot(decision)
+    if unsafe_before and not live_done:
+        problems.extend(_rollback_live(decision, applied))
+    return problems, verify_restored(decision, snapshot, files_done)
+
+
+def _rollback_live(decision: Decision, applied: List[sw.Write]) -> List[str]:
+    problems: List[str] = []
     snapshot, unsafe_before = rollback_snapshot(decision)
     if unsafe_before:
         # Listed last, so undone first: leaving mode 2 comes before the limit is lowered back.
@@ -763,7 +478,7 @@ def _rollback(decision: Decision, applied: List[sw.Write], files_done: List[File
             write_live(w.key, w.after)
         except OSError as exc:
             problems.append("restoring %s = %s: %s" % (w.key, w.after, exc))
-    return problems, verify_restored(decision, snapshot, files_done)
+    return problems
 
 
 def verify_restored(decision: Decision, snapshot: Dict[str, str], files_done: List[FileChange]) -> List[str]:
@@ -782,8 +497,12 @@ def verify_restored(decision: Decision, snapshot: Dict[str, str], files_done: Li
             left.append("%s did not exist before the run (now: %s)" % (change.path, got.not_absent()))
         elif change.before is not None and got.not_holding(change.before):
             left.append("%s differs from before the run (%s)" % (change.path, got.not_holding(change.before)))
-    left.extend("%s is a temporary file left behind" % path for path in _tmp_files())
+    left.extend("%s is a temporary file left behind" % path for path in _tmp_files(_edit_dirs(decision)))
     return left
+
+
+def _edit_dirs(decision: Decision) -> Tuple[str, ...]:
+    return tuple(sorted({os.path.dirname(change.path) for change in decision.file_changes}))
 
 
 def execute(decision: Decision) -> Dict[str, Any]:
@@ -800,9 +519,13 @@ def execute(decision: Decision) -> Dict[str, Any]:
     # In mode 1 the kernel does not enforce CommitLimit: nothing to verify.
     expect_kb = plan.commit_limit_kb if plan is not None and plan.limit_by else None
     try:
-        if not decision.skip_live:
-            _apply_live(decision.writes, expect_kb, applied)
-        _apply_files(decision.file_changes, files_done)
+        # In the order decide() found safe to be cut short after any step (decide.order_steps).
+        for step in decision.steps:
+            if step is LIVE_STEP:
+                if not decision.skip_live:
+                    _apply_live(decision.writes, expect_kb, applied)
+            else:
+                _apply_file(step, files_done)
     except BaseException as exc:  # pylint: disable=broad-except
         # Whatever broke (the kernel, the disk, our own bug, even a SystemExit), the host must not be
         # left half-changed: roll back, then read back what is really there.

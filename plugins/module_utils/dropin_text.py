@@ -10,7 +10,9 @@ the header: Committed_AS or the lower bound would change the file on every run.
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping
+from typing import Any, List, Mapping, Optional
+
+from ansible_collections.dbfleet.memory.plugins.module_utils import takeover
 
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
     KEY_ADMIN_RESERVE,
@@ -23,8 +25,9 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
 WRITE_ORDER = (KEY_ADMIN_RESERVE, KEY_RATIO, KEY_KBYTES, KEY_MODE)
 
 
-def render_dropin(plan: Mapping[str, Any]) -> str:
-    """The drop-in for a plan as returned by Plan.as_dict()."""
+def render_dropin(plan: Mapping[str, Any], took_over: Optional[Mapping[str, str]] = None) -> str:
+    """The drop-in for a plan as returned by Plan.as_dict(), with the ledger of the lines of other
+    files a takeover commented out ({digest: path}; takeover.ledger_lines)."""
     memory = plan["memory"]
     lines: List[str] = [
         "# Managed by Ansible: role dbfleet.memory.overcommit. Do not edit; the next run overwrites",
@@ -41,4 +44,8 @@ def render_dropin(plan: Mapping[str, Any]) -> str:
         lines.append("#   mode %d: allocations are never refused, CommitLimit is not enforced" % plan["mode"])
     lines += ["#", "# Written in the order that is safe to apply: admin reserve, limit, mode."]
     lines += ["%s = %s" % (key, plan["sysctl"][key]) for key in WRITE_ORDER if key in plan["sysctl"]]
+    if took_over:
+        lines += ["#", "# Lines of other files this role commented out (shadowing=takeover); state=absent puts",
+                  "# back exactly these, and no other line marked like them:"]
+        lines += takeover.ledger_lines(took_over)
     return "\n".join(lines) + "\n"

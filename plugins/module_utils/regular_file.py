@@ -186,3 +186,43 @@ def resolve_links(logical: str, host_path: Callable[[str], str]) -> Tuple[str, O
         if current.startswith("//"):
             current = current[1:]
     return current, "loop"
+
+
+def resolve_all_links(logical: str, host_path: Callable[[str], str]) -> Tuple[str, Optional[str]]:
+    """The path with the symlinks of *every* component followed, each hop in logical space.
+
+    ``resolve_links`` follows only the last component, which is what a reader needs; a writer
+    needs more: /etc/sysctl.d/x.conf under a linked /etc/sysctl.d, or a link to /etc/alt/x.conf
+    with /etc/alt linked into /usr, is really a file under /usr. Returns (path, problem) with the
+    problems of ``resolve_links``; a component that does not exist ends the walk (what follows
+    is taken as written).
+    """
+    parts = [p for p in logical.split("/") if p not in ("", ".")]
+    done = "/"
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            done = posixpath.dirname(done.rstrip("/")) or "/"
+            continue
+        candidate = posixpath.join(done, part)
+        try:
+            st = os.lstat(host_path(candidate))
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return posixpath.join(candidate, *parts) if parts else candidate, None
+            return candidate, "unreadable: %s" % exc
+        if not stat.S_ISLNK(st.st_mode):
+            done = candidate
+            continue
+        hops += 1
+        if hops > _MAX_SYMLINKS:
+            return candidate, "loop"
+        try:
+            target = os.readlink(host_path(candidate))
+        except OSError as exc:
+            return candidate, "unreadable: %s" % exc
+        if target.startswith("/"):
+            done = "/"
+        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+    return done, None

@@ -83,7 +83,7 @@ class SysctlSource:
     status: str  # "file" | "masked" | "skipped"
     note: Optional[str] = None  # why masked or skipped, for messages
     kind: str = KIND_REGULAR
-    target: Optional[str] = None  # where a symlink chain ends (logical path)
+    target: Optional[str] = None  # where the symlinks end, every component's followed (logical path)
 
     @property
     def name(self) -> str:
@@ -97,6 +97,10 @@ class SysctlSource:
 def read_source(logical: str, host_path: Callable[[str], str]) -> SysctlSource:
     """Read one file without ever blocking; see the module docstring for the statuses."""
     final, problem = rf.resolve_links(logical, host_path)
+    if problem is None and final != DEV_NULL:
+        # Through linked directories too: the bytes come from the file at the end of every link,
+        # and that is the file a takeover would edit (sysctl.d under /etc may lead into /usr).
+        final, problem = rf.resolve_all_links(logical, host_path)
     target = final if final != logical else None
     if final == DEV_NULL:
         return SysctlSource(logical, None, STATUS_MASKED, "symlink to /dev/null", KIND_DEV_NULL, target)

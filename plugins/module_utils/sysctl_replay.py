@@ -77,7 +77,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
@@ -730,8 +730,10 @@ def boot_end(
     boot_tool: Optional[str],
     rule_sets: Sequence[ToolRules] = RULE_SETS,
     start: Optional[Mapping[str, Optional[str]]] = None,
+    after: Optional[Callable[[Replay], List[Replay]]] = None,
 ) -> BootEnd:
-    """The end values a boot from ``start`` gives the managed keys, under every rule set.
+    """The end values a boot from ``start`` gives the managed keys, under every rule set, each
+    continued by ``after`` (the writers after the boot tool, such as tuned: one replay per version).
 
     When every rule set ends alike, that is the answer. When they do not, the host's own boot
     tool (``boot_tool``, TOOL_SYSTEMD or TOOL_PROCPS, None when it cannot be told) decides if
@@ -741,7 +743,8 @@ def boot_end(
     disputed together.
     """
     start = sk.KERNEL_BOOT_DEFAULTS if start is None else start  # a boot, unless asked otherwise
-    replays = [(rules, replay(sources, rules, start)) for rules in rule_sets]
+    replays = [(rules, continued) for rules in rule_sets
+               for continued in (after or _alone)(replay(sources, rules, start))]
     note = None
     if len({_frozen(r.end) for _rules, r in replays}) > 1:
         note = "the modelled tools disagree about the remaining files: " + _disagreement(replays)
@@ -752,8 +755,12 @@ def boot_end(
     if sk.RATIO not in agreed or sk.KBYTES not in agreed:
         agreed.pop(sk.RATIO, None)
         agreed.pop(sk.KBYTES, None)
-    disputed = {key: {rules.name: r.end[key] for rules, r in replays} for key in sk.MANAGED_KEYS if key not in agreed}
-    return BootEnd(agreed, tuple(rules.name for rules, _r in replays), disputed, note)
+    disputed = {key: {r.label: r.end[key] for _rules, r in replays} for key in sk.MANAGED_KEYS if key not in agreed}
+    return BootEnd(agreed, tuple(r.label for _rules, r in replays), disputed, note)
+
+
+def _alone(result: Replay) -> List[Replay]:
+    return [result]
 
 
 def _frozen(state: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
@@ -767,7 +774,7 @@ def _disagreement(replays: Sequence[Tuple[ToolRules, Replay]]) -> str:
     groups = OrderedDict()  # type: OrderedDict[Tuple[Tuple[str, str], ...], List[Tuple[ToolRules, Replay]]]
     for rules, r in replays:
         groups.setdefault(_frozen(r.end), []).append((rules, r))
-    return " | ".join("%s: %s" % (", ".join(rules.name for rules, _r in members),
+    return " | ".join("%s: %s" % (", ".join(r.label for _rules, r in members),
                                   "; ".join(decided_by(members[0][1], key).message for key in differing))
                       for members in groups.values())
 

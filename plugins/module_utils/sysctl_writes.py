@@ -8,7 +8,9 @@ The one place that knows two kernel facts (mm/util.c, overcommit-accounting.rst)
 * Entering mode 2 must set admin_reserve_kbytes, then the limit (ratio or kbytes),
   then the mode: the other way round the host runs for a moment in mode 2 with
   the old, often 50 %, limit and can lock everyone out. Leaving mode 2 sets the
-  mode first so the host never runs mode 2 with a half-written limit.
+  mode first so the host never runs mode 2 with a half-written limit. Inside
+  mode 2 the limit rises before the reserve does and the reserve falls before
+  the limit does, so no moment has less room for non-root than both ends.
 * overcommit_ratio and overcommit_kbytes exclude each other: writing the ratio
   sets kbytes to 0 and writing kbytes (any value, even 0) sets the ratio to 0.
   So we write only the managed one of the pair, never kbytes=0 (CommitLimit
@@ -20,7 +22,7 @@ Pure Python, no Ansible import.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_ADMIN_RESERVE as ADMIN_RESERVE
@@ -30,7 +32,8 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_
 
 MANAGED_KEYS = sysctl_kernel.MANAGED_KEYS
 USER_RESERVE = sysctl_kernel.USER_RESERVE
-OBSERVED_KEYS = MANAGED_KEYS + (USER_RESERVE,)
+# Read, never written: what the lower bound holds back, and the huge pages a re-run may change.
+OBSERVED_KEYS = MANAGED_KEYS + sysctl_kernel.BOOT_MEMORY_KEYS
 
 STRICT_MODE = "2"
 
@@ -80,24 +83,48 @@ def _differs(key: str, live: Mapping[str, str], want: Mapping[str, str]) -> bool
     return live.get(key) != want[key]
 
 
-def _order(live: Mapping[str, str], want: Mapping[str, str]) -> List[str]:
+# Given a state of the managed keys, what a process without CAP_SYS_ADMIN may commit in mode 2
+# (planner.check_commit_state's room_kb): how the order inside mode 2 is chosen.
+RoomKb = Callable[[Mapping[str, str]], Optional[int]]
+
+
+def _writes(live: Mapping[str, str], want: Mapping[str, str], order: List[str]) -> List[Write]:
+    return [Write(key, live.get(key), want[key]) for key in order if key in want and _differs(key, live, want)]
+
+
+def _order(live: Mapping[str, str], want: Mapping[str, str], room_kb: Optional[RoomKb]) -> List[str]:
     leaving_strict = live.get(MODE) == STRICT_MODE and want.get(MODE, STRICT_MODE) != STRICT_MODE
     rest = [ADMIN_RESERVE, RATIO, KBYTES]
-    return [MODE] + rest if leaving_strict else rest + [MODE]
+    if leaving_strict:
+        return [MODE] + rest
+    staying_strict = live.get(MODE) == STRICT_MODE and want.get(MODE, STRICT_MODE) == STRICT_MODE
+    if staying_strict and room_kb is not None:
+        # Inside mode 2 each write is enforced at once. Of the limit and the reserve, the write that
+        # leaves non-root processes more room goes first: the limit rises before the reserve does,
+        # and the reserve falls before the limit does. The other order passes through a state with
+        # less room than either end, where a kill (or a fork) can find new processes refused.
+        limit_first = [RATIO, KBYTES, ADMIN_RESERVE]
+
+        def room_after_first(order: List[str]) -> int:
+            first = _writes(live, want, order)[:1]
+            room = room_kb(simulate(live, first)) if first else None
+            return room if room is not None else 0
+
+        if room_after_first(limit_first) > room_after_first(rest):
+            return limit_first + [MODE]
+    return rest + [MODE]
 
 
-def plan_writes(live: Mapping[str, str], desired: Mapping[str, object]) -> List[Write]:
+def plan_writes(live: Mapping[str, str], desired: Mapping[str, object], room_kb: Optional[RoomKb] = None) -> List[Write]:
     """The writes that take ``live`` to ``desired``, in the only safe order.
 
     ``live`` holds what /proc/sys/vm reads now (canonical strings); ``desired``
-    holds only managed keys. Unmanaged keys are never written.
+    holds only managed keys. Unmanaged keys are never written. Entering mode 2: reserve,
+    limit, mode; leaving it: mode first; inside it, with ``room_kb``, the write that gives
+    non-root processes more room first.
     """
     want = validate_desired(desired)
-    return [
-        Write(key, live.get(key), want[key])
-        for key in _order(live, want)
-        if key in want and _differs(key, live, want)
-    ]
+    return _writes(live, want, _order(live, want, room_kb))
 
 
 def limit_key_in_effect(snapshot: Mapping[str, str]) -> str:

@@ -266,11 +266,11 @@ ansible_facts:
                    "commit_limit_kb": 12386300, "page_size_kb": 4}
         live_values:
           description:
-            - The live values of the managed keys and of C(vm.user_reserve_kbytes), which the lower bound holds
-              back; null where unreadable.
+            - The live values of the managed keys, of C(vm.user_reserve_kbytes), which the lower bound holds
+              back, and of C(vm.nr_hugepages); null where unreadable (no hugetlb in the kernel).
           type: dict
           sample: {"vm.overcommit_memory": "0", "vm.overcommit_ratio": "50", "vm.overcommit_kbytes": "0",
-                   "vm.admin_reserve_kbytes": "8192", "vm.user_reserve_kbytes": "131072"}
+                   "vm.admin_reserve_kbytes": "8192", "vm.user_reserve_kbytes": "131072", "vm.nr_hugepages": "0"}
         live_commit_state:
           description: The verdict on the live state, as RV(live_commit_state), with this run's options.
           type: dict
@@ -288,6 +288,7 @@ from datetime import datetime, timezone
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction as txn
+from ansible_collections.dbfleet.memory.plugins.module_utils import boot_check
 from ansible_collections.dbfleet.memory.plugins.module_utils import oom_host
 from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
     MeminfoError,
@@ -344,10 +345,10 @@ def main():
         module.fail_json(msg=exc.msg, **exc.result)
     applied = txn.report(decision, want_diff=False)
     # The host as it is: is it safe now, and what would its next boot leave if we did nothing?
-    live_now = txn.full_state(host.live)
+    live_now = boot_check.full_state(host.live)
     try:
         live_state = check_commit_state(host.memory, live_now, decision.options)
-        boot_now = txn.check_boot(host.sources, None, live_now, host.memory, decision.options)
+        boot_now = boot_check.check_boot(host.sources, (), None, live_now, host.memory, decision.options, host.boot)
     except CommitStateInputError as exc:
         module.fail_json(msg="cannot judge this host's commit state: %s" % exc)
     result = dict(decision.plan.as_dict())

@@ -241,9 +241,9 @@ def test_a_rollback_never_restores_an_unsafe_mode_2(kernel, run_module):
     assert failed and "the host was in an unsafe mode 2 before the run" in result["msg"]
     assert result["changed"] is True and result["rollback"]["complete"] is True
     assert kernel.live() == BOOT   # mode 0, the reserve and the ratio as before
-    # the refused ratio write, then the rollback: leave mode 2 first, then the reserve
-    assert kernel.writes[1:] == [("vm.overcommit_ratio", "90"), ("vm.overcommit_memory", "0"),
-                                 ("vm.admin_reserve_kbytes", "8192")]
+    # Inside mode 2 the limit rises before the reserve: the refused ratio write comes first and the
+    # reserve was never written; the rollback leaves mode 2.
+    assert kernel.writes == [("vm.overcommit_ratio", "90"), ("vm.overcommit_memory", "0")]
 
 
 @pytest.mark.parametrize("skew_kb, accepted", [(0, True), (4, True), (-4, True), (5, False), (100, False)])
@@ -474,3 +474,64 @@ def test_a_rollback_from_a_mode_2_it_cannot_judge_leaves_mode_0(kernel, run_modu
     assert failed and result["msg"].startswith("Apply failed, rolled back")
     assert "the host's state before the run cannot be judged" in result["rollback"]["unsafe_before"]
     assert kernel.get("overcommit_memory") == "0" and kernel.get("overcommit_ratio") == "-5"
+
+
+# --- behaviours a mutation review found no test for --------------------------------------------
+
+def test_a_kbytes_plan_is_applied_live_and_in_the_file_and_holds_on_a_second_run(kernel, run_module):
+    """No test applied a kbytes plan: an end state that made every kbytes plan refuse would have passed."""
+    failed, result = run_module(overcommit.main, dict(PG, prefer="kbytes"))
+    assert not failed, result["msg"]
+    assert result["plan"]["sysctl"]["vm.overcommit_kbytes"] == "3600000"
+    assert kernel.live() == {"overcommit_memory": "2", "overcommit_ratio": "0", "overcommit_kbytes": "3600000",
+                             "admin_reserve_kbytes": "131072"}
+    assert result["commit_limit_kb"] == 4600000 == result["plan"]["commit_limit_kb"]
+    assert "vm.overcommit_kbytes = 3600000\n" in dropin(kernel).read_text()
+    assert run_module(overcommit.main, dict(PG, prefer="kbytes"))[1]["changed"] is False
+
+
+def test_commit_limit_that_cannot_be_read_after_the_writes_fails_and_rolls_back(kernel, run_module, monkeypatch):
+    """The verification must not pass when /proc/meminfo cannot be read back: that is no proof."""
+    real = kernel.write
+
+    def meminfo_gone_after_the_mode(key, value):
+        real(key, value)
+        if key == "vm.overcommit_memory" and value == "2":
+            (kernel.root / "proc/meminfo").unlink()
+
+    monkeypatch.setattr(apply_transaction, "write_live", meminfo_gone_after_the_mode)
+    failed, result = run_module(overcommit.main, PG)
+    assert failed and "CommitLimit is None kB after applying" in result["msg"]
+    assert kernel.live() == BOOT and not dropin(kernel).exists()
+
+
+def test_check_mode_reports_a_live_drift_as_a_change(kernel, run_module):
+    """The drop-in is right and only the live ratio drifted: check mode must say changed."""
+    assert not run_module(overcommit.main, PG)[0]
+    kernel.write("vm.overcommit_ratio", "85")
+    kernel.writes.clear()
+    failed, result = run_module(overcommit.main, dict(PG, _ansible_check_mode=True))
+    assert not failed and result["changed"] is True and result["files"] == []
+    assert result["live_changes"] == [{"key": "vm.overcommit_ratio", "before": "85", "after": "90"}]
+    assert kernel.writes == []
+
+
+def test_a_failure_after_a_takeover_edit_puts_the_edited_file_back(kernel, run_module, monkeypatch):
+    """The rollback must restore files already changed, not only the live values: the drop-in's write
+    fails after /etc/sysctl.conf was edited."""
+    conf = kernel.root / "etc/sysctl.conf"
+    original = "vm.overcommit_memory = 2\nvm.overcommit_ratio = 100\n"
+    conf.write_text(original)
+    real_rename = os.rename
+
+    def dropin_on_a_full_disk(src, dst):
+        if dst.endswith("90-dbfleet-overcommit.conf"):
+            raise OSError(28, "No space left on device")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(apply_transaction.os, "rename", dropin_on_a_full_disk)
+    failed, result = run_module(overcommit.main, dict(PG, shadowing="takeover"))
+    assert failed and result["rollback"]["complete"] is True, result["msg"]
+    assert {"path": "/etc/sysctl.conf", "action": "update",
+            "why": "takeover: conflicting overcommit lines commented out"} in result["files"]
+    assert conf.read_text() == original and kernel.live() == BOOT

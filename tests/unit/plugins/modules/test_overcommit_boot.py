@@ -66,7 +66,7 @@ def test_warn_never_leaves_an_unsafe_mode_2_at_boot(kernel, run_module):
     write(kernel, "etc/sysctl.d/99-zz-tuning.conf", "vm.overcommit_ratio = 50\n")
     failed, result = run_module(overcommit.main, dict(PG, shadowing="warn"))
     assert failed and result["msg"].startswith(
-        "Nothing changed: another sysctl file would make the host boot into an unsafe mode 2:")
+        "Nothing changed: the next boot, or a later sysctl --system or tuned restart, would leave an unsafe mode 2:")
     assert "vm.overcommit_memory=2 with vm.overcommit_ratio=50" in result["msg"]
     assert "/etc/sysctl.d/99-zz-tuning.conf:1" in result["msg"] and kernel.writes == []
 
@@ -277,3 +277,59 @@ def test_absent_that_leaves_disputed_keys_alone_still_passes_the_lower_bound_che
     assert failed and result["msg"].startswith("Nothing changed: without our drop-in the remaining sysctl files "
                                                "would leave an unsafe mode 2")
     assert snapshot(kernel.root) == before and kernel.live() == live
+
+
+# --- what cannot be predicted is a refusal, not a skip -------------------------------------------
+
+def big_file_ending_in_ratio_1(kernel):
+    path = kernel.root / "etc/sysctl.d/60-huge.conf"
+    with open(path, "wb") as out:
+        line = b"# " + b"x" * 1021 + b"\n"
+        for _ in range(17 * 1024):  # 17 MiB of comments
+            out.write(line)
+        out.write(b"vm.overcommit_ratio = 1\n")
+    return path
+
+
+@pytest.mark.parametrize("args", [PG, {"state": "absent"}])
+def test_a_sysctl_file_too_large_to_read_is_a_refusal_naming_it(kernel, run_module, args):
+    """Failed before the fix: the replay skipped the 17 MiB file and the run succeeded without a word;
+    the real tools read it and boot into ratio 1."""
+    if args.get("state") == "absent":
+        assert not run_module(overcommit.main, PG)[0]
+    big_file_ending_in_ratio_1(kernel)
+    before = snapshot(kernel.root)
+    failed, result = run_module(overcommit.main, args)
+    assert failed and result["msg"].startswith("Nothing changed: /etc/sysctl.d/60-huge.conf cannot be read here "
+                                               "(larger than 16777216 bytes)")
+    assert "the next boot cannot be predicted" in result["msg"]
+    assert snapshot(kernel.root) == before
+
+
+def test_takeover_never_follows_a_linked_directory_into_a_vendor_file(kernel, run_module):
+    """Failed before the fix: /etc/sysctl.d/95-alt.conf -> /etc/alt/x.conf with /etc/alt linked to
+    /usr/share/alt: the takeover took it for a file under /etc and rewrote the vendor file."""
+    vendor = kernel.root / "usr/share/alt/x.conf"
+    vendor.parent.mkdir(parents=True)
+    vendor.write_text("vm.overcommit_ratio = 40\n")
+    os.symlink("../usr/share/alt", kernel.root / "etc/alt")
+    os.symlink("../alt/x.conf", kernel.root / "etc/sysctl.d/95-alt.conf")
+    before = snapshot(kernel.root)
+    failed, result = run_module(overcommit.main, dict(PG, shadowing="takeover"))
+    assert failed and "takeover edits only files under /etc" in result["msg"]
+    assert "/etc/sysctl.d/95-alt.conf:1" in result["msg"]
+    assert snapshot(kernel.root) == before and vendor.read_text() == "vm.overcommit_ratio = 40\n"
+
+
+def test_absent_puts_back_only_the_lines_our_drop_in_recorded(kernel, run_module, fresh_warnings):
+    """Failed before the fix: absent un-commented every marked line, also one no run of ours wrote."""
+    conf = kernel.root / "etc/sysctl.conf"
+    someone_elses = MARKER.decode() + "vm.overcommit_kbytes = 0\n"
+    conf.write_text(DEBIAN_SYSCTL_CONF + someone_elses + SEED_ADVICE)
+    failed, result = run_module(overcommit.main, dict(PG, shadowing="takeover"))
+    assert not failed, result["msg"]
+    assert "# took over: " in (kernel.root / DROPIN).read_text()
+    failed, result = run_module(overcommit.main, {"state": "absent"})
+    assert not failed, result["msg"]
+    assert conf.read_text() == DEBIAN_SYSCTL_CONF + someone_elses + SEED_ADVICE
+    assert any("no drop-in of ours records" in text for text in warning_texts(result))

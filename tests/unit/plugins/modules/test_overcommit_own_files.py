@@ -87,7 +87,7 @@ def test_a_removal_that_cannot_be_read_back_is_not_taken_for_done(kernel, host_t
     change = apply_transaction.FileChange(DROPIN, CONTENT.encode(), None, "state=absent")
     with pytest.raises(apply_transaction._StepError,  # pylint: disable=protected-access
                        match=r"does not read back as removed \(cannot lstat: Permission denied\)"):
-        apply_transaction._apply_files([change], [])  # pylint: disable=protected-access
+        apply_transaction._apply_file(change, [])  # pylint: disable=protected-access
     assert os.path.exists(host_tree.path(DROPIN))
 
 
@@ -96,4 +96,4 @@ def test_a_write_that_cannot_be_read_back_fails_the_step_naming_why(kernel, host
     change = apply_transaction.FileChange(DROPIN, None, CONTENT.encode(), "the planned drop-in")
     with pytest.raises(apply_transaction._StepError,  # pylint: disable=protected-access
                        match=r"does not read back as written \(cannot open: Permission denied\)"):
-        apply_transaction._apply_files([change], [])  # pylint: disable=protected-access
+        apply_transaction._apply_file(change, [])  # pylint: disable=protected-access
