@@ -127,6 +127,16 @@ class BootModel:
     unmodelled: Tuple[str, ...] = ()  # writers seen whose effect cannot be modelled: reported, never trusted
     unpredictable: Tuple[str, ...] = ()  # what makes the boot impossible to predict: a refusal
 
+    def as_dict(self) -> Dict[str, Any]:
+        memory = self.memory
+        return {
+            "writers": list(self.writers), "unmodelled": list(self.unmodelled),
+            "unpredictable": list(self.unpredictable), "start": dict(self.start),
+            "memory": None if memory is None else {
+                "swaptotal_kb": memory.swaptotal_kb, "hugepage_kb": memory.default_hugepage_kb,
+                "other_hugetlb_kb": memory.other_hugetlb_kb, "explained": list(memory.explained)},
+        }
+
     def memory_at_boot(self, now: MemoryShape, end: Mapping[str, str]) -> MemoryShape:
         return now if self.memory is None else self.memory.shape(now, end)
 

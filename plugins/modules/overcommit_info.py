@@ -230,11 +230,29 @@ database_units:
   type: dict
 boot_now_unsafe:
   description:
-    - Findings where the next boot with today's files would leave an unsafe mode 2, naming the file that sets it
-      and the numbers. Empty when every end state is safe.
+    - Findings where the next boot with today's files (or a later C(sysctl --system), or a tuned restart) would leave
+      an unsafe mode 2, naming the file that sets it and the numbers, and every file the boot tools read that cannot
+      be read here (so the next boot cannot be predicted). Empty when every end state is safe.
   returned: always
   type: list
   elements: str
+next_boot:
+  description:
+    - What decides the next boot besides the sysctl files, as this host's files say.
+    - C(writers) names every boot-time writer of the managed keys that was found (the boot tool and how it was told,
+      the kernel command line's C(sysctl.*) parameters, a tuned profile and whether it re-applies the sysctl files);
+      C(unmodelled) names writers whose effect cannot be modelled (reported, never trusted).
+    - C(start) holds the values before any sysctl file runs (the kernel's defaults and the command line's
+      C(sysctl.*) parameters).
+    - C(memory.swaptotal_kb) is the swap the next boot brings back, as far as the lower bound may count on it (swap
+      switched on by hand is gone after a reboot; a C(nofail) line may be missing); C(memory.hugepage_kb) and
+      C(memory.other_hugetlb_kb) size the huge pages the boot reserves (the command line, and C(vm.nr_hugepages) as
+      the boot leaves it); C(memory.explained) says why, one line per term. C(memory) is null when the next boot is
+      judged with today's memory (a saved memory shape given with O(meminfo)).
+    - RV(boot_now) gives, per way to the next end state, the C(swaptotal_kb), C(hugetlb_kb) and C(commit_limit_kb)
+      it was judged with.
+  returned: always
+  type: dict
 ansible_facts:
   description: With O(facts=true), the findings as facts, under one key.
   returned: when O(facts=true)
@@ -335,8 +353,9 @@ def main():
                               live_mode="auto", shadowing="warn")
         decision = txn.decide(request, host)
         refusal = decision.refusal
-        if not refusal and decision.warnings:
-            refusal = "another sysctl file would override the drop-in: " + " | ".join(decision.warnings)
+        differences = decision.boot_check.differences if decision.boot_check else []
+        if not refusal and differences:
+            refusal = "another sysctl file or tuned would override the drop-in: " + " | ".join(differences)
     except MeminfoError as exc:
         module.fail_json(msg="meminfo: %s" % exc)
     except CommitStateInputError as exc:
@@ -357,7 +376,8 @@ def main():
         would_change=applied["changed"], would_refuse=refusal, files=applied["files"],
         live_changes=applied["live_changes"], shadowing=applied["shadowing"],
         container=applied["container"], container_evidence=applied["container_evidence"],
-        live_commit_state=live_state.as_dict(), boot_now=boot_now.as_dict(), boot_now_unsafe=boot_now.unsafe,
+        live_commit_state=live_state.as_dict(), boot_now=boot_now.as_dict(),
+        boot_now_unsafe=boot_now.unsafe + boot_now.unpredictable, next_boot=host.boot.as_dict(),
         # The other half of the defence: which process the OOM killer picks (read-only, systemctl show).
         database_units=oom_host.describe_host(module.run_command),
     )
