@@ -268,7 +268,11 @@ def read_boot_model(memory, sources: Dict[str, sf.SysctlSource], boot_tool: Opti
     writer = "%s at boot (%s)" % (boot_tool, boot_tool_evidence) if boot_tool else (
         "the boot tool cannot be told (%s): every modelled systemd-sysctl and sysctl --system must agree"
         % boot_tool_evidence)
-    return bc.BootModel(writers=(writer,))
+    start = dict(sk.KERNEL_BOOT_DEFAULTS)
+    # mm/mmap.c init_user_reserve: min(free / 32, 128 MiB) at boot; free memory then is at most MemTotal,
+    # so this is the largest the boot can hold back from non-root, the conservative value for a lower bound.
+    start[sk.USER_RESERVE] = str(min(memory.memtotal_kb // 32, int(sk.KERNEL_BOOT_DEFAULTS[sk.USER_RESERVE])))
+    return bc.BootModel(start=start, writers=(writer,))
 
 
 def editable_files(sources: Dict[str, sf.SysctlSource], boot: bc.BootModel) -> Dict[str, bytes]:

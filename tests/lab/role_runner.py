@@ -16,6 +16,8 @@ from umlab import Lab, LabError
 PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "overcommit.yml"
 ROLE_ACTION = "dbfleet.memory.overcommit"   # the role's one task: plan, render, apply
 OOM_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "oom_priority.yml"
+INFO_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "info.yml"
+INFO_ACTION = "dbfleet.memory.overcommit_info"
 OOM_ACTION = "dbfleet.memory.oom_priority"   # that role's one task
 DROPIN = "/etc/sysctl.d/90-dbfleet-overcommit.conf"   # the role's file at its default priority
 
@@ -68,6 +70,11 @@ def run_role(lab: Lab, limit: str = "all", **extra_vars: Any) -> RoleRun:
 def run_oom_role(lab: Lab, limit: str = "all", **extra_vars: Any) -> RoleRun:
     """ansible-playbook with the oom_priority role over SSH (e.g. lab_profile=['postgresql', 'mariadb'])."""
     return _run_playbook(lab, OOM_PLAYBOOK, OOM_ACTION, limit, extra_vars)
+
+
+def run_info(lab: Lab, limit: str = "all", **module_args: Any) -> RoleRun:
+    """ansible-playbook with one overcommit_info task over SSH; ``apply(host)`` is its result."""
+    return _run_playbook(lab, INFO_PLAYBOOK, INFO_ACTION, limit, {"lab_info_args": module_args})
 
 
 def _run_playbook(lab: Lab, playbook: Path, action: str, limit: str, extra_vars: dict[str, Any]) -> RoleRun:

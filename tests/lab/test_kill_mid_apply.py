@@ -16,8 +16,6 @@ on the guest, started by guest/kill_at.py, which SIGKILLs it right after the cho
 from __future__ import annotations
 
 import json
-import shlex
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -35,50 +33,25 @@ from helpers import (
     read_overcommit_state,
     start_holder,
 )
-from role_runner import DROPIN, PLAYBOOK, run_role
+from killing import Killed, assert_killed_where_asked, exploded_payload
+from killing import kill_module as kill_module_on
+from role_runner import DROPIN, run_role
 from umlab import Lab, LabError
 
 HOST = "plain"   # 512 MiB, no swap: the database stand-in decides who can commit
-WORKDIR = "/root/kill-lab"
-KILL_AT = (Path(__file__).parent / "guest" / "kill_at.py").read_text()
 # The role's request in every run of this file; the kill runs get the same arguments.
 ROLE_VARS = dict(lab_profile="postgresql", overcommit_headroom_pct=0)
-LOG_PREFIX = "kill_at: "   # kill_at.py's lines on stderr (the shell adds its own "Killed" line)
 LOCK_POLL_S = 0.1   # host_lock polls this often: a run that found the lock free waited less
 
 
 @pytest.fixture(scope="module")
 def payload(lab: Lab) -> str:
-    """The module exactly as Ansible sends it: a role run with ANSIBLE_KEEP_REMOTE_FILES=1
-    (and no pipelining, so the payload is a file) leaves AnsiballZ_overcommit.py on the
-    guest; `explode` unpacks it with its arguments next to it. state=absent on a clean
-    guest changes nothing."""
-    proc = lab.ansible_playbook(PLAYBOOK, "--limit", HOST, "-e", json.dumps(dict(ROLE_VARS, overcommit_state="absent")),
-                                env={"ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_PIPELINING": "False"})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    lab.run(HOST, f"rm -rf {WORKDIR} && mkdir {WORKDIR} && cd {WORKDIR}"
-                  " && cp $(ls -t /root/.ansible/tmp/ansible-tmp-*/AnsiballZ_overcommit.py | head -1) ."
-                  " && rm -rf /root/.ansible/tmp/ansible-tmp-* && python3 AnsiballZ_overcommit.py explode")
-    lab.put(HOST, f"{WORKDIR}/kill_at.py", KILL_AT, mode="0755")
-    return f"{WORKDIR}/AnsiballZ_overcommit.py"
-
-
-@dataclass
-class Killed:
-    status: int
-    calls: list[str]   # what the module did, one line per host operation, then "KILL ..."
-    stdout: str
-
-    def __str__(self) -> str:
-        return f"exit {self.status}; " + " | ".join(self.calls) + (f"; stdout {self.stdout!r}" if self.stdout else "")
+    """The module exactly as Ansible sends it to HOST (killing.exploded_payload)."""
+    return exploded_payload(lab, HOST, ROLE_VARS)
 
 
 def kill_module(lab: Lab, payload: str, step: str, nth: int, **module_args: object) -> Killed:
-    # "; exit $?": the guest's shell reports a death by SIGKILL as 137 (ssh alone would say 255).
-    command = f"python3 {WORKDIR}/kill_at.py {payload} {step} {nth} {shlex.quote(json.dumps(module_args))}; exit $?"
-    proc = lab.run(HOST, command, check=False, timeout=120)
-    calls = [line[len(LOG_PREFIX):] for line in proc.stderr.splitlines() if line.startswith(LOG_PREFIX)]
-    return Killed(proc.returncode, calls, proc.stdout.strip())
+    return kill_module_on(lab, HOST, payload, step, nth, **module_args)
 
 
 @pytest.fixture
@@ -114,14 +87,6 @@ def state_after_kill(lab: Lab) -> OvercommitState:
         return read_overcommit_state(lab, HOST)
     except LabError as exc:
         pytest.fail(f"locked out: after the kill no command starts on {HOST} ({exc})")
-
-
-def assert_killed_where_asked(killed: Killed, last_call: str, kill: str) -> None:
-    """The module really died at that point (so the test is not vacuous): SIGKILL's exit
-    status, no result printed, and the call log ends with that call and the kill."""
-    assert killed.status == 128 + 9 and not killed.stdout, f"the module was not killed: {killed}"
-    assert killed.calls[-2:-1] and killed.calls[-2].startswith(last_call), str(killed)
-    assert killed.calls[-1].startswith(f"KILL {kill}"), str(killed)
 
 
 def assert_nobody_locked_out_and_lock_free(lab: Lab) -> None:

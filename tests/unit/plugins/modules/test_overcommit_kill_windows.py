@@ -198,3 +198,12 @@ def test_absent_file_only_is_refused_when_a_later_sysctl_system_would_lock_out(k
     failed, result = run_module(overcommit.main, {"state": "absent", "live": "never"})
     assert failed and "rerun" in result["msg"] and "30-ratio.conf:1" in result["msg"]
     assert (kernel.root / "etc/sysctl.d/90-dbfleet-overcommit.conf").exists()
+
+
+def test_the_next_boot_holds_back_the_user_reserve_a_host_of_this_size_boots_with(kernel, run_module):
+    """Failed before the fix on every small host (a 512 MiB lab guest refused every plan): the boot
+    was judged with the 128 MiB cap of vm.user_reserve_kbytes, while the kernel boots it at
+    min(free / 32, 128 MiB), about 15 MiB there."""
+    from fake_kernel import MEMTOTAL_KB
+    host = apply_transaction.read_host()
+    assert host.boot.start[sk.USER_RESERVE] == str(min(MEMTOTAL_KB // 32, 131072)) == "125000"
