@@ -34,6 +34,9 @@ def exploded_payload(lab: Lab, host: str, role_vars: dict[str, Any]) -> str:
                   " && cp $(ls -t /root/.ansible/tmp/ansible-tmp-*/AnsiballZ_overcommit.py | head -1) ."
                   " && rm -rf /root/.ansible/tmp/ansible-tmp-* && python3 AnsiballZ_overcommit.py explode")
     lab.put(host, f"{WORKDIR}/kill_at.py", KILL_AT, mode="0755")
+    # On disk, not only in the page cache: a test may power-cycle the guest (ext4 loses unsynced
+    # new files as empty ones, and an empty kill_at.py "runs" and exits 0).
+    lab.run(host, "sync")
     return f"{WORKDIR}/AnsiballZ_overcommit.py"
 
 
