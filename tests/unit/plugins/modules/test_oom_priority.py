@@ -177,6 +177,49 @@ def test_a_missing_unit_named_explicitly_is_reported_and_warned(systemd, run_mod
     assert snapshot(systemd.root) == before
 
 
+def test_a_unit_named_beside_another_databases_profile_is_refused_and_nothing_changes(systemd, run_module):
+    """PostgreSQL's -1000 and PG_OOM_ADJUST_FILE in MariaDB's drop-in would make mysqld unkillable."""
+    mariadb(systemd)
+    before = snapshot(systemd.root)
+    failed, result = run_module(oom_priority.main, {"profile": ["postgresql"], "units": ["mariadb.service"]})
+    assert failed and result["option"] == "units"
+    assert result["msg"].startswith("units: mariadb.service runs mariadb, which is not in profile (postgresql)")
+    assert snapshot(systemd.root) == before and systemd.commands == []
+
+
+def test_an_alias_that_resolves_to_another_databases_unit_is_refused_and_nothing_changes(systemd, run_module):
+    """The name given says nothing; the unit systemd resolves it to does."""
+    systemd.unit_file("mariadb.service", MARIADB_UNIT)
+    systemd.process(MARIADBD, 0)
+    systemd.load("mariadb.service", main_pid=MARIADBD, aliases=("db-main.service",))
+    before = snapshot(systemd.root)
+    failed, result = run_module(oom_priority.main, {"profile": ["postgresql"], "units": ["db-main.service"]})
+    assert failed and result["msg"].startswith("Nothing changed: mariadb.service runs mariadb")
+    assert snapshot(systemd.root) == before and systemd.verbs() == ["show"]
+
+
+def test_each_unit_gets_only_its_own_databases_settings(systemd, run_module):
+    direct_pg(systemd)
+    mariadb(systemd)
+    failed, result = run_module(oom_priority.main, {"profile": ["postgresql", "mariadb"],
+                                                    "units": ["mariadb.service", "postgresql.service"]})
+    assert not failed, result.get("msg")
+    assert text(systemd, MARIADB_DROPIN).split("[Service]\n")[1] == "OOMScoreAdjust=-600\n"
+    assert "PG_OOM_ADJUST_FILE" in text(systemd, DIRECT_DROPIN)
+    assert (systemd.score(MARIADBD), systemd.score(POSTMASTER)) == (-600, -1000)
+
+
+def test_absent_removes_our_drop_in_from_a_unit_named_beside_another_databases_profile(systemd, run_module):
+    """What an earlier version wrote there (PostgreSQL's settings in MariaDB's drop-in) can be removed by name."""
+    mariadb(systemd)
+    run_module(oom_priority.main, {"profile": ["mariadb"]})
+    failed, result = run_module(oom_priority.main, {"profile": ["postgresql"], "units": ["mariadb.service"],
+                                                    "state": "absent"})
+    assert not failed, result.get("msg")
+    assert result["files"] == [{"path": MARIADB_DROPIN, "action": "remove", "why": "state=absent"}]
+    assert systemd.score(MARIADBD) == 0
+
+
 def test_units_of_a_profile_that_is_not_installed_are_simply_not_found(systemd, run_module):
     failed, result = run_module(oom_priority.main, {"profile": ["mariadb", "postgresql"]})
     assert not failed and not result["changed"] and result["units"] == [] and not result.get("warnings")
