@@ -42,7 +42,8 @@ SYSTEMD_ETC = "/etc/systemd/system"
 UNIT_DIRS: Tuple[str, ...] = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
                               "/usr/lib/systemd/system", "/lib/systemd/system")
 OUR_SUFFIX = "-dbfleet-oom.conf"
-OUR_NAME = re.compile(r"^[0-9]{2}" + re.escape(OUR_SUFFIX) + r"$")
+# \Z, not $: "$" also matches before a final newline, and "90-dbfleet-oom.conf\n" is not ours.
+OUR_NAME = re.compile(r"[0-9]{2}" + re.escape(OUR_SUFFIX) + r"\Z")
 DEFAULT_PRIORITY = 90
 
 LIVE_CHOICES = ("auto", "never", "cgroup")
@@ -277,8 +278,12 @@ def is_template(unit: str) -> bool:
     return bool(at) and rest.startswith(".")
 
 
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+\.service")
+
+
 def _valid_unit_name(name: str) -> bool:
-    return bool(re.match(r"^[A-Za-z0-9:_.\\@-]+\.service$", name)) and "/" not in name
+    # fullmatch: a "$" would let "mariadb.service\n" through.
+    return _UNIT_NAME.fullmatch(name) is not None
 
 
 def validate_request(profiles: Sequence[str], units: Sequence[str], oom_score_adj: Optional[int],

@@ -192,3 +192,28 @@ def test_validate_refuses_the_cgroup_write_and_names_the_option():
     with pytest.raises(core.OomInputError) as exc:
         core.validate_request(["postgresql"], [], None, None, 90, "cgroup", [])
     assert exc.value.option == "live" and "Only the main PID is ever written" in str(exc.value)
+
+
+@pytest.mark.parametrize("option", ["units", "allow_unkillable"])
+@pytest.mark.parametrize("name", [
+    "mariadb.service\n",  # a "$" matches before a final newline
+    "mariadb.service\r",
+    "mariadb.service ",
+    "\nmariadb.service",
+    "maria db.service",
+    "../mariadb.service",
+    "mariadb.socket",
+    "",
+])
+def test_a_unit_name_with_anything_after_service_is_refused_by_option(option, name):
+    args = dict(VALID, units=[], allow_unkillable=[])
+    args[option] = [name]
+    with pytest.raises(core.OomInputError) as exc:
+        core.validate_request(["mariadb"], **args)
+    assert exc.value.option == option and repr(name) in str(exc.value) and "NAME.service" in str(exc.value)
+
+
+@pytest.mark.parametrize("name", ["mariadb.service", "postgresql@15-main.service", "postgresql@.service",
+                                  "dev-disk-by\\x2duuid.service", "a:b_c.d.service"])
+def test_a_service_unit_name_is_accepted(name):
+    core.validate_request(["generic"], [name], **dict(VALID, allow_unkillable=[name]))

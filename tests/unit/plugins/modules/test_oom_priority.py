@@ -220,6 +220,20 @@ def test_absent_removes_our_drop_in_from_a_unit_named_beside_another_databases_p
     assert systemd.score(MARIADBD) == 0
 
 
+def test_only_files_named_exactly_like_our_drop_in_are_ours(systemd, run_module):
+    """A name with a final newline is not ours: systemd ignores it, and so must every run, absent too."""
+    mariadb(systemd)
+    others = [MARIADB_DROPIN + "\n", MARIADB_DROPIN + ".bak", MARIADB_DROPIN.replace("/90-", "/9-")]
+    for path in others:
+        (systemd.root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (systemd.root / path.lstrip("/")).write_text("[Service]\nOOMScoreAdjust=-600\n")
+    for state in ("present", "absent"):
+        failed, result = run_module(oom_priority.main, {"profile": ["mariadb"], "state": state})
+        assert not failed, result.get("msg")
+        assert [f["path"] for f in result["files"]] == [MARIADB_DROPIN]
+        assert all(exists(systemd, path) for path in others)
+
+
 def test_units_of_a_profile_that_is_not_installed_are_simply_not_found(systemd, run_module):
     failed, result = run_module(oom_priority.main, {"profile": ["mariadb", "postgresql"]})
     assert not failed and not result["changed"] and result["units"] == [] and not result.get("warnings")
