@@ -241,7 +241,7 @@ rollback:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dbfleet.memory.plugins.module_utils import oom_host
 from ansible_collections.dbfleet.memory.plugins.module_utils import oom_priority as core
-from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LockTimeout
+from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LockError
 
 
 def main():
@@ -280,7 +280,7 @@ def main():
     try:
         result = oom_host.run(request, run_command, check_mode=module.check_mode, want_diff=module._diff,
                               lock_timeout_s=p["lock_timeout"], warn=module.warn)
-    except LockTimeout as exc:
+    except LockError as exc:
         module.fail_json(msg=str(exc))
     except oom_host.Refused as exc:
         module.fail_json(msg=exc.msg, **exc.result)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from ansible_collections.dbfleet.memory.plugins.module_utils import oom_host
 from ansible_collections.dbfleet.memory.plugins.module_utils import oom_priority as core
+from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH
 from ansible_collections.dbfleet.memory.plugins.modules import oom_priority
 from fake_kernel import snapshot
 from fake_systemd import (
@@ -310,6 +313,23 @@ def test_a_later_drop_in_that_would_override_ours_is_refused_by_name(systemd, ru
     failed, result = run_module(oom_priority.main, {"profile": ["mariadb"]})
     assert failed and "mariadb.service.d/override.conf sets OOMScoreAdjust=0" in result["msg"]
     assert not exists(systemd, MARIADB_DROPIN) and systemd.score(MARIADBD) == 0
+
+
+@pytest.mark.parametrize("plant, kind", [
+    pytest.param(lambda tree: tree.link(LOCK_PATH, "/etc/systemd/system/x.conf"), "symlink", id="symlink"),
+    pytest.param(lambda tree: tree.directory(LOCK_PATH), "directory", id="directory"),
+    pytest.param(lambda tree: tree.fifo(LOCK_PATH), "fifo", id="fifo"),
+])
+def test_a_lock_path_that_is_not_a_regular_file_fails_clearly_and_changes_nothing(systemd, host_tree, run_module,
+                                                                                  deadline, plant, kind):
+    mariadb(systemd)
+    plant(host_tree)
+    before = snapshot(systemd.root)
+    with deadline(10):
+        failed, result = run_module(oom_priority.main, {"profile": ["mariadb"]})
+    assert failed and result["msg"].startswith(
+        "Nothing changed: the host lock %s is a %s, not a regular file" % (host_tree.path(LOCK_PATH), kind))
+    assert snapshot(systemd.root) == before and systemd.commands == []
 
 
 def test_bad_input_names_the_option_and_the_allowed_values_and_changes_nothing(systemd, run_module):
