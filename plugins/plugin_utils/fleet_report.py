@@ -198,7 +198,12 @@ def _shadow_messages(info_result: Optional[Mapping[str, Any]]) -> Tuple[str, ...
 
 
 def _failure_text(result: Mapping[str, Any]) -> str:
-    return str(result.get("msg") or result.get("module_stderr") or "no message").strip().splitlines()[0][:300]
+    """The first non-blank line of msg, else of module_stderr: a msg of only a newline is no message."""
+    for key in ("msg", "module_stderr"):
+        for line in str(result.get(key) or "").splitlines():
+            if line.strip():
+                return line.strip()[:300]
+    return "no message"
 
 
 def row_from_results(

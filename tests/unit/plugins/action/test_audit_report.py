@@ -31,3 +31,13 @@ def test_a_planner_variable_that_is_no_whole_number_gives_a_failed_row_naming_it
     row = row_for_host("db1", host_vars, "audit", True)
     assert (row.status, row.message) == (
         STATUS_FAILED, "cannot plan from the cached facts: workload_commit_mb must be a whole number, got inf")
+
+
+@pytest.mark.parametrize("registered", [
+    {"failed": True, "msg": "\n"},
+    {"unreachable": True, "msg": " "},
+])
+def test_a_host_whose_failure_message_is_blank_keeps_its_row(registered):
+    row = row_for_host("db1", {"audit": registered}, "audit", False)
+    assert (row.host, row.message) == ("db1", "no message")
+    assert "| db1 |" in render([row], "markdown")

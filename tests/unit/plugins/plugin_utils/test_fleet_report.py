@@ -181,6 +181,24 @@ def test_unknown_format_is_refused_with_the_choices():
         render([], "pdf")
 
 
+@pytest.mark.parametrize("result, status, message", [
+    ({"failed": True, "msg": "\n"}, "failed", "no message"),
+    ({"failed": True, "msg": "   "}, "failed", "no message"),
+    ({"failed": True, "msg": "\r\n\t"}, "failed", "no message"),
+    ({"unreachable": True, "msg": "\n"}, "unreachable", "no message"),
+    # A blank msg does not hide what the module printed.
+    ({"failed": True, "msg": " \n", "module_stderr": "\nTraceback (most recent call last):\n"}, "failed",
+     "Traceback (most recent call last):"),
+    ({"failed": True, "msg": "\n\nMODULE FAILURE\nSee stdout/stderr"}, "failed", "MODULE FAILURE"),
+    ({"failed": True, "msg": ["a", "list"]}, "failed", "['a', 'list']"),
+])
+def test_a_failed_host_with_a_blank_message_keeps_its_row_with_the_first_line_said(result, status, message):
+    row = row_from_results("db1", result)
+    assert (row.status, row.message) == (status, message)
+    for fmt in ("markdown", "html", "json", "csv"):
+        assert "db1" in render([row], fmt)
+
+
 def test_a_targeted_host_without_a_row_is_reported_as_failed_not_dropped():
     rows = [audit_row(CASES["mode2-healthy"][0], host="db1")]
     report = json.loads(fleet_report(rows, format="json", hosts=["db1", "db2"]))
