@@ -10,8 +10,11 @@ import csv
 import io
 import json
 import re
+from html.parser import HTMLParser
 
+import cmarkgfm
 import pytest
+from cmarkgfm.cmark import Options as cmarkgfm_options
 
 from ansible_collections.dbfleet.memory.plugins.filter.audit_row import audit_row
 from ansible_collections.dbfleet.memory.plugins.filter.fleet_report import fleet_report
@@ -263,6 +266,72 @@ def test_markdown_rows_keep_their_columns_whatever_the_host_sends():
     assert "a\\\\\\|b" in by_host["&lt;script&gt;alert(1)&lt;/script&gt;"][-1]
 
 
+# What a host's data can carry into a finding or a message: a sysctl file's comment quoted, a URL
+# in an error. GitHub-flavoured Markdown links URLs and e-mail addresses with no markup at all
+# (its autolink extension), so escaping HTML and brackets is not enough.
+LINK_TEXTS = [
+    "# see https://example.com/x",
+    "http://10.0.0.1:8080/metrics",
+    "ftp://mirror.example.org/pub",
+    "docs at www.example.org/page and WWW.EXAMPLE.COM",
+    "(www.example.org)",
+    "mail dba@example.com or ops.team+oom@db.example.co.uk",
+    "mailto:dba@example.com",
+    "xmpp:dba@example.com/home",
+    "<https://example.com/angle>",
+    "[a link](https://example.com/l)",
+    "![an image](https://example.com/i.png)",
+    "<img src=https://example.com/i.png>",
+    "`https://example.com/code` and a | pipe",
+    "a\\|b https:/\\/example.com",
+]
+
+
+class _Rendered(HTMLParser):
+    """The tags of GitHub's HTML for our Markdown, and the text of each table cell."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.rows, self._cell = [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.rows[-1].append("".join(self._cell))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def github_html(markdown):
+    """Markdown as GitHub renders it: cmark-gfm with its extensions, raw HTML let through (GitHub
+    filters it afterwards; here any that gets through must show)."""
+    return cmarkgfm.github_flavored_markdown_to_html(markdown, options=cmarkgfm_options.CMARK_OPT_UNSAFE)
+
+
+@pytest.mark.parametrize("text", LINK_TEXTS)
+def test_markdown_host_text_is_no_link_image_html_or_column_when_github_renders_it(text):
+    info = dict(CASES["mode2-healthy"][0], shadowing={"vm.overcommit_ratio": {"status": "shadowed", "message": text}})
+    rows = [audit_row(info, host=text), audit_row({"unreachable": True, "msg": text}, host="down")]
+    parsed = _Rendered()
+    parsed.feed(github_html(fleet_report(rows, format="markdown", generated_at=text)))
+    assert set(parsed.tags) <= {"h1", "p", "table", "thead", "tbody", "tr", "th", "td", "strong"}
+    assert {len(cells) for cells in parsed.rows} == {MARKDOWN_COLUMNS}
+    # Shown as written: only an invisible WORD JOINER before "@" is added (see markdown_text).
+    cells = {cells[0].replace("\u2060", ""): cells for cells in parsed.rows[1:]}
+    assert set(cells) == {text, "down"}
+    assert text in cells[text][-1].replace("\u2060", "")  # the finding that quotes it
+    assert ("host unreachable: " + text) in cells["down"][-1].replace("\u2060", "")
+
+
 def test_csv_rows_stay_one_line_per_host_and_formulas_stay_text():
     """Failed before the fix: the CR host spanned two lines and `=cmd|...` was a live formula."""
     text = fleet_report(_hostile_rows(), format="csv")
@@ -307,13 +376,17 @@ def test_json_keeps_the_exact_data():
         ("admin\u202egnp.exe", "admin\ufffdgnp.exe", "admin\ufffdgnp.exe", "admin\ufffdgnp.exe"),  # bidi override
         ("line\u2028sep", "line sep", "line sep", "line sep"),
         ("<b>&amp;</b>", "<b>&amp;</b>", "&lt;b&gt;&amp;amp;&lt;/b&gt;", "<b>&amp;</b>"),
-        ("![x](https://t.example/p.png)", "![x](https://t.example/p.png)", "!\\[x\\](https://t.example/p.png)",
+        ("![x](https://t.example/p.png)", "![x](https://t.example/p.png)", "!\\[x\\](https\\://t.example/p.png)",
          "![x](https://t.example/p.png)"),
+        # GFM autolinks: the "." after www and the ":" before // escaped, a word joiner before "@".
+        ("www.x.org ftp://y a@b.c", "www.x.org ftp://y a@b.c", "www\\.x.org ftp\\://y a\u2060@b.c",
+         "www.x.org ftp://y a@b.c"),
+        ("`code`", "`code`", "\\`code\\`", "`code`"),
         ("a\\|b", "a\\|b", "a\\\\\\|b", "a\\|b"),
         ("=1+1", "=1+1", "=1+1", "'=1+1"),
         ("+1", "+1", "+1", "'+1"),
         ("-2+3", "-2+3", "-2+3", "'-2+3"),
-        ("@SUM(A1)", "@SUM(A1)", "@SUM(A1)", "'@SUM(A1)"),
+        ("@SUM(A1)", "@SUM(A1)", "\u2060@SUM(A1)", "'@SUM(A1)"),
         ("\t=1", " =1", " =1", "' =1"),
         ("\r=1", " =1", " =1", "' =1"),
         ("  =1", "  =1", "  =1", "'  =1"),
