@@ -428,6 +428,41 @@ def test_a_systemd_that_does_not_take_the_drop_in_is_rolled_back(systemd, run_mo
     assert result["rollback"] == {"complete": True, "left": []}
 
 
+def test_a_live_drift_alone_is_a_change_that_check_mode_predicts(systemd, run_module):
+    """The drop-in is in place; someone wrote the main PID's score back to 0 (choom, a restart
+    script). Nothing on disk differs, and the run still changes the host."""
+    mariadb(systemd)
+    run_module(oom_priority.main, {"profile": ["mariadb"]})
+    systemd.process(MARIADBD, 0)
+    drift = [{"unit": "mariadb.service", "pid": MARIADBD, "before": 0, "after": -600}]
+    failed, predicted = run_module(oom_priority.main, {"profile": ["mariadb"], "_ansible_check_mode": True})
+    assert not failed and (predicted["changed"], predicted["files"], predicted["live_changes"]) == (True, [], drift)
+    assert systemd.score(MARIADBD) == 0
+    failed, result = run_module(oom_priority.main, {"profile": ["mariadb"]})
+    assert not failed and (result["changed"], result["files"], result["live_changes"]) == (True, [], drift)
+    assert result["live_applied"] and not result["daemon_reload"] and systemd.score(MARIADBD) == -600
+
+
+@pytest.mark.parametrize("kernel_keeps", [
+    pytest.param(lambda old, new: old, id="ignored"),  # the write returns, the score stays
+    pytest.param(lambda old, new: max(new, -500), id="clamped"),  # a container's floor
+])
+def test_a_live_write_that_does_not_stick_fails_and_rolls_back(systemd, run_module, monkeypatch, kernel_keeps):
+    mariadb(systemd)
+
+    def write_that_does_not_stick(pid, value):
+        systemd.process(pid, kernel_keeps(systemd.score(pid), value))
+
+    monkeypatch.setattr(oom_host, "write_score", write_that_does_not_stick)
+    failed, result = run_module(oom_priority.main, {"profile": ["mariadb"]})
+    kept = kernel_keeps(0, -600)
+    assert failed and result["msg"] == (
+        "Apply failed, rolled back (files and scores read back as before): /proc/%d/oom_score_adj (mariadb.service) "
+        "reads back %d after writing -600" % (MARIADBD, kept))
+    assert result["rollback"] == {"complete": True, "left": []} and result["changed"] is False
+    assert not exists(systemd, MARIADB_DROPIN) and systemd.score(MARIADBD) == 0
+
+
 def test_the_drop_in_file_is_0644_in_a_0755_directory(systemd, run_module):
     mariadb(systemd)
     run_module(oom_priority.main, {"profile": ["mariadb"]})
