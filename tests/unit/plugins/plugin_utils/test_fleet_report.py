@@ -23,6 +23,7 @@ from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import p
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import (
     CACHED_LABEL,
     CSV_COLUMNS,
+    AuditRow,
     assess,
     csv_cell,
     html_text,
@@ -77,6 +78,35 @@ def test_risk_level_and_ratio100_lockout_per_host_state(host):
     result, level, locked = CASES[host]
     risk = assess(row_from_results(host, result))
     assert (risk.level, risk.locked_out_by_ratio100) == (level, locked)
+
+
+# ratio=100 on a 4 GiB host without swap or huge pages: CommitLimit 4194304 kB. A process without
+# CAP_SYS_ADMIN may commit only CommitLimit - admin reserve - user reserve - one page (mm/util.c).
+RATIO100_KB = 4 * GIB_KB
+MIB_KB = 1024
+
+
+@pytest.mark.parametrize("admin_kb, user_kb, committed_as_kb, locked", [
+    (128 * MIB_KB, 128 * MIB_KB, RATIO100_KB + 1, True),  # over CommitLimit itself
+    # Under CommitLimit, over what is left after the reserves: new processes fail all the same.
+    (128 * MIB_KB, 128 * MIB_KB, RATIO100_KB - 1, True),
+    (128 * MIB_KB, 128 * MIB_KB, RATIO100_KB - 256 * MIB_KB - 4 + 1, True),
+    (128 * MIB_KB, 128 * MIB_KB, RATIO100_KB - 256 * MIB_KB - 4, False),  # exactly what is left
+    # Each reserve counts on its own.
+    (128 * MIB_KB, 0, RATIO100_KB - 128 * MIB_KB, True),
+    (128 * MIB_KB, 0, RATIO100_KB - 128 * MIB_KB - 4, False),
+    (0, 128 * MIB_KB, RATIO100_KB - 128 * MIB_KB, True),
+    (0, 128 * MIB_KB, RATIO100_KB - 128 * MIB_KB - 4, False),
+])
+def test_ratio100_locks_a_host_out_when_committed_as_exceeds_commit_limit_less_the_reserves(
+        admin_kb, user_kb, committed_as_kb, locked):
+    row = AuditRow(host="db1", memtotal_kb=4 * GIB_KB, swaptotal_kb=0, hugetlb_kb=0, committed_as_kb=committed_as_kb,
+                   live_mode=0, live_ratio_pct=50, live_kbytes=0, live_admin_reserve_kb=admin_kb,
+                   user_reserve_kb=user_kb, backable_kb=8 * GIB_KB)
+    risk = assess(row)
+    assert (risk.ratio100_commit_limit_kb, risk.locked_out_by_ratio100) == (RATIO100_KB, locked)
+    said = [f for f in risk.findings if f.startswith("overcommit_ratio=100 in mode 2 would lock it out")]
+    assert len(said) == int(locked)
 
 
 def test_hosts_are_ordered_worst_first_then_by_smallest_headroom():
