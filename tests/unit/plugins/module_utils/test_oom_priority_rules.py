@@ -102,7 +102,7 @@ def test_each_unit_gets_the_rule_of_its_database(unit, profiles, rule):
     assert core.rule_for_unit(unit, profiles).name == rule
 
 
-VALID = dict(oom_score_adj=None, oom_policy=None, priority=90, live="auto", allow_unkillable=[])
+VALID = dict(oom_score_adj=None, oom_policy=None, priority=90, live="auto")
 
 
 @pytest.mark.parametrize("profiles, units, refused", [
@@ -117,16 +117,16 @@ VALID = dict(oom_score_adj=None, oom_policy=None, priority=90, live="auto", allo
 ])
 def test_a_unit_of_a_database_not_in_profile_is_refused_by_name(profiles, units, refused):
     if refused is None:
-        core.validate_request(profiles, units, **VALID)
+        core.validate_request(profiles, units, allow_unkillable=[], **VALID)
         return
     with pytest.raises(core.OomInputError) as exc:
-        core.validate_request(profiles, units, **VALID)
+        core.validate_request(profiles, units, allow_unkillable=[], **VALID)
     assert exc.value.option == "units"
     assert refused in str(exc.value) and "add it to profile" in str(exc.value)
 
 
 def test_state_absent_may_name_a_unit_of_another_database_to_clean_up_after_it():
-    core.validate_request(["postgresql"], ["mariadb.service"], state="absent", **VALID)
+    core.validate_request(["postgresql"], ["mariadb.service"], allow_unkillable=[], state="absent", **VALID)
 
 
 def test_postgresql_common_is_not_a_pgdg_server_unit():
@@ -206,14 +206,13 @@ def test_validate_refuses_the_cgroup_write_and_names_the_option():
     "",
 ])
 def test_a_unit_name_with_anything_after_service_is_refused_by_option(option, name):
-    args = dict(VALID, units=[], allow_unkillable=[])
-    args[option] = [name]
+    units, allow = ([name], []) if option == "units" else ([], [name])
     with pytest.raises(core.OomInputError) as exc:
-        core.validate_request(["mariadb"], **args)
+        core.validate_request(["mariadb"], units, allow_unkillable=allow, **VALID)
     assert exc.value.option == option and repr(name) in str(exc.value) and "NAME.service" in str(exc.value)
 
 
 @pytest.mark.parametrize("name", ["mariadb.service", "postgresql@15-main.service", "postgresql@.service",
                                   "dev-disk-by\\x2duuid.service", "a:b_c.d.service"])
 def test_a_service_unit_name_is_accepted(name):
-    core.validate_request(["generic"], [name], **dict(VALID, allow_unkillable=[name]))
+    core.validate_request(["generic"], [name], allow_unkillable=[name], **VALID)
