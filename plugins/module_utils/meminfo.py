@@ -14,8 +14,14 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, Mapping, Optional
 
 # "Key:   1234 kB" or, for the HugePages_* counters, "Key:   12". Keys may contain
-# parentheses (e.g. "Active(anon)").
-_LINE = re.compile(r"^(?P<key>[A-Za-z0-9_()]+):\s+(?P<value>\d+)(?:\s+kB)?\s*$")
+# parentheses (e.g. "Active(anon)"). [0-9], not \d: \d matches every Unicode digit, and
+# int() reads "١٢" as 12. The line is stripped first, so \Z is its end.
+_LINE = re.compile(r"(?P<key>[A-Za-z0-9_()]+):\s+(?P<value>[0-9]+)(?:\s+kB)?\Z")
+# A number of kB the user gives: ASCII digits only ("²".isdigit() is true and int() refuses it;
+# int() reads "١٢" and "1_000"), at most 20 of them (2**64 kB has 20; int() refuses text of
+# more than 4300 digits).
+_KB_DIGITS = re.compile(r"[0-9]{1,20}")
+_MAX_KB = 2 ** 64 - 1
 
 REQUIRED_FIELDS = ("MemTotal", "SwapTotal", "Committed_AS")
 
@@ -62,12 +68,14 @@ def coerce_meminfo_fields(raw: Mapping[str, Any]) -> Dict[str, int]:
     """Turn a user-supplied dict (values may be strings like '1024' or '1024 kB') into ints."""
     fields: Dict[str, int] = {}
     for key, value in raw.items():
-        text = str(value).strip()
+        # bool is an int to Python, never a size to a user.
+        text = "" if isinstance(value, bool) else str(value).strip()
         if text.endswith("kB"):
             text = text[:-2].strip()
-        if not text.isdigit():
+        if _KB_DIGITS.fullmatch(text) is None or int(text) > _MAX_KB:
             raise MeminfoError(
-                "meminfo.%s must be a non-negative integer in kB, got %r" % (key, value)
+                "meminfo.%s must be a non-negative integer in kB (ASCII digits, optionally followed by ' kB'), "
+                "got %r" % (key, value)
             )
         fields[str(key)] = int(text)
     return fields

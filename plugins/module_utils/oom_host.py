@@ -335,7 +335,7 @@ def _rollback(run: Runner, files_done: Sequence[core.FileChange], live_done: Seq
 
 def run(request: core.Request, runner: Runner, check_mode: bool, want_diff: bool, lock_timeout_s: float,
         warn: Callable[[str], None]) -> Dict[str, Any]:
-    """The oom_priority module's whole run. Raises Refused, Failed or host_lock.LockTimeout."""
+    """The oom_priority module's whole run. Raises Refused, Failed or host_lock.LockError (LockTimeout, LockUnusable)."""
     with HostLock(txn.host_path(LOCK_PATH), lock_timeout_s) as lock:
         host = read_host_units(runner, request.profiles, request.units)
         decision = core.decide(request, host)

@@ -42,7 +42,8 @@ SYSTEMD_ETC = "/etc/systemd/system"
 UNIT_DIRS: Tuple[str, ...] = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
                               "/usr/lib/systemd/system", "/lib/systemd/system")
 OUR_SUFFIX = "-dbfleet-oom.conf"
-OUR_NAME = re.compile(r"^[0-9]{2}" + re.escape(OUR_SUFFIX) + r"$")
+# \Z, not $: "$" also matches before a final newline, and "90-dbfleet-oom.conf\n" is not ours.
+OUR_NAME = re.compile(r"[0-9]{2}" + re.escape(OUR_SUFFIX) + r"\Z")
 DEFAULT_PRIORITY = 90
 
 LIVE_CHOICES = ("auto", "never", "cgroup")
@@ -277,12 +278,17 @@ def is_template(unit: str) -> bool:
     return bool(at) and rest.startswith(".")
 
 
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+\.service")
+
+
 def _valid_unit_name(name: str) -> bool:
-    return bool(re.match(r"^[A-Za-z0-9:_.\\@-]+\.service$", name)) and "/" not in name
+    # fullmatch: a "$" would let "mariadb.service\n" through.
+    return _UNIT_NAME.fullmatch(name) is not None
 
 
 def validate_request(profiles: Sequence[str], units: Sequence[str], oom_score_adj: Optional[int],
-                     oom_policy: Optional[str], priority: int, live: str, allow_unkillable: Sequence[str]) -> None:
+                     oom_policy: Optional[str], priority: int, live: str, allow_unkillable: Sequence[str],
+                     state: str = "present") -> None:
     """Every option checked before the host is read, so bad input changes nothing."""
     unknown = [p for p in profiles if p not in RULES]
     if unknown:
@@ -295,6 +301,12 @@ def validate_request(profiles: Sequence[str], units: Sequence[str], oom_score_ad
             raise OomInputError(option, "not a service unit name: %s (expected NAME.service, "
                                         "a template instance NAME@INSTANCE.service or a template NAME@.service)"
                                 % ", ".join(repr(b) for b in bad))
+    if state == "present":
+        # absent may name one, to remove what an earlier run wrote there.
+        for unit in units:
+            database = foreign_database(unit, profiles)
+            if database:
+                raise OomInputError("units", foreign_unit_message(unit, database, profiles))
     if oom_score_adj is not None and not OOM_SCORE_ADJ_MIN <= oom_score_adj <= OOM_SCORE_ADJ_MAX:
         raise OomInputError("oom_score_adj", "must be between %d and %d, got %d"
                             % (OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX, oom_score_adj))
@@ -314,23 +326,47 @@ def validate_request(profiles: Sequence[str], units: Sequence[str], oom_score_ad
                                     "PID is ever written; use live=auto (main PID) or live=never (next restart).")
 
 
-def rule_for_unit(unit: str, profiles: Sequence[str]) -> DatabaseRule:
-    """The rule for ``unit``: a profile given whose patterns match it (the one named in the unit's
-    name first: mariadb.service is MariaDB's even where mysql.service is too); with no database
-    profile given, any profile that matches; else the one database profile given; else generic."""
+def databases_of(unit: str) -> List[str]:
+    """The databases whose unit patterns name ``unit`` (an instance also through its template), in
+    PROFILES order: the engine the unit runs, as far as its name tells."""
     tmpl = template_of(unit)
 
     def matches(rule: DatabaseRule) -> bool:
         return any(fnmatch.fnmatchcase(unit, pat) or (tmpl is not None and fnmatch.fnmatchcase(tmpl, pat.replace("*", "")))
                    for pat in rule.unit_patterns)
 
+    return [name for name in PROFILES if name != "generic" and matches(RULES[name])]
+
+
+def rule_for_unit(unit: str, profiles: Sequence[str]) -> DatabaseRule:
+    """The rule of the database ``unit`` runs: a profile given whose patterns match it (the one named
+    in the unit's name first: mariadb.service is MariaDB's even where mysql.service is too); else any
+    database whose patterns match it (a unit never gets another engine's settings: see
+    foreign_database); else, for a name of no known database, the one database profile given; else
+    generic."""
     databases = [p for p in profiles if p != "generic"]
-    pool = databases or [p for p in PROFILES if p != "generic"]
-    found = [name for name in pool if matches(RULES[name])]
-    if found:
-        named = [name for name in found if unit.startswith(name)]
-        return RULES[(named or found)[0]]
+    found = databases_of(unit)
+    pick = [name for name in found if name in databases] or found
+    if pick:
+        named = [name for name in pick if unit.startswith(name)]
+        return RULES[(named or pick)[0]]
     return RULES[databases[0]] if len(databases) == 1 else RULES["generic"]
+
+
+def foreign_database(unit: str, profiles: Sequence[str]) -> Optional[str]:
+    """The database ``unit`` runs when the profiles name databases and not that one, else None.
+    Such a unit is refused rather than given a rule the user did not ask for: PostgreSQL's -1000
+    and PG_OOM_ADJUST_FILE in MariaDB's drop-in would make a single-process server unkillable."""
+    databases = [p for p in profiles if p != "generic"]
+    if not databases:
+        return None
+    rule = rule_for_unit(unit, profiles)
+    return rule.name if rule.name != "generic" and rule.name not in databases else None
+
+
+def foreign_unit_message(unit: str, database: str, profiles: Sequence[str]) -> str:
+    return ("%s runs %s, which is not in profile (%s): a unit gets only its own database's settings; add it to "
+            "profile, or leave the unit out of units" % (unit, database, ", ".join(profiles)))
 
 
 def candidate_names(profiles: Sequence[str], units: Sequence[str]) -> List[str]:
@@ -676,6 +712,11 @@ def decide(request: Request, host: HostUnits) -> Decision:
                 decisions.append(d)
                 if d.live_write:
                     writes.append(d.live_write)
+            continue
+        # An alias given in units resolves to a unit of another database: found only now.
+        database = foreign_database(owner, request.profiles)
+        if database:
+            refusals.append("Nothing changed: " + foreign_unit_message(owner, database, request.profiles))
             continue
         notes: List[str] = []
         pg_ctlcluster = rule.name == "postgresql" and runs_pg_ctlcluster(_owner_fragment(owner, units, host))

@@ -40,7 +40,8 @@ description:
     would inherit the negative score, so the result says "takes effect at the next restart". For C(patroni.service)
     the main PID is Patroni itself; the postmaster it runs gets the values when Patroni next starts it.
   - "Refused, with nothing changed: -1000 for a single-process database (MariaDB, MySQL, Redis, Valkey, generic) unless
-    the unit is named in O(allow_unkillable) - if it is itself the runaway the kernel has nothing to kill; any write to
+    the unit is named in O(allow_unkillable) - if it is itself the runaway the kernel has nothing to kill; a unit in
+    O(units) that runs a database not in O(profile), which would otherwise get another engine's settings; any write to
     every process of a unit's cgroup (O(live=cgroup)); an O(oom_score_adj) below 0 inside a container, where it has
     no effect. A negative default inside a container is not written and reported as ineffective."
   - When C(systemd-oomd) is active, C(ManagedOOMPreference=avoid) is added, so it does not pick the database's cgroup.
@@ -72,9 +73,15 @@ options:
   units:
     description:
       - Unit names to manage in addition to those the profiles find, for example C(pg-main.service). A template
-        (C(name@.service)) gets the drop-in for all its instances. Each takes the rule of the profile whose patterns
-        match it, else of the one database in O(profile), else V(generic). A unit that is not found is reported and
-        warned about.
+        (C(name@.service)) gets the drop-in for all its instances. A unit gets only the settings of the database it
+        runs - the profile whose unit patterns match its name (or the name of the unit systemd resolves it to), else,
+        for a name of no known database, the one database in O(profile), else V(generic) (nothing written unless
+        O(oom_score_adj) asks).
+      - A unit of a known database that is not in O(profile) (C(mariadb.service) with O(profile=[postgresql])) is
+        refused with nothing changed, naming the unit and its database; add that database to O(profile). Without
+        a database in O(profile), the unit's name decides its rule. With O(state=absent) such a unit may be named, to
+        remove our drop-in from it.
+      - A unit that is not found is reported and warned about.
     type: list
     elements: str
     default: []
@@ -234,7 +241,7 @@ rollback:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dbfleet.memory.plugins.module_utils import oom_host
 from ansible_collections.dbfleet.memory.plugins.module_utils import oom_priority as core
-from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LockTimeout
+from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LockError
 
 
 def main():
@@ -256,7 +263,7 @@ def main():
     # Every option is checked before the host is read, so bad input changes nothing.
     try:
         core.validate_request(p["profile"], p["units"], p["oom_score_adj"], p["oom_policy"], p["dropin_priority"],
-                              p["live"], p["allow_unkillable"])
+                              p["live"], p["allow_unkillable"], p["state"])
     except core.OomInputError as exc:
         module.fail_json(msg=str(exc), option=exc.option)
     if p["lock_timeout"] < 0:
@@ -273,7 +280,7 @@ def main():
     try:
         result = oom_host.run(request, run_command, check_mode=module.check_mode, want_diff=module._diff,
                               lock_timeout_s=p["lock_timeout"], warn=module.warn)
-    except LockTimeout as exc:
+    except LockError as exc:
         module.fail_json(msg=str(exc))
     except oom_host.Refused as exc:
         module.fail_json(msg=exc.msg, **exc.result)

@@ -134,7 +134,7 @@ extends_documentation_fragment:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction as txn
-from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LockTimeout
+from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LockError
 from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
     PLANNER_ARGUMENT_SPEC,
     checked_options,
@@ -169,7 +169,7 @@ def main():
     try:
         result = txn.run(request, check_mode=module.check_mode, want_diff=module._diff,
                          lock_timeout_s=p["lock_timeout"], warn=module.warn)
-    except LockTimeout as exc:
+    except LockError as exc:
         module.fail_json(msg=str(exc))
     except (txn.Refused, txn.Failed) as exc:
         module.fail_json(msg=exc.msg, **exc.result)

@@ -41,6 +41,8 @@ options:
       - Memory fields in kB (for example C(MemTotal), C(SwapTotal), C(Committed_AS), C(Hugetlb)), used instead
         of reading O(meminfo_path). For what-if plans.
       - Needs at least C(MemTotal), C(SwapTotal) and C(Committed_AS).
+      - Each value is a whole number of kB (the C(HugePages_*) fields are counts) - an integer, or ASCII digits
+        optionally followed by C( kB), as in C(/proc/meminfo). Anything else fails naming the field.
     type: dict
   dropin_priority:
     description:

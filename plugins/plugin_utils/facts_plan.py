@@ -19,6 +19,8 @@ Two kinds of facts, the precise one winning when both are present:
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
@@ -51,6 +53,7 @@ SOURCE_SETUP_FACTS = "facts"
 # The facts a plan can be made from: overcommit_info's own, or setup's memory facts.
 PLANNABLE_FACT_KEYS = (FACTS_KEY, "memtotal_mb")
 
+_SIGNED_DECIMAL = re.compile(r"-?[0-9]+")
 _MEMORY_FIELDS = ("memtotal_kb", "swaptotal_kb", "hugetlb_kb", "committed_as_kb", "commit_limit_kb", "page_size_kb")
 # What the precise facts carry besides the memory shape, returned as they are.
 _PASSED_ON = ("gathered_at", "live_values", "live_commit_state", "boot_now_unsafe", "container")
@@ -68,28 +71,45 @@ def _fact(facts: Mapping[str, Any], name: str) -> Any:
     return None
 
 
-def memory_from_facts(facts: Mapping[str, Any], hugetlb_mb: int = 0) -> MemoryShape:
+def _whole_mib(name: str, value: Any) -> int:
+    """A number of MiB from facts or the hugetlb_mb option: an int (not a bool) or ASCII digits, 0 or more.
+    A JSON fact cache keeps Infinity and NaN, and int() would cut 1.5, read "١٢" and take True for 1."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and PLAIN_DECIMAL.match(value.strip()):
+        return int(value.strip())
+    raise FactsPlanError("%s must be a whole number of MiB, 0 or more (an integer or ASCII digits), got %r"
+                         % (name, value))
+
+
+def _dict_fact(name: str, value: Any) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FactsPlanError("%s must be a dict, got %s" % (name, type(value).__name__))
+    return value
+
+
+def memory_from_facts(facts: Mapping[str, Any], hugetlb_mb: Any = 0) -> MemoryShape:
     """The memory shape from setup's facts: MiB, no Committed_AS, huge pages only as given."""
-    memtotal_mb = _fact(facts, "memtotal_mb")
-    swaptotal_mb = _fact(facts, "swaptotal_mb")
-    memory_mb = _fact(facts, "memory_mb") or {}
-    if memtotal_mb is None:
-        memtotal_mb = memory_mb.get("real", {}).get("total")
-    if swaptotal_mb is None:
-        swaptotal_mb = memory_mb.get("swap", {}).get("total")
+    found: Dict[str, Optional[int]] = {}
+    for name, part in (("memtotal_mb", "real"), ("swaptotal_mb", "swap")):
+        value, name_used = _fact(facts, name), name
+        if value is None:  # setup's other spelling, read only when needed
+            memory_mb = _dict_fact("memory_mb", _fact(facts, "memory_mb"))
+            value = _dict_fact("memory_mb." + part, memory_mb.get(part)).get("total")
+            name_used = "memory_mb.%s.total" % part
+        found[name] = None if value is None else _whole_mib(name_used, value)
+    memtotal_mb, swaptotal_mb = found["memtotal_mb"], found["swaptotal_mb"]
     if memtotal_mb is None or swaptotal_mb is None:
         raise FactsPlanError("facts lack memtotal_mb/swaptotal_mb (gather the 'hardware' subset)")
-    try:
-        memtotal_kb = int(memtotal_mb) * KIB_PER_MIB
-        swaptotal_kb = int(swaptotal_mb) * KIB_PER_MIB
-        hugetlb_kb = int(hugetlb_mb) * KIB_PER_MIB
-    except (TypeError, ValueError) as exc:
-        raise FactsPlanError("memory facts must be integers in MiB: %s" % exc)
-    if memtotal_kb <= 0 or not 0 <= hugetlb_kb <= memtotal_kb:
-        raise FactsPlanError(
-            "hugetlb_mb must be between 0 and memtotal_mb (%d), got %d" % (int(memtotal_mb), int(hugetlb_mb))
-        )
-    return MemoryShape(memtotal_kb=memtotal_kb, swaptotal_kb=swaptotal_kb, hugetlb_kb=hugetlb_kb, committed_as_kb=None)
+    hugetlb = _whole_mib("hugetlb_mb", hugetlb_mb)
+    if memtotal_mb <= 0:
+        raise FactsPlanError("memtotal_mb must be more than 0, got %d" % memtotal_mb)
+    if hugetlb > memtotal_mb:
+        raise FactsPlanError("hugetlb_mb must be between 0 and memtotal_mb (%d), got %d" % (memtotal_mb, hugetlb))
+    return MemoryShape(memtotal_kb=memtotal_mb * KIB_PER_MIB, swaptotal_kb=swaptotal_mb * KIB_PER_MIB,
+                       hugetlb_kb=hugetlb * KIB_PER_MIB, committed_as_kb=None)
 
 
 def _cached_int(name: str, value: Any, optional: bool = False) -> Optional[int]:
@@ -126,6 +146,18 @@ def memory_from_overcommit_facts(cached: Any) -> Tuple[MemoryShape, Optional[int
     return MemoryShape(**values), int(user_reserve)
 
 
+def _option_int(name: str, value: Any) -> int:
+    """A planner option as the modules' int options take it: an int (not a bool), decimal digits with
+    an optional sign, or a finite float with no fraction; the planner then checks its range."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _SIGNED_DECIMAL.fullmatch(value.strip()):
+        return int(value.strip())
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise FactsPlanError("%s must be a whole number, got %r" % (name, value))
+
+
 def _profiles(profile: Any) -> Tuple[str, ...]:
     """The role's and the module's forms: one profile name, or a list of names."""
     if isinstance(profile, str):
@@ -138,7 +170,7 @@ def _profiles(profile: Any) -> Tuple[str, ...]:
 def plan_from_facts(facts: Any, profile: Union[str, Sequence[str]] = "generic", workload_commit_mb: int = 0,
                     headroom_pct: int = DEFAULT_HEADROOM_PCT, kernel_reserve_pct: int = DEFAULT_KERNEL_RESERVE_PCT,
                     admin_reserve_mb: int = DEFAULT_ADMIN_RESERVE_MB, prefer: str = "auto",
-                    hugetlb_mb: int = 0) -> Dict[str, Any]:
+                    hugetlb_mb: Any = 0) -> Dict[str, Any]:
     """The plan result the overcommit_plan filter documents, from ansible_facts or a host's hostvars."""
     if not isinstance(facts, dict):
         raise FactsPlanError("input must be a host's facts (a dict), got %s" % type(facts).__name__)
@@ -154,10 +186,10 @@ def plan_from_facts(facts: Any, profile: Union[str, Sequence[str]] = "generic", 
     try:
         options = PlanOptions(
             profiles=profiles,
-            workload_commit_kb=int(workload_commit_mb) * KIB_PER_MIB,
-            headroom_pct=int(headroom_pct),
-            kernel_reserve_pct=int(kernel_reserve_pct),
-            admin_reserve_kb=int(admin_reserve_mb) * KIB_PER_MIB,
+            workload_commit_kb=_option_int("workload_commit_mb", workload_commit_mb) * KIB_PER_MIB,
+            headroom_pct=_option_int("headroom_pct", headroom_pct),
+            kernel_reserve_pct=_option_int("kernel_reserve_pct", kernel_reserve_pct),
+            admin_reserve_kb=_option_int("admin_reserve_mb", admin_reserve_mb) * KIB_PER_MIB,
             prefer=str(prefer),
             # The host's own value when its facts have it (as the module plans); else the kernel's cap,
             # as the reasons then say.

@@ -134,7 +134,17 @@ _MARKDOWN_ESCAPES = str.maketrans({
     "&": "&amp;",
     "<": "&lt;",
     ">": "&gt;",
+    # A code span would show our escapes as written ("\\:" for ":") instead of the host's text.
+    "`": "\\`",
 })
+# GitHub-flavoured Markdown also links text with no markup at all (cmark-gfm's autolink extension):
+# "www." and "http://", "https://", "ftp://" are matched in the source, where an escaped "." or ":"
+# stops them. An e-mail address (also after "mailto:" or "xmpp:") is matched only after adjacent
+# text is joined, where no escape or entity survives; it needs a letter, digit or one of .+-_ right
+# before the "@", so a WORD JOINER (U+2060: invisible, no line break) goes there.
+_WWW = re.compile(r"(?i)(www)\.")
+_SCHEME_SLASHES = "://"
+_WORD_JOINER = "\u2060"
 # A spreadsheet evaluates a cell that starts with one of these (OWASP, "CSV Injection"). OWASP also
 # lists tab and CR: plain_text has made them spaces, and leading spaces are looked through.
 _FORMULA_TRIGGERS = ("=", "+", "-", "@")
@@ -152,8 +162,10 @@ def plain_text(value: Any) -> str:
 
 
 def markdown_text(value: Any) -> str:
-    """Text for a Markdown line or table cell: shown as written, never as HTML, link or column."""
-    return plain_text(value).translate(_MARKDOWN_ESCAPES)
+    """Text for a Markdown line or table cell: shown as written (an invisible word joiner before
+    each "@" aside), never as HTML, image, link, autolink or column."""
+    text = _WWW.sub(r"\1\\.", plain_text(value).translate(_MARKDOWN_ESCAPES))
+    return text.replace(_SCHEME_SLASHES, "\\" + _SCHEME_SLASHES).replace("@", _WORD_JOINER + "@")
 
 
 def html_text(value: Any) -> str:
@@ -198,7 +210,12 @@ def _shadow_messages(info_result: Optional[Mapping[str, Any]]) -> Tuple[str, ...
 
 
 def _failure_text(result: Mapping[str, Any]) -> str:
-    return str(result.get("msg") or result.get("module_stderr") or "no message").strip().splitlines()[0][:300]
+    """The first non-blank line of msg, else of module_stderr: a msg of only a newline is no message."""
+    for key in ("msg", "module_stderr"):
+        for line in str(result.get(key) or "").splitlines():
+            if line.strip():
+                return line.strip()[:300]
+    return "no message"
 
 
 def row_from_results(

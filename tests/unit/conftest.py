@@ -11,6 +11,7 @@ import importlib.util
 import os
 import signal
 import socket
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, ContextManager, Iterator, List, Union
@@ -76,6 +77,15 @@ class HostTree:
         """A FIFO with no writer: a blocking open of it never returns."""
         real = self._new(logical)
         os.mkfifo(real)
+        return real
+
+    def char_device(self, logical: str, major: int = 1, minor: int = 3) -> str:
+        """A character device node (1, 3 is /dev/null's). mknod needs root: the suite runs as root,
+        and a run without it fails here rather than skipping what it could not plant."""
+        if os.geteuid() != 0:
+            pytest.fail("planting a character device needs root (mknod); run the unit tests as root")
+        real = self._new(logical)
+        os.mknod(real, 0o600 | stat.S_IFCHR, os.makedev(major, minor))
         return real
 
     def directory(self, logical: str) -> str:

@@ -58,7 +58,7 @@ def test_huge_pages_given_by_hand_leave_the_budget():
         (FACTS, {"profile": ["postgresql", "redis"]}, "conflicting profiles"),
         (FACTS, {"headroom_pct": 500}, "headroom_pct: must be between 0 and 100"),
         (FACTS, {"hugetlb_mb": 999999}, "hugetlb_mb must be between 0 and memtotal_mb"),
-        ({"memtotal_mb": "lots", "swaptotal_mb": 0}, {}, "must be integers in MiB"),
+        ({"memtotal_mb": "lots", "swaptotal_mb": 0}, {}, "memtotal_mb must be a whole number of MiB"),
         # Were a bare TypeError: the audit's row then blamed the wrong thing.
         (FACTS, {"profile": 5}, "profile must be a profile name or a list of them, got 5"),
         (FACTS, {"profile": [["postgresql"]]}, "profile must be a profile name or a list of them"),
@@ -67,6 +67,57 @@ def test_huge_pages_given_by_hand_leave_the_budget():
 def test_bad_input_raises_a_filter_error_naming_the_problem(facts, kwargs, message):
     with pytest.raises(AnsibleFilterError, match=message):
         overcommit_plan(facts, **kwargs)
+
+
+MIB_FORM = "must be a whole number of MiB, 0 or more (an integer or ASCII digits), got "
+
+
+@pytest.mark.parametrize("facts, message", [
+    # A JSON fact cache keeps Infinity and NaN; int(inf) raised OverflowError, a traceback.
+    ({"memtotal_mb": 16384, "swaptotal_mb": float("inf")}, "swaptotal_mb " + MIB_FORM + "inf"),
+    ({"memtotal_mb": 16384, "swaptotal_mb": float("-inf")}, "swaptotal_mb " + MIB_FORM + "-inf"),
+    ({"memtotal_mb": 16384, "swaptotal_mb": float("nan")}, "swaptotal_mb " + MIB_FORM + "nan"),
+    ({"memtotal_mb": float("inf"), "swaptotal_mb": 0}, "memtotal_mb " + MIB_FORM + "inf"),
+    # Were planned with: a negative swap lowers CommitLimit, True is 1 MiB, 1.5 was cut to 1.
+    ({"memtotal_mb": 16384, "swaptotal_mb": -4096}, "swaptotal_mb " + MIB_FORM + "-4096"),
+    ({"memtotal_mb": 16384, "swaptotal_mb": True}, "swaptotal_mb " + MIB_FORM + "True"),
+    ({"memtotal_mb": 16384, "swaptotal_mb": 1.5}, "swaptotal_mb " + MIB_FORM + "1.5"),
+    ({"memtotal_mb": 16384, "swaptotal_mb": "\u0661\u0662"}, "swaptotal_mb " + MIB_FORM),
+    ({"memtotal_mb": 16384, "swaptotal_mb": "1_0"}, "swaptotal_mb " + MIB_FORM + "'1_0'"),
+    ({"memtotal_mb": -5, "swaptotal_mb": 0}, "memtotal_mb " + MIB_FORM + "-5"),
+    ({"memtotal_mb": 0, "swaptotal_mb": 0}, "memtotal_mb must be more than 0, got 0"),
+    ({"memory_mb": {"real": {"total": 16384}, "swap": {"total": float("inf")}}}, "memory_mb.swap.total " + MIB_FORM),
+    # An AttributeError before: .get() on a str or an int.
+    ({"memory_mb": "16384"}, "memory_mb must be a dict, got str"),
+    ({"memory_mb": {"real": 16384, "swap": {"total": 0}}}, "memory_mb.real must be a dict, got int"),
+])
+def test_memory_facts_that_are_no_whole_number_of_mib_are_refused_naming_the_fact(facts, message):
+    with pytest.raises(AnsibleFilterError) as refused:
+        overcommit_plan(facts)
+    assert str(refused.value).startswith("overcommit_plan: " + message)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"hugetlb_mb": float("inf")}, "hugetlb_mb " + MIB_FORM + "inf"),
+    ({"hugetlb_mb": -1}, "hugetlb_mb " + MIB_FORM + "-1"),
+    ({"workload_commit_mb": float("inf")}, "workload_commit_mb must be a whole number, got inf"),
+    ({"headroom_pct": float("nan")}, "headroom_pct must be a whole number, got nan"),
+    ({"admin_reserve_mb": True}, "admin_reserve_mb must be a whole number, got True"),
+    ({"kernel_reserve_pct": "10.5"}, "kernel_reserve_pct must be a whole number, got '10.5'"),
+])
+def test_planner_options_that_are_no_whole_number_are_refused_naming_the_option(kwargs, message):
+    with pytest.raises(AnsibleFilterError) as refused:
+        overcommit_plan(FACTS, **kwargs)
+    assert str(refused.value) == "overcommit_plan: " + message
+
+
+@pytest.mark.parametrize("facts, kwargs, swaptotal_kb", [
+    ({"memtotal_mb": 16384, "swaptotal_mb": 0}, {}, 0),
+    ({"memtotal_mb": "16384", "swaptotal_mb": "4096"}, {}, 4096 * 1024),  # a cache that keeps text
+    ({"memtotal_mb": 16384, "swaptotal_mb": 4096}, {"workload_commit_mb": 8192.0, "headroom_pct": "10"}, 4096 * 1024),
+])
+def test_whole_numbers_in_any_of_their_plain_spellings_are_planned_with(facts, kwargs, swaptotal_kb):
+    assert overcommit_plan(facts, **kwargs)["memory"]["swaptotal_kb"] == swaptotal_kb
 
 
 # overcommit_info's facts (facts=true) for a 2 GiB host; the module test checks they plan as the module did.

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import subprocess
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import HostLock, LockTimeout
+from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import HostLock, LockTimeout, LockUnusable
 
 
 @pytest.fixture
@@ -32,6 +33,20 @@ def held_by_another(tmp_path):
     yield hold
     for fd in fds:
         os.close(fd)
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """The paths os.open was called with."""
+    calls = []
+    real_open = os.open
+
+    def spy(path, *args, **kwargs):
+        calls.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    return calls
 
 
 def timeout_message(path):
@@ -87,3 +102,86 @@ def test_the_holder_records_its_own_pid(tmp_path):
     with HostLock(path, timeout_s=0):
         with open(path) as handle:
             assert handle.read() == "pid %d\n" % os.getpid()
+
+
+# --- what is at the lock path ---------------------------------------------------------------------
+# The lock file is truncated and written: anything but our own regular file there is refused by
+# name, never opened where an open can act (a device) or be redirected (a link), and never a
+# traceback. The modules report it as a failure with nothing read or changed.
+
+LOCK = "/run/dbfleet-memory-overcommit.lock"
+VICTIM = "/etc/shadow"
+VICTIM_TEXT = "root:*:19000:0:99999:7:::\n"
+
+
+@pytest.mark.parametrize("plant, kind", [
+    pytest.param(lambda tree: tree.link(LOCK, VICTIM), "symlink", id="symlink"),
+    pytest.param(lambda tree: tree.link(LOCK, "/run/nowhere"), "symlink", id="dangling-symlink"),
+    pytest.param(lambda tree: tree.directory(LOCK), "directory", id="directory"),
+    pytest.param(lambda tree: tree.fifo(LOCK), "fifo", id="fifo"),
+    pytest.param(lambda tree: tree.char_device(LOCK), "char-device", id="char-device"),
+    pytest.param(lambda tree: tree.unix_socket(LOCK), "socket", id="socket"),
+])
+def test_a_lock_path_that_is_not_a_regular_file_is_refused_by_kind(host_tree, deadline, opened, plant, kind):
+    host_tree.file(VICTIM, VICTIM_TEXT)
+    plant(host_tree)
+    path = host_tree.path(LOCK)
+    with deadline(5):
+        with pytest.raises(LockUnusable) as refused:
+            with HostLock(path, timeout_s=0):
+                pytest.fail("the lock was taken")
+    assert str(refused.value) == (
+        "Nothing changed: the host lock %s is a %s, not a regular file; nothing was opened, read or changed. "
+        "Look at what put it there, remove it, and run again." % (path, kind))
+    assert path not in opened  # a device's open can act; a FIFO's can wait
+    assert os.path.lexists(path)
+    with open(host_tree.path(VICTIM)) as handle:
+        assert handle.read() == VICTIM_TEXT
+
+
+def test_a_lock_file_with_a_second_name_is_refused_not_truncated(host_tree):
+    """A hard link: truncating the lock would empty the other name's file."""
+    victim = host_tree.file(VICTIM, VICTIM_TEXT)
+    host_tree.directory("/run")
+    os.link(victim, host_tree.path(LOCK))
+    with pytest.raises(LockUnusable) as refused:
+        with HostLock(host_tree.path(LOCK), timeout_s=0):
+            pytest.fail("the lock was taken")
+    assert "has 2 names (hard links)" in str(refused.value)
+    with open(victim) as handle:
+        assert handle.read() == VICTIM_TEXT
+
+
+def test_a_symlink_planted_after_the_check_is_not_followed(host_tree, monkeypatch):
+    """The lock file is absent when looked at, and a link to another file is there when it is
+    opened: only O_NOFOLLOW stands between the two (the file is created, so there is nothing to
+    compare with), and without it the other file is truncated and written."""
+    victim = host_tree.file(VICTIM, VICTIM_TEXT)
+    host_tree.directory("/run")
+    path = host_tree.path(LOCK)
+    real_lstat = os.lstat
+
+    def lstat_then_plant(p, *args, **kwargs):
+        try:
+            return real_lstat(p, *args, **kwargs)
+        finally:
+            if str(p) == path:
+                os.symlink(victim, path)
+
+    monkeypatch.setattr(os, "lstat", lstat_then_plant)
+    with pytest.raises(LockUnusable) as refused:
+        with HostLock(path, timeout_s=0):
+            pytest.fail("the lock was taken")
+    monkeypatch.undo()
+    assert str(refused.value).startswith("Nothing changed: the host lock %s became a symlink" % path)
+    with open(victim) as handle:
+        assert handle.read() == VICTIM_TEXT
+
+
+def test_an_absent_lock_file_is_created_regular_and_private(host_tree):
+    path = host_tree.path(LOCK)
+    host_tree.directory("/run")
+    with HostLock(path, timeout_s=0):
+        pass
+    st = os.lstat(path)
+    assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600

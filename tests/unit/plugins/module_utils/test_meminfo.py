@@ -85,7 +85,27 @@ def test_user_dict_accepts_numbers_strings_and_kb_suffix():
     }
 
 
-@pytest.mark.parametrize("bad", ["-1", "1.5", "lots", None, "12 MB"])
-def test_user_dict_refuses_non_integers_naming_the_field(bad):
-    with pytest.raises(MeminfoError, match="meminfo.SwapTotal must be a non-negative integer"):
+@pytest.mark.parametrize("bad", [
+    "-1", "1.5", "lots", None, "12 MB", "", " kB", True, [12], {"kB": 12},
+    "\u00b2",  # superscript two: str.isdigit() says yes, int() refuses it
+    "1\u00b2 kB",
+    "\u0661\u0662",  # Arabic-Indic 12: int() reads it as 12
+    "\uff11\uff12",  # fullwidth 12
+    "1_000",  # int() ignores the underscore
+    "9" * 5000,  # beyond int()'s 4300-digit limit for text
+    "1" + "0" * 20,  # more kB than a 64-bit kernel can count
+])
+def test_user_dict_refuses_anything_but_ascii_digits_naming_the_field_and_the_form(bad):
+    with pytest.raises(MeminfoError) as refused:
         coerce_meminfo_fields({"MemTotal": 1024, "SwapTotal": bad})
+    assert str(refused.value).startswith(
+        "meminfo.SwapTotal must be a non-negative integer in kB (ASCII digits, optionally followed by ' kB'), got ")
+
+
+@pytest.mark.parametrize("text", [
+    "MemTotal: \u0661\u0662 kB\n",  # \d matches any Unicode digit
+    "MemTotal: 12 kB\nSwapTotal: 0 kB\n\u00b2\n",
+])
+def test_meminfo_text_with_non_ascii_digits_is_malformed(text):
+    with pytest.raises(MeminfoError, match="malformed"):
+        parse_meminfo(text)

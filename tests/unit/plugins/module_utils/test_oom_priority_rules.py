@@ -93,9 +93,40 @@ def test_an_instance_names_its_template(unit, template):
     ("valkey-server.service", ["valkey"], "valkey"),
     ("pg-main.service", ["postgresql"], "postgresql"),  # an explicit unit takes the one database given
     ("pg-main.service", ["postgresql", "mariadb"], "generic"),
+    # A unit whose name says its database keeps that database's rule, whatever else is given.
+    ("mariadb.service", ["postgresql"], "mariadb"),
+    ("postgresql@15-main.service", ["mariadb"], "postgresql"),
+    ("redis-server.service", ["postgresql"], "redis"),
 ])
 def test_each_unit_gets_the_rule_of_its_database(unit, profiles, rule):
     assert core.rule_for_unit(unit, profiles).name == rule
+
+
+VALID = dict(oom_score_adj=None, oom_policy=None, priority=90, live="auto")
+
+
+@pytest.mark.parametrize("profiles, units, refused", [
+    (["postgresql"], ["mariadb.service"], "mariadb.service runs mariadb"),
+    (["postgresql"], ["mysqld@replica.service"], "mysqld@replica.service runs mysql"),
+    (["mariadb", "redis"], ["postgresql@.service"], "postgresql@.service runs postgresql"),
+    (["postgresql", "generic"], ["valkey-server.service"], "valkey-server.service runs valkey"),
+    (["postgresql"], ["pg-main.service", "patroni.service"], None),  # a name of no database: the one given
+    (["mariadb"], ["mysql.service"], None),  # MariaDB's alias: the patterns of the profile given match it
+    ([], ["mariadb.service"], None),  # no database profile: the name decides
+    (["generic"], ["mariadb.service"], None),
+])
+def test_a_unit_of_a_database_not_in_profile_is_refused_by_name(profiles, units, refused):
+    if refused is None:
+        core.validate_request(profiles, units, allow_unkillable=[], **VALID)
+        return
+    with pytest.raises(core.OomInputError) as exc:
+        core.validate_request(profiles, units, allow_unkillable=[], **VALID)
+    assert exc.value.option == "units"
+    assert refused in str(exc.value) and "add it to profile" in str(exc.value)
+
+
+def test_state_absent_may_name_a_unit_of_another_database_to_clean_up_after_it():
+    core.validate_request(["postgresql"], ["mariadb.service"], allow_unkillable=[], state="absent", **VALID)
 
 
 def test_postgresql_common_is_not_a_pgdg_server_unit():
@@ -161,3 +192,27 @@ def test_validate_refuses_the_cgroup_write_and_names_the_option():
     with pytest.raises(core.OomInputError) as exc:
         core.validate_request(["postgresql"], [], None, None, 90, "cgroup", [])
     assert exc.value.option == "live" and "Only the main PID is ever written" in str(exc.value)
+
+
+@pytest.mark.parametrize("option", ["units", "allow_unkillable"])
+@pytest.mark.parametrize("name", [
+    "mariadb.service\n",  # a "$" matches before a final newline
+    "mariadb.service\r",
+    "mariadb.service ",
+    "\nmariadb.service",
+    "maria db.service",
+    "../mariadb.service",
+    "mariadb.socket",
+    "",
+])
+def test_a_unit_name_with_anything_after_service_is_refused_by_option(option, name):
+    units, allow = ([name], []) if option == "units" else ([], [name])
+    with pytest.raises(core.OomInputError) as exc:
+        core.validate_request(["mariadb"], units, allow_unkillable=allow, **VALID)
+    assert exc.value.option == option and repr(name) in str(exc.value) and "NAME.service" in str(exc.value)
+
+
+@pytest.mark.parametrize("name", ["mariadb.service", "postgresql@15-main.service", "postgresql@.service",
+                                  "dev-disk-by\\x2duuid.service", "a:b_c.d.service"])
+def test_a_service_unit_name_is_accepted(name):
+    core.validate_request(["generic"], [name], allow_unkillable=[name], **VALID)

@@ -11,6 +11,8 @@ import os
 import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
+from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
 
 
 @pytest.fixture
@@ -19,6 +21,15 @@ def host(host_tree):
     for directory in sf.SYSCTL_D_DIRS:
         host_tree.directory(directory)
     return host_tree
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """The paths os.open was called with."""
+    calls = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: calls.append(str(p)) or real_open(p, *a, **k))
+    return calls
 
 
 def read(host):
@@ -151,6 +162,38 @@ def test_the_dev_null_device_itself_is_masked_not_opened(host, monkeypatch):
                          lambda p: "/dev/null" if p == "/etc/sysctl.d/50-null.conf" else host.path(p))
     assert (src.status, src.kind, src.note) == (sf.STATUS_MASKED, sf.KIND_DEV_NULL, "the /dev/null device")
     assert opened == []
+
+
+@pytest.mark.parametrize("plant, kind", [
+    pytest.param(lambda tree, path: tree.fifo(path), sf.KIND_FIFO, id="fifo"),
+    pytest.param(lambda tree, path: tree.char_device(path, 1, 5), sf.KIND_CHAR_DEVICE, id="char-device-zero"),
+    pytest.param(lambda tree, path: tree.char_device(path, 5, 0), sf.KIND_CHAR_DEVICE, id="char-device-tty"),
+])
+def test_a_real_fifo_or_device_other_than_dev_null_is_read_as_what_hangs_the_boot(host, deadline, opened, plant,
+                                                                                  kind):
+    """The node itself, planted: the reader never opens it and names its kind, and from that
+    kind the replay knows that both tools block on it and apply nothing."""
+    node = plant(host, "/etc/sysctl.d/60-node.conf")
+    host.file("/etc/sysctl.d/90-dbfleet-overcommit.conf", "vm.overcommit_ratio = 87\n")
+    with deadline(5):
+        sources = read(host)
+    src = sources["/etc/sysctl.d/60-node.conf"]
+    assert (src.status, src.kind, src.data) == (sf.STATUS_SKIPPED, kind, None)
+    assert node not in opened
+    for rules in sr.RULE_SETS:
+        result = sr.replay(sources, rules, sk.KERNEL_BOOT_DEFAULTS)
+        assert (result.hung_on, result.end) == ("/etc/sysctl.d/60-node.conf", sk.KERNEL_BOOT_DEFAULTS), rules.name
+
+
+def test_a_real_dev_null_device_node_is_a_mask_that_hangs_nothing(host):
+    host.char_device("/etc/sysctl.d/90-dbfleet-overcommit.conf", 1, 3)  # a copy of /dev/null's node
+    host.file("/usr/lib/sysctl.d/90-dbfleet-overcommit.conf", "vm.overcommit_ratio = 87\n")
+    sources = read(host)
+    src = sources["/etc/sysctl.d/90-dbfleet-overcommit.conf"]
+    assert (src.status, src.kind) == (sf.STATUS_MASKED, sf.KIND_DEV_NULL)
+    for rules in sr.RULE_SETS:
+        result = sr.replay(sources, rules, sk.KERNEL_BOOT_DEFAULTS)
+        assert result.hung_on is None and result.end[sk.RATIO] == "50", rules.name  # the masked file's 87 is not read
 
 
 def test_a_file_that_cannot_be_opened_is_skipped_with_the_reason(host, refuse):

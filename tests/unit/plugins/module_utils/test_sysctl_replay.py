@@ -245,6 +245,21 @@ def test_a_fifo_that_a_tool_reads_hangs_it_and_nothing_is_applied(rules):
 
 
 @ids
+@pytest.mark.parametrize("kind", [sf.KIND_FIFO, sf.KIND_CHAR_DEVICE, sf.KIND_BLOCK_DEVICE])
+def test_a_fifo_or_a_device_other_than_dev_null_hangs_every_tool_and_nothing_is_applied(rules, kind):
+    """open(2) of a FIFO waits for a writer; a device's read may never end (a terminal, a tape,
+    /dev/zero): only /dev/null itself is a mask (sysctl_files reads it as masked, not skipped)."""
+    sources = host()
+    sources["/etc/sysctl.d/60-node.conf"] = _node("/etc/sysctl.d/60-node.conf", kind)
+    result = sr.replay(sources, rules, BOOT)
+    assert result.hung_on == "/etc/sysctl.d/60-node.conf"
+    assert result.end == BOOT and result.writes == []
+    assert [p.message for p in result.problems] == [
+        "%s blocks reading /etc/sysctl.d/60-node.conf (not a regular file (%s); not opened): it applies nothing at "
+        "all" % (rules.tool, kind)]
+
+
+@ids
 def test_a_fifo_hidden_by_a_same_named_file_above_is_never_opened(rules):
     sources = host({"/etc/sysctl.d/99-x.conf": "kernel.pid_max = 65536\n"})
     sources["/usr/lib/sysctl.d/99-x.conf"] = _node("/usr/lib/sysctl.d/99-x.conf", sf.KIND_FIFO)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from ansible_collections.dbfleet.memory.plugins.module_utils import oom_host
 from ansible_collections.dbfleet.memory.plugins.module_utils import oom_priority as core
+from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH
 from ansible_collections.dbfleet.memory.plugins.modules import oom_priority
 from fake_kernel import snapshot
 from fake_systemd import (
@@ -177,6 +180,63 @@ def test_a_missing_unit_named_explicitly_is_reported_and_warned(systemd, run_mod
     assert snapshot(systemd.root) == before
 
 
+def test_a_unit_named_beside_another_databases_profile_is_refused_and_nothing_changes(systemd, run_module):
+    """PostgreSQL's -1000 and PG_OOM_ADJUST_FILE in MariaDB's drop-in would make mysqld unkillable."""
+    mariadb(systemd)
+    before = snapshot(systemd.root)
+    failed, result = run_module(oom_priority.main, {"profile": ["postgresql"], "units": ["mariadb.service"]})
+    assert failed and result["option"] == "units"
+    assert result["msg"].startswith("units: mariadb.service runs mariadb, which is not in profile (postgresql)")
+    assert snapshot(systemd.root) == before and systemd.commands == []
+
+
+def test_an_alias_that_resolves_to_another_databases_unit_is_refused_and_nothing_changes(systemd, run_module):
+    """The name given says nothing; the unit systemd resolves it to does."""
+    systemd.unit_file("mariadb.service", MARIADB_UNIT)
+    systemd.process(MARIADBD, 0)
+    systemd.load("mariadb.service", main_pid=MARIADBD, aliases=("db-main.service",))
+    before = snapshot(systemd.root)
+    failed, result = run_module(oom_priority.main, {"profile": ["postgresql"], "units": ["db-main.service"]})
+    assert failed and result["msg"].startswith("Nothing changed: mariadb.service runs mariadb")
+    assert snapshot(systemd.root) == before and systemd.verbs() == ["show"]
+
+
+def test_each_unit_gets_only_its_own_databases_settings(systemd, run_module):
+    direct_pg(systemd)
+    mariadb(systemd)
+    failed, result = run_module(oom_priority.main, {"profile": ["postgresql", "mariadb"],
+                                                    "units": ["mariadb.service", "postgresql.service"]})
+    assert not failed, result.get("msg")
+    assert text(systemd, MARIADB_DROPIN).split("[Service]\n")[1] == "OOMScoreAdjust=-600\n"
+    assert "PG_OOM_ADJUST_FILE" in text(systemd, DIRECT_DROPIN)
+    assert (systemd.score(MARIADBD), systemd.score(POSTMASTER)) == (-600, -1000)
+
+
+def test_absent_removes_our_drop_in_from_a_unit_named_beside_another_databases_profile(systemd, run_module):
+    """What an earlier version wrote there (PostgreSQL's settings in MariaDB's drop-in) can be removed by name."""
+    mariadb(systemd)
+    run_module(oom_priority.main, {"profile": ["mariadb"]})
+    failed, result = run_module(oom_priority.main, {"profile": ["postgresql"], "units": ["mariadb.service"],
+                                                    "state": "absent"})
+    assert not failed, result.get("msg")
+    assert result["files"] == [{"path": MARIADB_DROPIN, "action": "remove", "why": "state=absent"}]
+    assert systemd.score(MARIADBD) == 0
+
+
+def test_only_files_named_exactly_like_our_drop_in_are_ours(systemd, run_module):
+    """A name with a final newline is not ours: systemd ignores it, and so must every run, absent too."""
+    mariadb(systemd)
+    others = [MARIADB_DROPIN + "\n", MARIADB_DROPIN + ".bak", MARIADB_DROPIN.replace("/90-", "/9-")]
+    for path in others:
+        (systemd.root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (systemd.root / path.lstrip("/")).write_text("[Service]\nOOMScoreAdjust=-600\n")
+    for state in ("present", "absent"):
+        failed, result = run_module(oom_priority.main, {"profile": ["mariadb"], "state": state})
+        assert not failed, result.get("msg")
+        assert [f["path"] for f in result["files"]] == [MARIADB_DROPIN]
+        assert all(exists(systemd, path) for path in others)
+
+
 def test_units_of_a_profile_that_is_not_installed_are_simply_not_found(systemd, run_module):
     failed, result = run_module(oom_priority.main, {"profile": ["mariadb", "postgresql"]})
     assert not failed and not result["changed"] and result["units"] == [] and not result.get("warnings")
@@ -253,6 +313,23 @@ def test_a_later_drop_in_that_would_override_ours_is_refused_by_name(systemd, ru
     failed, result = run_module(oom_priority.main, {"profile": ["mariadb"]})
     assert failed and "mariadb.service.d/override.conf sets OOMScoreAdjust=0" in result["msg"]
     assert not exists(systemd, MARIADB_DROPIN) and systemd.score(MARIADBD) == 0
+
+
+@pytest.mark.parametrize("plant, kind", [
+    pytest.param(lambda tree: tree.link(LOCK_PATH, "/etc/systemd/system/x.conf"), "symlink", id="symlink"),
+    pytest.param(lambda tree: tree.directory(LOCK_PATH), "directory", id="directory"),
+    pytest.param(lambda tree: tree.fifo(LOCK_PATH), "fifo", id="fifo"),
+])
+def test_a_lock_path_that_is_not_a_regular_file_fails_clearly_and_changes_nothing(systemd, host_tree, run_module,
+                                                                                  deadline, plant, kind):
+    mariadb(systemd)
+    plant(host_tree)
+    before = snapshot(systemd.root)
+    with deadline(10):
+        failed, result = run_module(oom_priority.main, {"profile": ["mariadb"]})
+    assert failed and result["msg"].startswith(
+        "Nothing changed: the host lock %s is a %s, not a regular file" % (host_tree.path(LOCK_PATH), kind))
+    assert snapshot(systemd.root) == before and systemd.commands == []
 
 
 def test_bad_input_names_the_option_and_the_allowed_values_and_changes_nothing(systemd, run_module):
@@ -349,6 +426,41 @@ def test_a_systemd_that_does_not_take_the_drop_in_is_rolled_back(systemd, run_mo
     assert not exists(systemd, MARIADB_DROPIN) and systemd.score(MARIADBD) == 0
     assert systemd.verbs() == ["show", "daemon-reload", "show", "daemon-reload"]
     assert result["rollback"] == {"complete": True, "left": []}
+
+
+def test_a_live_drift_alone_is_a_change_that_check_mode_predicts(systemd, run_module):
+    """The drop-in is in place; someone wrote the main PID's score back to 0 (choom, a restart
+    script). Nothing on disk differs, and the run still changes the host."""
+    mariadb(systemd)
+    run_module(oom_priority.main, {"profile": ["mariadb"]})
+    systemd.process(MARIADBD, 0)
+    drift = [{"unit": "mariadb.service", "pid": MARIADBD, "before": 0, "after": -600}]
+    failed, predicted = run_module(oom_priority.main, {"profile": ["mariadb"], "_ansible_check_mode": True})
+    assert not failed and (predicted["changed"], predicted["files"], predicted["live_changes"]) == (True, [], drift)
+    assert systemd.score(MARIADBD) == 0
+    failed, result = run_module(oom_priority.main, {"profile": ["mariadb"]})
+    assert not failed and (result["changed"], result["files"], result["live_changes"]) == (True, [], drift)
+    assert result["live_applied"] and not result["daemon_reload"] and systemd.score(MARIADBD) == -600
+
+
+@pytest.mark.parametrize("kernel_keeps", [
+    pytest.param(lambda old, new: old, id="ignored"),  # the write returns, the score stays
+    pytest.param(lambda old, new: max(new, -500), id="clamped"),  # a container's floor
+])
+def test_a_live_write_that_does_not_stick_fails_and_rolls_back(systemd, run_module, monkeypatch, kernel_keeps):
+    mariadb(systemd)
+
+    def write_that_does_not_stick(pid, value):
+        systemd.process(pid, kernel_keeps(systemd.score(pid), value))
+
+    monkeypatch.setattr(oom_host, "write_score", write_that_does_not_stick)
+    failed, result = run_module(oom_priority.main, {"profile": ["mariadb"]})
+    kept = kernel_keeps(0, -600)
+    assert failed and result["msg"] == (
+        "Apply failed, rolled back (files and scores read back as before): /proc/%d/oom_score_adj (mariadb.service) "
+        "reads back %d after writing -600" % (MARIADBD, kept))
+    assert result["rollback"] == {"complete": True, "left": []} and result["changed"] is False
+    assert not exists(systemd, MARIADB_DROPIN) and systemd.score(MARIADBD) == 0
 
 
 def test_the_drop_in_file_is_0644_in_a_0755_directory(systemd, run_module):

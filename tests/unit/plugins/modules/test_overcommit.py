@@ -349,6 +349,22 @@ def test_a_second_run_waits_for_the_lock_and_fails_clearly(kernel, run_module):
     assert not failed and result["lock_waited_s"] < 1
 
 
+@pytest.mark.parametrize("plant, kind", [
+    pytest.param(lambda tree: tree.link(LOCK_PATH, "/etc/sysctl.conf"), "symlink", id="symlink"),
+    pytest.param(lambda tree: tree.directory(LOCK_PATH), "directory", id="directory"),
+    pytest.param(lambda tree: tree.fifo(LOCK_PATH), "fifo", id="fifo"),
+])
+def test_a_lock_path_that_is_not_a_regular_file_fails_clearly_and_changes_nothing(kernel, host_tree, run_module,
+                                                                                  deadline, plant, kind):
+    plant(host_tree)
+    before = snapshot(kernel.root)
+    with deadline(10):
+        failed, result = run_module(overcommit.main, PG)
+    assert failed and result["msg"].startswith(
+        "Nothing changed: the host lock %s is a %s, not a regular file" % (host_tree.path(LOCK_PATH), kind))
+    assert snapshot(kernel.root) == before and kernel.writes == []
+
+
 @pytest.fixture
 def dropin_removed_by_another_run(monkeypatch):
     """The real drop-in path as another run leaves it after our lock is released: it still

@@ -141,6 +141,13 @@ def test_meminfo_that_is_not_text_fails_clearly(kernel, run_module):
         ({"admin_reserve_mb": 1}, "admin_reserve_mb: must be at least 8"),
         ({"dropin_priority": 99}, "dropin_priority: must be between 10 and 98"),
         ({"meminfo": {"MemTotal": "a lot", "SwapTotal": 0, "Committed_AS": 0}}, "meminfo.MemTotal must be a non-negative integer in kB"),
+        # "²".isdigit() is true and int("²") raises; int("١٢٣") is 123: only ASCII digits are a number of kB.
+        ({"meminfo": {"MemTotal": "4000000", "SwapTotal": "²", "Committed_AS": 0}},
+         "meminfo.SwapTotal must be a non-negative integer in kB"),
+        ({"meminfo": {"MemTotal": "\u0664\u0660\u0660\u0660", "SwapTotal": 0, "Committed_AS": 0}},
+         "meminfo.MemTotal must be a non-negative integer in kB"),
+        ({"meminfo": {"MemTotal": "9" * 5000, "SwapTotal": 0, "Committed_AS": 0}},
+         "meminfo.MemTotal must be a non-negative integer in kB"),
         ({"meminfo": {"MemTotal": 1024}}, "meminfo: meminfo lacks required field(s) SwapTotal, Committed_AS"),
         ({"meminfo_path": "/nonexistent/meminfo"}, "meminfo: cannot read /nonexistent/meminfo"),
         ({"meminfo_path": "/etc/sysctl.conf"}, "meminfo: meminfo line 1 is malformed"),

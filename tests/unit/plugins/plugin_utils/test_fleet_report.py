@@ -10,8 +10,11 @@ import csv
 import io
 import json
 import re
+from html.parser import HTMLParser
 
+import cmarkgfm
 import pytest
+from cmarkgfm.cmark import Options as cmarkgfm_options
 
 from ansible_collections.dbfleet.memory.plugins.filter.audit_row import audit_row
 from ansible_collections.dbfleet.memory.plugins.filter.fleet_report import fleet_report
@@ -20,6 +23,7 @@ from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import p
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import (
     CACHED_LABEL,
     CSV_COLUMNS,
+    AuditRow,
     assess,
     csv_cell,
     html_text,
@@ -74,6 +78,35 @@ def test_risk_level_and_ratio100_lockout_per_host_state(host):
     result, level, locked = CASES[host]
     risk = assess(row_from_results(host, result))
     assert (risk.level, risk.locked_out_by_ratio100) == (level, locked)
+
+
+# ratio=100 on a 4 GiB host without swap or huge pages: CommitLimit 4194304 kB. A process without
+# CAP_SYS_ADMIN may commit only CommitLimit - admin reserve - user reserve - one page (mm/util.c).
+RATIO100_KB = 4 * GIB_KB
+MIB_KB = 1024
+
+
+@pytest.mark.parametrize("admin_kb, user_kb, committed_as_kb, locked", [
+    (128 * MIB_KB, 128 * MIB_KB, RATIO100_KB + 1, True),  # over CommitLimit itself
+    # Under CommitLimit, over what is left after the reserves: new processes fail all the same.
+    (128 * MIB_KB, 128 * MIB_KB, RATIO100_KB - 1, True),
+    (128 * MIB_KB, 128 * MIB_KB, RATIO100_KB - 256 * MIB_KB - 4 + 1, True),
+    (128 * MIB_KB, 128 * MIB_KB, RATIO100_KB - 256 * MIB_KB - 4, False),  # exactly what is left
+    # Each reserve counts on its own.
+    (128 * MIB_KB, 0, RATIO100_KB - 128 * MIB_KB, True),
+    (128 * MIB_KB, 0, RATIO100_KB - 128 * MIB_KB - 4, False),
+    (0, 128 * MIB_KB, RATIO100_KB - 128 * MIB_KB, True),
+    (0, 128 * MIB_KB, RATIO100_KB - 128 * MIB_KB - 4, False),
+])
+def test_ratio100_locks_a_host_out_when_committed_as_exceeds_commit_limit_less_the_reserves(
+        admin_kb, user_kb, committed_as_kb, locked):
+    row = AuditRow(host="db1", memtotal_kb=4 * GIB_KB, swaptotal_kb=0, hugetlb_kb=0, committed_as_kb=committed_as_kb,
+                   live_mode=0, live_ratio_pct=50, live_kbytes=0, live_admin_reserve_kb=admin_kb,
+                   user_reserve_kb=user_kb, backable_kb=8 * GIB_KB)
+    risk = assess(row)
+    assert (risk.ratio100_commit_limit_kb, risk.locked_out_by_ratio100) == (RATIO100_KB, locked)
+    said = [f for f in risk.findings if f.startswith("overcommit_ratio=100 in mode 2 would lock it out")]
+    assert len(said) == int(locked)
 
 
 def test_hosts_are_ordered_worst_first_then_by_smallest_headroom():
@@ -181,6 +214,24 @@ def test_unknown_format_is_refused_with_the_choices():
         render([], "pdf")
 
 
+@pytest.mark.parametrize("result, status, message", [
+    ({"failed": True, "msg": "\n"}, "failed", "no message"),
+    ({"failed": True, "msg": "   "}, "failed", "no message"),
+    ({"failed": True, "msg": "\r\n\t"}, "failed", "no message"),
+    ({"unreachable": True, "msg": "\n"}, "unreachable", "no message"),
+    # A blank msg does not hide what the module printed.
+    ({"failed": True, "msg": " \n", "module_stderr": "\nTraceback (most recent call last):\n"}, "failed",
+     "Traceback (most recent call last):"),
+    ({"failed": True, "msg": "\n\nMODULE FAILURE\nSee stdout/stderr"}, "failed", "MODULE FAILURE"),
+    ({"failed": True, "msg": ["a", "list"]}, "failed", "['a', 'list']"),
+])
+def test_a_failed_host_with_a_blank_message_keeps_its_row_with_the_first_line_said(result, status, message):
+    row = row_from_results("db1", result)
+    assert (row.status, row.message) == (status, message)
+    for fmt in ("markdown", "html", "json", "csv"):
+        assert "db1" in render([row], fmt)
+
+
 def test_a_targeted_host_without_a_row_is_reported_as_failed_not_dropped():
     rows = [audit_row(CASES["mode2-healthy"][0], host="db1")]
     report = json.loads(fleet_report(rows, format="json", hosts=["db1", "db2"]))
@@ -245,6 +296,72 @@ def test_markdown_rows_keep_their_columns_whatever_the_host_sends():
     assert "a\\\\\\|b" in by_host["&lt;script&gt;alert(1)&lt;/script&gt;"][-1]
 
 
+# What a host's data can carry into a finding or a message: a sysctl file's comment quoted, a URL
+# in an error. GitHub-flavoured Markdown links URLs and e-mail addresses with no markup at all
+# (its autolink extension), so escaping HTML and brackets is not enough.
+LINK_TEXTS = [
+    "# see https://example.com/x",
+    "http://10.0.0.1:8080/metrics",
+    "ftp://mirror.example.org/pub",
+    "docs at www.example.org/page and WWW.EXAMPLE.COM",
+    "(www.example.org)",
+    "mail dba@example.com or ops.team+oom@db.example.co.uk",
+    "mailto:dba@example.com",
+    "xmpp:dba@example.com/home",
+    "<https://example.com/angle>",
+    "[a link](https://example.com/l)",
+    "![an image](https://example.com/i.png)",
+    "<img src=https://example.com/i.png>",
+    "`https://example.com/code` and a | pipe",
+    "a\\|b https:/\\/example.com",
+]
+
+
+class _Rendered(HTMLParser):
+    """The tags of GitHub's HTML for our Markdown, and the text of each table cell."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.rows, self._cell = [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.rows[-1].append("".join(self._cell))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def github_html(markdown):
+    """Markdown as GitHub renders it: cmark-gfm with its extensions, raw HTML let through (GitHub
+    filters it afterwards; here any that gets through must show)."""
+    return cmarkgfm.github_flavored_markdown_to_html(markdown, options=cmarkgfm_options.CMARK_OPT_UNSAFE)
+
+
+@pytest.mark.parametrize("text", LINK_TEXTS)
+def test_markdown_host_text_is_no_link_image_html_or_column_when_github_renders_it(text):
+    info = dict(CASES["mode2-healthy"][0], shadowing={"vm.overcommit_ratio": {"status": "shadowed", "message": text}})
+    rows = [audit_row(info, host=text), audit_row({"unreachable": True, "msg": text}, host="down")]
+    parsed = _Rendered()
+    parsed.feed(github_html(fleet_report(rows, format="markdown", generated_at=text)))
+    assert set(parsed.tags) <= {"h1", "p", "table", "thead", "tbody", "tr", "th", "td", "strong"}
+    assert {len(cells) for cells in parsed.rows} == {MARKDOWN_COLUMNS}
+    # Shown as written: only an invisible WORD JOINER before "@" is added (see markdown_text).
+    cells = {cells[0].replace("\u2060", ""): cells for cells in parsed.rows[1:]}
+    assert set(cells) == {text, "down"}
+    assert text in cells[text][-1].replace("\u2060", "")  # the finding that quotes it
+    assert ("host unreachable: " + text) in cells["down"][-1].replace("\u2060", "")
+
+
 def test_csv_rows_stay_one_line_per_host_and_formulas_stay_text():
     """Failed before the fix: the CR host spanned two lines and `=cmd|...` was a live formula."""
     text = fleet_report(_hostile_rows(), format="csv")
@@ -289,13 +406,17 @@ def test_json_keeps_the_exact_data():
         ("admin\u202egnp.exe", "admin\ufffdgnp.exe", "admin\ufffdgnp.exe", "admin\ufffdgnp.exe"),  # bidi override
         ("line\u2028sep", "line sep", "line sep", "line sep"),
         ("<b>&amp;</b>", "<b>&amp;</b>", "&lt;b&gt;&amp;amp;&lt;/b&gt;", "<b>&amp;</b>"),
-        ("![x](https://t.example/p.png)", "![x](https://t.example/p.png)", "!\\[x\\](https://t.example/p.png)",
+        ("![x](https://t.example/p.png)", "![x](https://t.example/p.png)", "!\\[x\\](https\\://t.example/p.png)",
          "![x](https://t.example/p.png)"),
+        # GFM autolinks: the "." after www and the ":" before // escaped, a word joiner before "@".
+        ("www.x.org ftp://y a@b.c", "www.x.org ftp://y a@b.c", "www\\.x.org ftp\\://y a\u2060@b.c",
+         "www.x.org ftp://y a@b.c"),
+        ("`code`", "`code`", "\\`code\\`", "`code`"),
         ("a\\|b", "a\\|b", "a\\\\\\|b", "a\\|b"),
         ("=1+1", "=1+1", "=1+1", "'=1+1"),
         ("+1", "+1", "+1", "'+1"),
         ("-2+3", "-2+3", "-2+3", "'-2+3"),
-        ("@SUM(A1)", "@SUM(A1)", "@SUM(A1)", "'@SUM(A1)"),
+        ("@SUM(A1)", "@SUM(A1)", "\u2060@SUM(A1)", "'@SUM(A1)"),
         ("\t=1", " =1", " =1", "' =1"),
         ("\r=1", " =1", " =1", "' =1"),
         ("  =1", "  =1", "  =1", "'  =1"),
