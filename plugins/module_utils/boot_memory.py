@@ -757,7 +757,8 @@ def zram_size_mb(expression: str, memtotal_kb: int) -> Optional[float]:
 
 
 def parse_ini_sections(data: bytes) -> List[Tuple[str, str, str, int]]:
-    """(section, key, value, lineno) of a systemd-style ini file, in order."""
+    """(section, key, value, lineno) of a systemd-style ini file, in order; a section header
+    is a row of its own with key and value empty."""
     out: List[Tuple[str, str, str, int]] = []
     section = ""
     for lineno, raw in enumerate(_text(data).splitlines(), start=1):
@@ -766,9 +767,10 @@ def parse_ini_sections(data: bytes) -> List[Tuple[str, str, str, int]]:
             continue
         if line.startswith("[") and line.endswith("]"):
             section = line[1:-1].strip()
+            out.append((section, "", "", lineno))
             continue
         key, sep, value = line.partition("=")
-        if sep:
+        if sep and key.strip():
             out.append((section, key.strip(), value.strip(), lineno))
     return out
 
@@ -795,15 +797,19 @@ def zram_generator_devices(files: Sequence[Tuple[str, bytes]], memtotal_kb: int,
     if _flag_value(params, ("systemd.zram",)) is False:
         return ZramBoot((), ("systemd.zram=0 on the command line: zram-generator makes no device",))
     settings: Dict[str, Dict[str, Tuple[str, str]]] = {}
+    sources: Dict[str, str] = {}
     for path, data in files:
         for section, key, value, lineno in parse_ini_sections(data):
             if re.fullmatch(r"zram\d+", section):
-                settings.setdefault(section, {})[key] = (value, "%s:%d" % (path, lineno))
+                # A section alone makes a device with every default.
+                sources.setdefault(section, "%s [%s]" % (path, section))
+                if key:
+                    settings.setdefault(section, {})[key] = (value, "%s:%d" % (path, lineno))
     devices: List[ZramDevice] = []
     ram_mb = memtotal_kb / 1024.0
-    for name in sorted(settings, key=lambda s: int(s[4:])):
-        conf = settings[name]
-        source = conf[next(iter(conf))][1].rsplit(":", 1)[0] + " [%s]" % name
+    for name in sorted(sources, key=lambda s: int(s[4:])):
+        conf = settings.get(name, {})
+        source = sources[name]
         limit = conf.get("host-memory-limit", ("none", ""))[0]
         if limit != "none":
             try:
