@@ -464,6 +464,24 @@ def test_hugepages_on_the_command_line_reserve_what_mm_hugetlb_c_reserves(line, 
     assert huge.hugetlb_kb == sum(size * count for size, count in expected_pools.items())
 
 
+_hugetlb_params = st.lists(st.one_of(
+    st.tuples(st.just("hugepages"), st.sampled_from(["0", "1", "64", "512", "0:8,1:8", "x", "7abc"])),
+    st.tuples(st.sampled_from(["hugepagesz", "default_hugepagesz", "default-hugepagesz"]),
+              st.sampled_from(["2M", "1G", "2048K", "4M", "0x200000", "bogus"]))), max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(params=_hugetlb_params, nr=st.one_of(st.none(), st.sampled_from(["0", "16", "x"])))
+def test_boot_hugetlb_sums_its_pools_of_valid_sizes_and_ignores_what_follows_the_double_dash(params, nr):
+    huge = bm.boot_hugetlb(params, nr, 2048, True)
+    assert huge.hugetlb_kb == sum(i.size_kb * i.count for i in huge.items) >= 0
+    assert {i.size_kb for i in huge.items} <= set(bm.X86_64_HUGE_PAGE_SIZES_KB)
+    assert huge.default_size_kb in bm.X86_64_HUGE_PAGE_SIZES_KB
+    after_dashes = bm.boot_hugetlb(list(params) + [("--", None), ("hugepages", "999")], nr, 2048, True)
+    assert after_dashes.hugetlb_kb == huge.hugetlb_kb
+    assert bm.boot_hugetlb(params, nr, 2048, False).hugetlb_kb == 0
+
+
 def test_nr_hugepages_from_the_files_replaces_the_default_sizes_count_only():
     huge = hugetlb(b"hugepagesz=1G hugepages=4 hugepages=512", nr="1024")
     # hugepages=512 follows hugepagesz=1G directly: it is the 1G pool's second count, ignored.
