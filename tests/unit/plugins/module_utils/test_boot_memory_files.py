@@ -163,8 +163,8 @@ def test_a_unit_in_etc_replaces_one_of_the_same_name_in_lib_and_a_mask_there_mas
     host.file("/etc/fstab", "/swapfile none swap sw 0 0\n")
     host.file("/proc/swaps", HEADER + swaps_line("/swapfile", "file", 65532))
     got = read(host)
-    assert {(u.name, u.what, u.masked) for u in got.swap_units} == {("a.swap", "/etc-says", False),
-                                                                   ("swapfile.swap", None, True)}
+    assert {(u.name, u.what, u.masked) for u in got.swap_units} == {
+        ("a.swap", "/etc-says", False), ("swapfile.swap", None, True)}
     assert bf.host_boot_swap(got, host.path, 4028732).swaptotal_kb == 0
 
 
@@ -186,8 +186,8 @@ def test_zram_generator_config_and_its_drop_ins_are_read_in_order(host):
     host.file("/etc/systemd/zram-generator.conf.d/README", "not a conf file\n")
     host.file("/proc/swaps", HEADER + swaps_line("/dev/zram0", "partition", 2014364, 100))
     got = read(host)
-    assert [p for p, _ in got.zram_generator_files] == ["/usr/lib/systemd/zram-generator.conf",
-                                                        "/etc/systemd/zram-generator.conf.d/10-vendor.conf"]
+    assert [path for path, _data in got.zram_generator_files] == [
+        "/usr/lib/systemd/zram-generator.conf", "/etc/systemd/zram-generator.conf.d/10-vendor.conf"]
     swap = bf.host_boot_swap(got, host.path, 4028732)
     # ram / 4 of 3934 MB: 983.6 MB, i.e. 1007183 kB of disk less mkswap's page.
     assert swap.swaptotal_kb == bm._swap_kb_of_disksize(int(4028732 / 1024 / 4 * 1024 * 1024))
