@@ -167,11 +167,6 @@ def kernel_params(params: Sequence[Param]) -> List[Param]:
     return out
 
 
-def _param_is(name: str, wanted: str) -> bool:
-    # init/main.c obsolete_checksetup and kernel/params.c parameq treat '-' and '_' alike.
-    return name.replace("-", "_") == wanted
-
-
 def _flag_value(params: Sequence[Param], names: Sequence[str]) -> Optional[bool]:
     """The last boolean the params give one of ``names`` (systemd's parse_boolean; no value = yes)."""
     result: Optional[bool] = None
@@ -1110,6 +1105,33 @@ _EXEC_LINE = re.compile(r"^\s*Exec[A-Za-z]*\s*=")
 _CLOUD_KEYS = re.compile(r"^\s*(bootcmd|runcmd|swap)\s*:")
 
 
+_UNIT_SUFFIX = re.compile(r"\.(service|socket|timer|target|path|mount|swap|conf)$")
+# systemd.service(5): an Exec*= command may start with any of these special prefixes.
+_EXEC_PREFIXES = "-@:+!|"
+
+
+def _is_unit_file(path: str) -> bool:
+    return "/systemd/" in path and bool(_UNIT_SUFFIX.search(path))
+
+
+def unit_exec_paths(data: bytes) -> List[str]:
+    """The absolute programs a unit file's Exec*= lines run, in order, without duplicates.
+
+    The reader reads those that are scripts, so a unit that runs ``/usr/local/sbin/tune`` (which
+    runs ``sysctl -w`` or ``swapon``) is seen, not only one that names the command itself.
+    """
+    paths: List[str] = []
+    for raw in _text(data).splitlines():
+        line = raw.strip()
+        if not _EXEC_LINE.match(line):
+            continue
+        command = line.split("=", 1)[1].strip().lstrip(_EXEC_PREFIXES)
+        program = command.split()[0] if command.split() else ""
+        if program.startswith("/") and program not in paths:
+            paths.append(program)
+    return paths
+
+
 def scan_unmodelled_writers(files: Mapping[str, bytes]) -> List[str]:
     """Lines of other boot-time files that may set the tracked keys or switch swap on or off,
     which no model here follows; each as "PATH:LINE: text".
@@ -1119,14 +1141,15 @@ def scan_unmodelled_writers(files: Mapping[str, bytes]) -> List[str]:
     * /etc/rc.local and cron files: such lines, and every ``@reboot`` line of cron (it runs
       something at every boot that we cannot see into);
     * cloud-init configs: ``swap:`` (cloud-init makes and enables a swap file), and such lines
-      in ``bootcmd:`` (every boot) or ``runcmd:`` (first boot of an instance).
+      in ``bootcmd:`` (every boot) or ``runcmd:`` (first boot of an instance);
+    * any other file (a script a unit runs, see unit_exec_paths): such lines.
     """
     found: List[str] = []
     for path in sorted(files):
         text = _text(files[path])
-        is_unit = "/systemd/" in path
-        is_cloud = "/cloud/" in path
-        is_cron = "cron" in path
+        is_unit = _is_unit_file(path)
+        is_cloud = path.startswith("/etc/cloud/")
+        is_cron = path == "/etc/crontab" or path.startswith("/etc/cron.d/")
         for lineno, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
             if not line or line.startswith("#") or (is_unit and line.startswith(";")):
@@ -1254,6 +1277,7 @@ __all__ = [
     "BootHugePages", "BootSwap", "BootSwapItem", "CmdlineSysctl", "FstabSwap", "HugePageItem", "SwapArea",
     "SwapUnit", "ZramBoot", "ZramDevice", "boot_hugetlb", "boot_start", "boot_swap", "cmdline_sysctl_writes",
     "format_cmdline", "grub_cmdline", "kernel_params", "merge_zram", "next_boot_memory", "parse_cmdline",
+    "unit_exec_paths",
     "parse_fstab_swaps", "parse_proc_swaps", "parse_swap_unit", "pending_cmdline_notes",
     "scan_unmodelled_writers", "spec_to_path", "unit_name_from_path", "zram_generator_devices",
     "zramswap_devices",

@@ -66,6 +66,10 @@ UNIT_TREE = "/etc/systemd/system"
 
 MAX_FILE_BYTES = 1024 * 1024  # far beyond any of these files
 MAX_UNIT_TREE_FILES = 4000  # a bound on the recursive read of /etc/systemd/system
+MAX_SCRIPTS = 200  # programs of those units looked at (two bytes each, unless a script)
+MAX_SCRIPT_BYTES = 256 * 1024
+# Units whose swap this model follows itself: their scripts are not "unmodelled".
+MODELLED_UNITS = frozenset(["zramswap.service"])
 
 
 @dataclass(frozen=True)
@@ -255,7 +259,31 @@ def _writer_files(host_path: HostPath, notes: List[str]) -> Dict[str, bytes]:
         elif problem not in (None, "dangling") and not problem.startswith("masked") and \
                 _lexists(logical, host_path):
             notes.append("%s: not read (%s)" % (logical, problem))
+    files.update(_unit_scripts(files, host_path))
     return files
+
+
+def _unit_scripts(units: Dict[str, bytes], host_path: HostPath) -> Dict[str, bytes]:
+    """The scripts (files starting with "#!") that the units' Exec*= lines run.
+
+    Two bytes tell a script from a binary, so an sshd is not read; a script is read whole.
+    """
+    scripts: Dict[str, bytes] = {}
+    programs: List[str] = []
+    for path in sorted(units):
+        if "/systemd/" in path and posixpath.basename(path) not in MODELLED_UNITS:
+            programs.extend(p for p in bm.unit_exec_paths(units[path]) if p not in programs)
+    for program in programs[:MAX_SCRIPTS]:
+        final, problem = rf.resolve_links(program, host_path)
+        if problem is not None or final == rf.DEV_NULL:
+            continue
+        head = rf.read_regular_file(host_path(final), 2)
+        if head.data is None or not head.data.startswith(b"#!"):
+            continue
+        data, _problem = _read(final, host_path, MAX_SCRIPT_BYTES)
+        if data is not None:
+            scripts[program] = data
+    return scripts
 
 
 def read_boot_memory(host_path: HostPath) -> BootMemoryHost:

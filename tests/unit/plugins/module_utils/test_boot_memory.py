@@ -620,6 +620,13 @@ def test_boot_time_writers_that_may_touch_the_keys_or_swap_are_listed_with_their
     ]
 
 
+def test_the_programs_a_unit_runs_are_named_without_their_exec_prefixes():
+    unit = (b"[Service]\nType=oneshot\nExecStartPre=-/usr/local/sbin/prepare --now\nExecStart=\n"
+            b"ExecStart=!!/usr/local/sbin/tune-vm\nExecStart=/usr/local/sbin/tune-vm again\n"
+            b"ExecStop=sysctl -w vm.x=1\n#ExecStart=/opt/commented\n")
+    assert bm.unit_exec_paths(unit) == ["/usr/local/sbin/prepare", "/usr/local/sbin/tune-vm"]
+
+
 GRUB = b"""# If you change this file, run 'update-grub' afterwards to update
 # /boot/grub/grub.cfg.
 GRUB_DEFAULT=0

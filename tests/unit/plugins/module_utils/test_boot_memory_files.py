@@ -279,6 +279,20 @@ def test_writers_it_cannot_model_and_a_pending_grub_change_are_reported(host):
     ]
 
 
+def test_scripts_that_enabled_units_run_are_scanned_but_binaries_and_modelled_units_are_not(host):
+    """The lab's own lab-setup.service switches swap on from a script: only reading it shows that."""
+    host.file("/etc/systemd/system/lab-setup.service", "[Service]\nType=oneshot\nExecStart=/usr/local/sbin/lab-setup\n")
+    host.file("/usr/local/sbin/lab-setup", "#!/bin/sh\nset -eu\n# enables swap\nif [ -b /dev/ubdb ]; then\n"
+                                           "  swapon /dev/ubdb\nfi\n")
+    host.file("/lib/systemd/system/ssh.service", "[Service]\nExecStart=/usr/sbin/sshd -D\n")
+    host.link("/etc/systemd/system/multi-user.target.wants/ssh.service", "/lib/systemd/system/ssh.service")
+    host.file("/usr/sbin/sshd", b"\x7fELF" + b"swapon" * 100)
+    host.file("/lib/systemd/system/zramswap.service", "[Service]\nExecStart=/usr/sbin/zramswap start\n")
+    host.link("/etc/systemd/system/multi-user.target.wants/zramswap.service", "/lib/systemd/system/zramswap.service")
+    host.file("/usr/sbin/zramswap", "#!/usr/bin/env bash\nswapon -p 100 /dev/zram0\n")
+    assert bf.host_unmodelled(read(host)) == ["/usr/local/sbin/lab-setup:5: swapon /dev/ubdb"]
+
+
 def test_an_unreadable_proc_swaps_counts_nothing_and_says_so(host, refuse):
     host.file("/swapfile", b"")
     host.file("/etc/fstab", "/swapfile none swap sw 0 0\n")
