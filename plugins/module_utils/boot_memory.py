@@ -478,7 +478,7 @@ _USER_RESERVE_MAX_KB = 131072  # mm/mmap.c init_user_reserve: min(free / 32, SZ_
 
 
 def boot_start(memory: MemoryShape, params: Sequence[Param], default_size_kb_now: Optional[int] = None,
-               hugetlb_supported: bool = True) -> Dict[str, str]:
+               hugetlb_supported: bool = True, valid_sizes_kb: Optional[Sequence[int]] = None) -> Dict[str, str]:
     """The values of sysctl_kernel.TRACKED_KEYS before any sysctl file runs at the next boot.
 
     The kernel's defaults, then the reserves the kernel sizes from free memory: mm/mmap.c
@@ -493,7 +493,8 @@ def boot_start(memory: MemoryShape, params: Sequence[Param], default_size_kb_now
     state[sk.USER_RESERVE] = str(min(memory.memtotal_kb // 32, _USER_RESERVE_MAX_KB))
     state[sk.ADMIN_RESERVE] = str(min(memory.memtotal_kb // 32, _ADMIN_RESERVE_MAX_KB))
     if hugetlb_supported:
-        state[sk.NR_HUGEPAGES] = str(cmdline_default_hugepages(params, default_size_kb_now))
+        state[sk.NR_HUGEPAGES] = str(cmdline_default_hugepages(params, default_size_kb_now,
+                                                               valid_sizes_kb=valid_sizes_kb))
     for write in cmdline_sysctl_writes(params):
         if write.key == sk.NR_HUGEPAGES and not hugetlb_supported:
             continue  # no /proc/sys/vm/nr_hugepages to write to

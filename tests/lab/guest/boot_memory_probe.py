@@ -30,7 +30,8 @@ huge = bf.host_boot_hugetlb(host, None)
 print(json.dumps({
     "swap": swap.as_dict(),
     "huge": huge.as_dict(),
-    "start": bm.boot_start(now, host.params, host.default_huge_page_kb, host.hugetlb_supported),
+    "start": bm.boot_start(now, host.params, host.default_huge_page_kb, host.hugetlb_supported,
+                           host.huge_page_sizes_kb or None),
     "next": bm.next_boot_memory(now, swap, huge).as_dict(),
     "hugetlb_supported": host.hugetlb_supported,
     "generators": host.generators,

@@ -549,6 +549,10 @@ def test_start_nr_hugepages_is_the_command_lines_default_size_count_then_its_sys
         == "256"
     assert bm.boot_start(HOST_16G, bm.parse_cmdline(b"hugepages=256 sysctl.vm.nr_hugepages=64"))[sk.NR_HUGEPAGES] \
         == "64"
+    # 32M is a huge page size of arm64 (4K pages), not of x86_64: the sizes of the machine decide.
+    line = bm.parse_cmdline(b"default_hugepagesz=32M hugepagesz=32M hugepages=8")
+    assert bm.boot_start(HOST_16G, line, 2048, valid_sizes_kb=(64, 2048, 32768, 1048576))[sk.NR_HUGEPAGES] == "8"
+    assert bm.boot_start(HOST_16G, line, 2048)[sk.NR_HUGEPAGES] == "0"
     no_hugetlb = bm.boot_start(HOST_16G, bm.parse_cmdline(b"hugepages=256"), hugetlb_supported=False)
     assert no_hugetlb[sk.NR_HUGEPAGES] == "0"
 
