@@ -15,13 +15,16 @@ from .network import FIRST_GUEST_HOST
 @dataclass(frozen=True)
 class GuestSpec:
     """What a guest looks like: its name, RAM (`mem=`), swap size (0 = no swap), Debian
-    suite (bookworm = 12, trixie = 13) and image flavour ("db": PostgreSQL and MariaDB)."""
+    suite (bookworm = 12, trixie = 13), image flavour ("db": PostgreSQL and MariaDB) and
+    extra kernel parameters, appended to its UML command line at every boot (e.g.
+    "sysctl.vm.overcommit_ratio=77": what a bootloader would pass; one word each)."""
 
     name: str
     mem_mb: int
     swap_mb: int = 0
     suite: str = "bookworm"
     flavour: str = ""
+    kernel_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,14}", self.name):
@@ -32,6 +35,12 @@ class GuestSpec:
             raise ValueError(f"guest {self.name}: suite {self.suite!r}, use one of {', '.join(SUITES)}")
         if self.flavour not in FLAVOURS:
             raise ValueError(f"guest {self.name}: flavour {self.flavour!r}, use one of {FLAVOURS}")
+        object.__setattr__(self, "kernel_args", tuple(self.kernel_args))   # lab.json gives a list
+        for arg in self.kernel_args:
+            # UML joins its argv with spaces into the kernel command line: a blank or a quote
+            # inside one argument would split or regroup the parameters.
+            if not arg or any(c.isspace() or c == '"' for c in arg):
+                raise ValueError(f"guest {self.name}: kernel argument {arg!r} must be one word without quotes")
 
     @property
     def image(self) -> str:

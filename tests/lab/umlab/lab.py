@@ -407,7 +407,8 @@ class Lab:
         state = read_state(RUN_ROOT / name)
         # Labs started before guests had a suite were all bookworm, with one "image".
         images = state.get("images") or {"bookworm": state["image"]}
-        lab = cls([GuestSpec(g["name"], g["mem_mb"], g["swap_mb"], g.get("suite", "bookworm"), g.get("flavour", ""))
+        lab = cls([GuestSpec(g["name"], g["mem_mb"], g["swap_mb"], g.get("suite", "bookworm"), g.get("flavour", ""),
+                             tuple(g.get("kernel_args", ())))
                    for g in state["guests"]],
                   name=name, images={suite: Path(path) for suite, path in images.items()}, keep=state["keep"])
         for g in state["guests"]:

@@ -48,7 +48,7 @@ def kernel_argv(guest: Guest, *, uml_dir: Path, cow: Path, image: Path, swap: Pa
         # Read by lab-setup.service in the guest (tests/lab/image/overlay):
         f"lab.ip={guest.ip}/24", f"lab.key={pubkey}",
     ]
-    return argv
+    return argv + list(guest.spec.kernel_args)   # last: a test's own parameters (GuestSpec)
 
 
 def mconsole(sock_path: Path, command: str, timeout_s: float = 5.0) -> str:
