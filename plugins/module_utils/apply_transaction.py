@@ -22,6 +22,8 @@ import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import boot_check as bc
+from ansible_collections.dbfleet.memory.plugins.module_utils import boot_memory as bm
+from ansible_collections.dbfleet.memory.plugins.module_utils import boot_memory_files as bmf
 from ansible_collections.dbfleet.memory.plugins.module_utils import container_detect
 from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
@@ -43,6 +45,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.file_change import 
 from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH, HostLock
 from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
     MeminfoError,
+    MemoryShape,
     memory_from_fields,
     parse_meminfo,
 )
@@ -59,7 +62,7 @@ _ROOT = ""
 DROPIN_DIR = "/etc/sysctl.d"
 OUR_SUFFIX = "-dbfleet-overcommit.conf"
 # Every file of this shape is ours, whatever priority wrote it: a run keeps exactly one.
-_OUR_NAME = re.compile(r"^[0-9]{2}" + re.escape(OUR_SUFFIX) + r"$")
+_OUR_NAME = re.compile(r"[0-9]{2}" + re.escape(OUR_SUFFIX) + r"\Z")
 _TMP_PREFIX = ".dbfleet-"
 _TMP_SUFFIX = ".tmp"
 # Where our temporary files can appear: next to our drop-ins, and next to /etc/sysctl.conf (takeover).
@@ -262,17 +265,29 @@ def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
         editable=editable)
 
 
-def read_boot_model(memory, sources: Dict[str, sf.SysctlSource], boot_tool: Optional[str],
+def read_boot_model(memory: MemoryShape, sources: Dict[str, sf.SysctlSource], boot_tool: Optional[str],
                     boot_tool_evidence: str) -> bc.BootModel:
-    """What decides the next boot besides the sysctl files, read from this host's files."""
-    writer = "%s at boot (%s)" % (boot_tool, boot_tool_evidence) if boot_tool else (
+    """What decides the next boot besides the sysctl files, read from this host's files: the
+    kernel command line, the swap and huge pages the boot will have, and (issue: tuned) the
+    writers after the boot tool."""
+    found = bmf.read_boot_memory(host_path)
+    params = found.params
+    start = bm.boot_start(memory, params, found.default_huge_page_kb, found.hugetlb_supported,
+                          found.huge_page_sizes_kb or None)
+    boot_memory = bc.BootMemory(bmf.host_boot_swap(found, host_path, memory.memtotal_kb), tuple(params),
+                                found.default_huge_page_kb, found.hugetlb_supported, found.huge_page_sizes_kb)
+    writers = ["%s at boot (%s)" % (boot_tool, boot_tool_evidence) if boot_tool else (
         "the boot tool cannot be told (%s): every modelled systemd-sysctl and sysctl --system must agree"
-        % boot_tool_evidence)
-    start = dict(sk.KERNEL_BOOT_DEFAULTS)
-    # mm/mmap.c init_user_reserve: min(free / 32, 128 MiB) at boot; free memory then is at most MemTotal,
-    # so this is the largest the boot can hold back from non-root, the conservative value for a lower bound.
-    start[sk.USER_RESERVE] = str(min(memory.memtotal_kb // 32, int(sk.KERNEL_BOOT_DEFAULTS[sk.USER_RESERVE])))
-    return bc.BootModel(start=start, writers=(writer,))
+        % boot_tool_evidence)]
+    writers.extend("the kernel command line: %s (applied before init; a sysctl file setting the key overrides it)"
+                   % write.param for write in bm.cmdline_sysctl_writes(params))
+    writers.extend("huge pages: %s" % item.source for item in boot_memory.huge_pages(start).items)
+    # Writers we see but cannot follow are warned about; what the model assumes where it cannot
+    # read (an unreadable file, no systemd to bring swap back) only makes the bound lower, and is
+    # said in the result.
+    return bc.BootModel(start=start, memory=boot_memory, writers=tuple(writers),
+                        unmodelled=tuple(bmf.host_unmodelled(found)),
+                        notes=tuple(found.notes) + tuple(boot_memory.swap.notes))
 
 
 def editable_files(sources: Dict[str, sf.SysctlSource], boot: bc.BootModel) -> Dict[str, bytes]:

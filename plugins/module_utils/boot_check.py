@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar
 
+from ansible_collections.dbfleet.memory.plugins.module_utils import boot_memory as bm
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
@@ -74,23 +75,28 @@ def full_state(values: Mapping[str, Optional[str]]) -> Dict[str, str]:
 
 @dataclass(frozen=True)
 class BootMemory:
-    """The memory the next boot will have, as far as the lower bound may count on it.
+    """The memory the next boot will have, as far as the lower bound may count on it
+    (boot_memory holds the rules: which swap comes back, which huge pages are reserved)."""
 
-    ``swaptotal_kb`` is the swap a boot writer brings back (fstab, .swap units, zram); swap
-    switched on by hand is gone after a reboot. Huge pages: the command line's pools of other
-    sizes (``other_hugetlb_kb``) plus ``vm.nr_hugepages`` pages of the default size as the boot
-    leaves that key, never less than what is reserved now (a writer we cannot see may reserve
-    it again).
-    """
+    swap: bm.BootSwap
+    params: Tuple[bm.Param, ...] = ()  # the kernel command line
+    default_huge_page_kb: Optional[int] = None  # Hugepagesize now; None without hugetlb
+    hugetlb_supported: bool = False
+    huge_page_sizes_kb: Tuple[int, ...] = ()
 
-    swaptotal_kb: int
-    default_hugepage_kb: int  # 0 when the kernel has no hugetlb (User-mode Linux)
-    other_hugetlb_kb: int = 0
-    explained: Tuple[str, ...] = ()  # one line per term: which swap counts and why, which huge pages
+    def huge_pages(self, end: Mapping[str, str]) -> bm.BootHugePages:
+        """The huge pages a boot that leaves ``end`` reserves (vm.nr_hugepages as it ends there)."""
+        return bm.boot_hugetlb(self.params, end.get(sk.NR_HUGEPAGES), self.default_huge_page_kb,
+                               self.hugetlb_supported, self.huge_page_sizes_kb or None)
 
     def shape(self, now: MemoryShape, end: Mapping[str, str]) -> MemoryShape:
-        hugetlb_kb = self.other_hugetlb_kb + int(end.get(sk.NR_HUGEPAGES, "0")) * self.default_hugepage_kb
-        return replace(now, swaptotal_kb=self.swaptotal_kb, hugetlb_kb=min(now.memtotal_kb, max(hugetlb_kb, now.hugetlb_kb)))
+        return bm.next_boot_memory(now, self.swap, self.huge_pages(end))
+
+    @property
+    def uncounted(self) -> List[str]:
+        """Swap active now that the next boot will not have, each with why and the fix."""
+        return ["%s (%d kB, %s): %s" % (item.what, item.size_kb or 0, item.source, item.why)
+                for item in self.swap.items if not item.counted and item.size_kb]
 
 
 # Writers after the boot tool (tuned): given the boot tool's replay, the sysctl files and the
@@ -125,16 +131,17 @@ class BootModel:
     restarts: Restart = _no_restart
     writers: Tuple[str, ...] = ()  # every boot-time writer of the keys seen, for the reports
     unmodelled: Tuple[str, ...] = ()  # writers seen whose effect cannot be modelled: reported, never trusted
+    notes: Tuple[str, ...] = ()  # what the model assumed where it could not read or tell (the safe side)
     unpredictable: Tuple[str, ...] = ()  # what makes the boot impossible to predict: a refusal
 
     def as_dict(self) -> Dict[str, Any]:
         memory = self.memory
         return {
-            "writers": list(self.writers), "unmodelled": list(self.unmodelled),
+            "writers": list(self.writers), "unmodelled": list(self.unmodelled), "notes": list(self.notes),
             "unpredictable": list(self.unpredictable), "start": dict(self.start),
             "memory": None if memory is None else {
-                "swaptotal_kb": memory.swaptotal_kb, "hugepage_kb": memory.default_hugepage_kb,
-                "other_hugetlb_kb": memory.other_hugetlb_kb, "explained": list(memory.explained)},
+                "swap": memory.swap.as_dict(), "huge_pages": memory.huge_pages(self.start).as_dict(),
+                "kernel_command_line": bm.format_cmdline(memory.params).decode("utf-8", "backslashreplace")},
         }
 
     def memory_at_boot(self, now: MemoryShape, end: Mapping[str, str]) -> MemoryShape:
@@ -142,10 +149,11 @@ class BootModel:
 
     def memory_after_rerun(self, now: MemoryShape, live: Mapping[str, str], end: Mapping[str, str]) -> MemoryShape:
         """Today's memory, with the default-size huge pages a re-run sets (more pages: less CommitLimit)."""
-        if self.memory is None or self.memory.default_hugepage_kb == 0:
+        if self.memory is None or not self.memory.hugetlb_supported or not self.memory.default_huge_page_kb:
             return now
         added = int(end.get(sk.NR_HUGEPAGES, "0")) - int(live.get(sk.NR_HUGEPAGES, "0") or 0)
-        return replace(now, hugetlb_kb=min(now.memtotal_kb, now.hugetlb_kb + max(0, added) * self.memory.default_hugepage_kb))
+        return replace(now, hugetlb_kb=min(now.memtotal_kb,
+                                           now.hugetlb_kb + max(0, added) * self.memory.default_huge_page_kb))
 
 
 @dataclass(frozen=True)

@@ -389,10 +389,10 @@ def host_boot_hugetlb(host: BootMemoryHost, nr_hugepages_default: Optional[str])
 
 
 def host_unmodelled(host: BootMemoryHost) -> List[str]:
-    """Every boot-time writer of memory this model cannot follow, and every file it could not read."""
+    """Every boot-time writer of memory this model cannot follow. (What it could not read is in
+    ``host.notes``: assumptions on the safe side, not writers.)"""
     found = bm.scan_unmodelled_writers(host.writer_files)
     found.extend(bm.pending_cmdline_notes(host.params, host.bootloader_cmdlines))
-    found.extend(host.notes)
     return found
 
 

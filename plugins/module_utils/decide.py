@@ -357,10 +357,10 @@ def _decide_present(request: Request, host: HostState) -> Decision:
 def _swap_note(host: HostState, check: bc.BootCheck) -> str:
     """Why the next boot has less swap than now, with the fix, when that is part of the story."""
     boot_memory = host.boot.memory
-    if boot_memory is None or boot_memory.swaptotal_kb >= host.memory.swaptotal_kb:
+    if boot_memory is None or not boot_memory.uncounted:
         return ""
     return (". The next boot has less swap than now (SwapTotal %d kB now, %d kB counted at boot): %s"
-            % (host.memory.swaptotal_kb, boot_memory.swaptotal_kb, "; ".join(boot_memory.explained)))
+            % (host.memory.swaptotal_kb, boot_memory.swap.swaptotal_kb, "; ".join(boot_memory.uncounted)))
 
 
 def _decide_absent(request: Request, host: HostState) -> Decision:

@@ -303,6 +303,7 @@ ansible_facts:
           type: str
 """
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
@@ -349,6 +350,8 @@ def main():
         if p["meminfo"] is not None:
             source = "meminfo option"
             host.memory = memory_from_fields(coerce_meminfo_fields(p["meminfo"]), page_size_kb=txn.page_size_kb())
+            # A saved shape is not this host: its next boot is judged with that shape's own memory.
+            host.boot = replace(host.boot, memory=None)
         # What the overcommit module would do with the same options; "warn" so that every
         # shadowing file is reported instead of stopping at the first refusal.
         request = txn.Request(state="present", priority=p["dropin_priority"], options=options,

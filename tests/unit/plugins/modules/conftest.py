@@ -10,7 +10,7 @@ from ansible.module_utils import _internal
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction
-from fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, USER_RESERVE_KB, FakeKernel
+from fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, USER_RESERVE_KB, FakeKernel, plant_systemd_host
 
 
 # Result keys ansible-core's exit_json/fail_json act on: it stats the file a "path" or "dest" names
@@ -52,6 +52,9 @@ def kernel(tmp_path, monkeypatch):
         (tmp_path / "proc" / pid).mkdir(parents=True)
         (tmp_path / "proc" / pid / "status").write_text(status)
     os.symlink("../sysctl.conf", tmp_path / "etc" / "sysctl.d" / "99-sysctl.conf")
+    # A Debian host booted by systemd: its swap file is in /etc/fstab, so the next boot brings back
+    # all the swap meminfo shows (fake_kernel.SWAP_KB), and the boot is told to be systemd-sysctl's.
+    plant_systemd_host(tmp_path)
     (tmp_path / "usr/lib/sysctl.d/50-pid-max.conf").write_text("kernel.pid_max = 4194304\n")
     monkeypatch.setattr(apply_transaction, "_ROOT", str(tmp_path))
     monkeypatch.setattr(apply_transaction, "write_live", k.write)

@@ -25,6 +25,10 @@ CONTENT = (
 BOOT = {"overcommit_memory": "0", "overcommit_ratio": "50", "overcommit_kbytes": "0", "admin_reserve_kbytes": "8192"}
 # Read, never written: the kernel's boot default min(free/32, 128 MiB) on a host this size.
 USER_RESERVE_KB = "131072"
+# The swap of meminfo's SwapTotal, as the kernel lists it and as /etc/fstab brings it back at boot.
+PROC_SWAPS = ("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+              "/swapfile                               file\t\t%d\t\t0\t\t-2\n" % SWAP_KB)
+SWAP_FSTAB = "# <file system> <mount point> <type> <options> <dump> <pass>\n/swapfile none swap sw 0 0\n"
 DEBIAN_SYSCTL_CONF = "#\n# /etc/sysctl.conf - Configuration file for setting system variables\n#kernel.domainname = x\n"
 
 
@@ -38,6 +42,7 @@ class FakeKernel:
         self.real_write_live = real_write_live
         self.commit_limit_skew_kb = 0  # a kernel whose CommitLimit is not what the formula says
         self.committed_as_kb = 1000000
+        self.hugepage_kb = 0  # with hugetlb (give_hugetlb): the default huge page size
 
     def get(self, name):
         return (self.vm / name).read_text().strip()
@@ -56,10 +61,21 @@ class FakeKernel:
         kbytes = int(self.get("overcommit_kbytes"))
         limit = (kbytes if kbytes else MEMTOTAL_KB * int(self.get("overcommit_ratio")) // 100) + SWAP_KB
         limit += self.commit_limit_skew_kb
+        huge = ("HugePages_Total:       0\nHugepagesize:   %8d kB\nHugetlb:               0 kB\n" % self.hugepage_kb
+                if self.hugepage_kb else "")
         (self.root / "proc" / "meminfo").write_text(
             "MemTotal:       %8d kB\nSwapTotal:      %8d kB\nCommitLimit:    %8d kB\nCommitted_AS:   %8d kB\n"
-            % (MEMTOTAL_KB, SWAP_KB, limit, self.committed_as_kb)
+            % (MEMTOTAL_KB, SWAP_KB, limit, self.committed_as_kb) + huge
         )
+
+    def give_hugetlb(self, hugepage_kb=2048):
+        """A kernel with hugetlb, no huge pages reserved now (x86_64's 2 MiB pages by default)."""
+        self.hugepage_kb = hugepage_kb
+        self.set("nr_hugepages", "0")
+        sizes = self.root / "sys" / "kernel" / "mm" / "hugepages" / ("hugepages-%dkB" % hugepage_kb)
+        sizes.mkdir(parents=True)
+        (sizes / "nr_hugepages").write_text("0\n")
+        self.update_meminfo()
 
     def write(self, key, value):
         self.writes.append((key, value))
@@ -95,3 +111,19 @@ def snapshot(root):
                 continue
             out[p] = os.readlink(p) if os.path.islink(p) else (open(p).read(), stat.S_IMODE(os.lstat(p).st_mode))
     return out
+
+
+def plant_systemd_host(root):
+    (root / "run" / "systemd" / "system").mkdir(parents=True, exist_ok=True)
+    generators = root / "usr" / "lib" / "systemd" / "system-generators"
+    generators.mkdir(parents=True, exist_ok=True)
+    (generators / "systemd-fstab-generator").write_text("")
+    (root / "swapfile").write_bytes(b"")
+    (root / "etc" / "fstab").write_text(SWAP_FSTAB)
+    (root / "proc" / "swaps").write_text(PROC_SWAPS)
+    (root / "proc" / "cmdline").write_text("BOOT_IMAGE=/vmlinuz-6.1.0 root=/dev/vda1 ro quiet\n")
+
+
+def no_systemd(root):
+    """The fake host without systemd as PID 1 (sd_booted: no /run/systemd/system)."""
+    (root / "run" / "systemd" / "system").rmdir()

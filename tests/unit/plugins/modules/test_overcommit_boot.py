@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction
 from ansible_collections.dbfleet.memory.plugins.module_utils.takeover import MARKER
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit
-from fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, snapshot
+from fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, no_systemd, snapshot
 
 DROPIN = "etc/sysctl.d/90-dbfleet-overcommit.conf"
 PG = {"profile": ["postgresql"]}
@@ -223,7 +223,6 @@ def plant_disagreement(kernel):
 def test_absent_restores_as_systemd_sysctl_when_systemd_boots_the_host(kernel, run_module, fresh_warnings):
     run_module(overcommit.main, PG)
     plant_disagreement(kernel)
-    (kernel.root / "run/systemd/system").mkdir(parents=True)
     failed, result = run_module(overcommit.main, {"state": "absent"})
     assert not failed, result["msg"]
     assert kernel.live() == dict(BOOT, overcommit_ratio="70")
@@ -245,8 +244,9 @@ def test_absent_does_not_guess_when_the_tools_disagree_and_the_boot_tool_is_unkn
     run_module(overcommit.main, PG)
     plant_disagreement(kernel)
     why = "systemd is not PID 1: no /run/systemd/system"
-    if systemd_is == "masked":
-        (kernel.root / "run/systemd/system").mkdir(parents=True)
+    if systemd_is == "absent":
+        no_systemd(kernel.root)
+    else:
         (kernel.root / "etc/systemd/system").mkdir(parents=True)
         os.symlink("/dev/null", kernel.root / "etc/systemd/system/systemd-sysctl.service")
         why = "systemd-sysctl.service is masked: /etc/systemd/system/systemd-sysctl.service -> /dev/null"
@@ -333,3 +333,45 @@ def test_absent_puts_back_only_the_lines_our_drop_in_recorded(kernel, run_module
     assert not failed, result["msg"]
     assert conf.read_text() == DEBIAN_SYSCTL_CONF + someone_elses + SEED_ADVICE
     assert any("no drop-in of ours records" in text for text in warning_texts(result))
+
+
+# --- the memory the next boot will have --------------------------------------------------------
+
+def test_swap_switched_on_by_hand_is_not_counted_for_the_next_boot_and_the_fix_is_named(kernel, run_module):
+    """Failed before the fix: the swap file is on now (meminfo's 1000000 kB) but in no /etc/fstab, so a
+    reboot drops it. The plan fits now only with it; the run reported ok and the next boot locked
+    the database out (the lab showed CommitLimit 438 MiB instead of 1204 MiB)."""
+    (kernel.root / "etc/fstab").write_text("# no swap here\n")
+    kernel.set_committed(3200000)
+    before = snapshot(kernel.root)
+    failed, result = run_module(overcommit.main, PG)
+    assert failed, "a plan that needs the swap switched on by hand was applied"
+    assert "The next boot has less swap than now (SwapTotal 1000000 kB now, 0 kB counted at boot)" in result["msg"]
+    assert "/swapfile (1000000 kB, /proc/swaps)" in result["msg"] and "/etc/fstab" in result["msg"]
+    assert snapshot(kernel.root) == before and kernel.writes == []
+    assert result["boot"]["systemd-252 boot"]["swaptotal_kb"] == 0
+
+
+def test_swap_in_fstab_counts_for_the_next_boot(kernel, run_module):
+    kernel.set_committed(3200000)
+    failed, result = run_module(overcommit.main, PG)
+    assert not failed, result["msg"]
+    assert result["boot"]["systemd-252 boot"]["swaptotal_kb"] == 1000000
+
+
+@pytest.mark.parametrize("where", ["sysctl file", "command line"])
+def test_huge_pages_reserved_at_the_next_boot_are_left_out_of_its_commit_limit(kernel, run_module, where):
+    """Failed before the fix: 800 huge pages of 2 MiB (1600 MiB of this 4000000 kB host) are not
+    allocated now; the next boot reserves them and its CommitLimit shrinks below what is committed."""
+    kernel.give_hugetlb(2048)
+    if where == "sysctl file":
+        (kernel.root / "etc/sysctl.d/60-huge.conf").write_text("vm.nr_hugepages = 800\n")
+    else:
+        (kernel.root / "proc/cmdline").write_text("BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro hugepages=800\n")
+    kernel.set_committed(2500000)
+    before = snapshot(kernel.root)
+    failed, result = run_module(overcommit.main, PG)
+    assert failed and "would leave an unsafe mode 2" in result["msg"]
+    assert result["boot"]["systemd-252 boot"]["hugetlb_kb"] == 800 * 2048
+    assert "(MemTotal 4000000 kB - hugetlb 1638400 kB) * overcommit_ratio 90" in result["msg"]
+    assert snapshot(kernel.root) == before and kernel.writes == []

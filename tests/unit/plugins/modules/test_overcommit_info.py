@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.dbfleet.memory.plugins.filter.overcommit_plan import overcommit_plan
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit_info
-from fake_kernel import snapshot
+from fake_kernel import no_systemd, snapshot
 
 
 @pytest.fixture
@@ -89,6 +89,7 @@ def test_database_units_are_reported_with_their_oom_scores(kernel, systemd, run_
 
 
 def test_a_host_without_systemd_still_reports(kernel, run_module):
+    no_systemd(kernel.root)
     failed, result = run_module(overcommit_info.main, {})
     assert not failed and result["database_units"]["units"] == []
     assert result["database_units"]["error"].startswith("systemd is not running here")

@@ -97,3 +97,14 @@ def test_a_write_that_cannot_be_read_back_fails_the_step_naming_why(kernel, host
     with pytest.raises(apply_transaction._StepError,  # pylint: disable=protected-access
                        match=r"does not read back as written \(cannot open: Permission denied\)"):
         apply_transaction._apply_file(change, [])  # pylint: disable=protected-access
+
+
+def test_a_file_named_like_our_drop_in_with_a_trailing_newline_is_not_ours(kernel, run_module):
+    """Failed before the fix: '$' matched before the newline, so '90-dbfleet-overcommit.conf\\n' was
+    taken for our drop-in (and overwritten or removed with it)."""
+    from ansible_collections.dbfleet.memory.plugins.modules import overcommit
+    odd = kernel.root / "etc/sysctl.d/90-dbfleet-overcommit.conf\n"
+    odd.write_text("# someone else's\n")
+    failed, result = run_module(overcommit.main, {"state": "absent"})
+    assert not failed, result["msg"]
+    assert odd.read_text() == "# someone else's\n" and result["changed"] is False
