@@ -39,7 +39,7 @@ import html
 import io
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
@@ -72,6 +72,7 @@ CSV_COLUMNS: Tuple[str, ...] = (
     "host", "status", "source", "risk", "headroom_kb", "headroom_pct", "headroom_reference",
     "live_mode", "live_ratio_pct", "live_kbytes", "live_admin_reserve_kb",
     "commit_limit_kb", "committed_as_kb", "backable_kb", "memtotal_kb", "swaptotal_kb", "hugetlb_kb",
+    "boot_swaptotal_kb", "boot_hugetlb_kb", "boot_writers", "boot_unmodelled",
     "ratio100_commit_limit_kb", "locked_out_by_ratio100",
     "plan_verdict", "planned_commit_limit_kb", "planned_sysctl", "shadowed_keys", "findings", "message",
 )
@@ -104,10 +105,20 @@ class AuditRow:
     plan_reasons: Tuple[str, ...] = ()
     shadowed: Tuple[str, ...] = ()  # one message per managed key another sysctl file overrides
     boot_unsafe: Tuple[str, ...] = ()  # the next boot with today's files would leave an unsafe mode 2
+    # What decides the next boot besides the sysctl files (overcommit_info's next_boot): every writer
+    # seen, those that cannot be modelled, and the swap and huge pages that boot will have.
+    boot_writers: Tuple[str, ...] = ()
+    boot_unmodelled: Tuple[str, ...] = ()
+    boot_swaptotal_kb: Optional[int] = None
+    boot_hugetlb_kb: Optional[int] = None
     # One line per database unit: live and configured oom_score_adj, OOMPolicy (overcommit_info's database_units).
     database_units: Tuple[str, ...] = ()
     # PostgreSQL units whose backends inherit the postmaster's negative score.
     negative_backends: Tuple[str, ...] = ()
+
+
+# The fields of AuditRow that hold a tuple of texts (their default is the empty tuple).
+_TUPLE_FIELDS = tuple(f.name for f in fields(AuditRow) if f.default == ())
 
 
 @dataclass(frozen=True)
@@ -267,6 +278,8 @@ def _row_from_plan(host: str, plan: Mapping[str, Any], status: str, source: str,
     bounds = plan.get("bounds") or {}
     live = plan.get("live_values") or {}
     sysctl = {str(k): str(v) for k, v in (plan.get("sysctl") or {}).items()}
+    next_boot = plan.get("next_boot") or {}
+    boot_memory = next_boot.get("memory") or {}
     return AuditRow(
         host=host, status=status, source=source, message=message,
         memtotal_kb=_int_or_none(memory.get("memtotal_kb")),
@@ -288,6 +301,10 @@ def _row_from_plan(host: str, plan: Mapping[str, Any], status: str, source: str,
         plan_reasons=tuple(str(r) for r in plan.get("reasons") or ()),
         shadowed=shadowed,
         boot_unsafe=tuple(str(m) for m in plan.get("boot_now_unsafe") or ()),
+        boot_writers=tuple(str(w) for w in next_boot.get("writers") or ()),
+        boot_unmodelled=tuple(str(w) for w in next_boot.get("unmodelled") or ()),
+        boot_swaptotal_kb=_int_or_none((boot_memory.get("swap") or {}).get("swaptotal_kb")),
+        boot_hugetlb_kb=_int_or_none((boot_memory.get("huge_pages") or {}).get("hugetlb_kb")),
         database_units=tuple(_unit_line(u) for u in _units(plan)),
         negative_backends=tuple(str(u.get("unit")) for u in _units(plan) if u.get("backends_inherit_negative")),
     )
@@ -366,10 +383,18 @@ def assess(row: AuditRow) -> Assessment:
         findings.append("no safe mode-2 plan: " + (row.plan_reasons[-1].split(". ")[0] if row.plan_reasons else "see reasons"))
     findings.extend(row.shadowed)
     findings.extend("the next boot locks it out: " + message for message in row.boot_unsafe)
+    if row.boot_swaptotal_kb is not None and row.swaptotal_kb is not None and row.boot_swaptotal_kb < row.swaptotal_kb:
+        findings.append("the next boot has less swap than now: %s counted of %s (swap switched on by hand, or a "
+                        "nofail line, does not come back for sure)" % (human_kb(row.boot_swaptotal_kb),
+                                                                      human_kb(row.swaptotal_kb)))
+    if row.boot_hugetlb_kb and row.boot_hugetlb_kb > (row.hugetlb_kb or 0):
+        findings.append("the next boot reserves %s of huge pages (now %s): CommitLimit shrinks by the difference"
+                        % (human_kb(row.boot_hugetlb_kb), human_kb(row.hugetlb_kb or 0)))
+    findings.extend("a boot-time writer that is not modelled: " + writer for writer in row.boot_unmodelled)
     findings.extend("%s: PostgreSQL backends inherit the postmaster's negative oom_score_adj (no PG_OOM_ADJUST_FILE), "
                     "so a runaway backend is not the OOM killer's first choice" % unit for unit in row.negative_backends)
     findings.extend(row.database_units)
-    if level == "ok" and (locked_out or row.plan_verdict == "unsafe" or row.shadowed):
+    if level == "ok" and (locked_out or row.plan_verdict == "unsafe" or row.shadowed or row.boot_unmodelled):
         level = "watch"
     if row.boot_unsafe and level in ("ok", "watch", "unknown"):
         level = "high"
@@ -506,6 +531,8 @@ def render_csv(rows: Sequence[AuditRow]) -> str:
             "live_admin_reserve_kb": row.live_admin_reserve_kb, "commit_limit_kb": row.commit_limit_kb,
             "committed_as_kb": row.committed_as_kb, "backable_kb": row.backable_kb,
             "memtotal_kb": row.memtotal_kb, "swaptotal_kb": row.swaptotal_kb, "hugetlb_kb": row.hugetlb_kb,
+            "boot_swaptotal_kb": row.boot_swaptotal_kb, "boot_hugetlb_kb": row.boot_hugetlb_kb,
+            "boot_writers": "; ".join(row.boot_writers), "boot_unmodelled": "; ".join(row.boot_unmodelled),
             "ratio100_commit_limit_kb": risk.ratio100_commit_limit_kb,
             "locked_out_by_ratio100": risk.locked_out_by_ratio100,
             "plan_verdict": row.plan_verdict, "planned_commit_limit_kb": row.planned_commit_limit_kb,
@@ -662,9 +689,7 @@ def rows_from_dicts(items: Sequence[Mapping[str, Any]], expected_hosts: Sequence
     rows = []
     for item in items:
         data = {k: v for k, v in item.items() if k in names}
-        data["plan_reasons"] = tuple(data.get("plan_reasons") or ())
-        data["shadowed"] = tuple(data.get("shadowed") or ())
-        for name in ("boot_unsafe", "database_units", "negative_backends"):
+        for name in _TUPLE_FIELDS:  # lists, after a trip through Ansible's variables
             data[name] = tuple(str(m) for m in data.get(name) or ())
         data["planned_sysctl"] = dict(data.get("planned_sysctl") or {})
         rows.append(AuditRow(**data))

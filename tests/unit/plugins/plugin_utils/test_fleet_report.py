@@ -158,6 +158,25 @@ def test_a_host_whose_next_boot_locks_it_out_is_high_risk():
     assert risk.findings[-1].startswith("the next boot locks it out: vm.overcommit_memory = 2 is set by /etc/sysctl.conf:3")
 
 
+def test_the_next_boots_swap_huge_pages_and_unmodelled_writers_are_findings_in_every_format():
+    """The audit names what decides the next boot besides the sysctl files (overcommit_info's next_boot)."""
+    info = dict(module_result(16 * GIB_KB, 4 * GIB_KB, 4 * GIB_KB, live_mode=2, live_ratio_pct=80), next_boot={
+        "writers": ["systemd-sysctl at boot (systemd is PID 1)", "huge pages: /proc/cmdline: hugepages=512"],
+        "unmodelled": ["/etc/rc.local:2: swapon /extra"],
+        "memory": {"swap": {"swaptotal_kb": 0}, "huge_pages": {"hugetlb_kb": 1048576}}})
+    row = row_from_results("db", info)
+    risk = assess(row)
+    assert row.boot_writers[1] == "huge pages: /proc/cmdline: hugepages=512" and row.boot_swaptotal_kb == 0
+    assert any(f.startswith("the next boot has less swap than now: ") for f in risk.findings)
+    assert any(f.startswith("the next boot reserves 1.0 GiB of huge pages") for f in risk.findings)
+    assert "a boot-time writer that is not modelled: /etc/rc.local:2: swapon /extra" in risk.findings
+    assert risk.level == "watch"  # healthy now, but a writer we cannot follow is no "ok"
+    csv_row = next(csv.DictReader(io.StringIO(render([row], "csv"))))
+    assert csv_row["boot_swaptotal_kb"] == "0" and csv_row["boot_hugetlb_kb"] == "1048576"
+    assert csv_row["boot_unmodelled"] == "/etc/rc.local:2: swapon /extra"
+    assert "swapon /extra" in render([row], "markdown") and "swapon /extra" in render([row], "html")
+
+
 def _all_rows():
     rows = [audit_row(result, host=host) for host, (result, _l, _k) in sorted(CASES.items())]
     facts = {"ansible_memtotal_mb": 8192, "ansible_swaptotal_mb": 1024}
