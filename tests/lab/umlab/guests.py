@@ -15,7 +15,8 @@ from .network import FIRST_GUEST_HOST
 @dataclass(frozen=True)
 class GuestSpec:
     """What a guest looks like: its name, RAM (`mem=`), swap size (0 = no swap), Debian
-    suite (bookworm = 12, trixie = 13) and image flavour ("db": PostgreSQL and MariaDB)."""
+    suite (bookworm = 12, trixie = 13) and image flavour ("db": PostgreSQL and MariaDB; "tuned":
+    Debian's tuned)."""
 
     name: str
     mem_mb: int
