@@ -11,7 +11,8 @@ What is read (tuned_model decides what tuned makes of it):
 * whether tuned.service starts at boot: a symlink ``/etc/systemd/system/*.wants/tuned.service``
   (what ``systemctl enable`` makes; also the vendor's /usr/lib and /lib ``*.wants``), or a mask
   (/etc/systemd/system/tuned.service linked to /dev/null, or empty). /run does not survive a
-  reboot, so a runtime mask or enablement is not the next boot's;
+  reboot, so a runtime mask or enablement is not the next boot's; the unit's ExecStart= and its
+  drop-ins (``tuned.service.d/*.conf``), which can name a profile or run other commands;
 * /etc/tuned/tuned-main.conf, active_profile, profile_mode and post_loaded_profile;
 * ``DIR/NAME/tuned.conf`` for every entry NAME of every profile directory any modelled tuned
   version may use (tuned_model.profile_dirs_to_read, which adds tuned-main.conf's
@@ -188,22 +189,27 @@ def _version(reading: _Reading) -> Tuple[Optional[str], Optional[str]]:
     return None, ", ".join(sorted(found)) or None
 
 
-def _unit(reading: _Reading) -> Tuple[str, Tuple[str, ...], bool]:
-    """(unit state, evidence, whether a unit file exists)."""
+_EXEC_START = re.compile(rb"^\s*ExecStart\s*=\s*(.*?)\s*$", re.M)
+
+
+def _unit(reading: _Reading) -> Tuple[str, Tuple[str, ...], Optional[bytes]]:
+    """(unit state, evidence, the unit file's bytes when one exists)."""
     evidence = []  # type: List[str]
     unit_file = None  # type: Optional[str]
+    unit_data = None  # type: Optional[bytes]
     for directory in UNIT_DIRS:
         path = directory + "/" + UNIT_NAME
         final, problem = resolve(path, reading.host_path)
         if final == rf.DEV_NULL:
-            return tm.UNIT_MASKED, (path + " -> /dev/null",), True
+            return tm.UNIT_MASKED, (path + " -> /dev/null",), None
         if problem is not None:
             continue
         data = reading.read(path)
         if data is not None:
             if directory == UNIT_DIRS[0] and not data.strip():
-                return tm.UNIT_MASKED, (path + " is empty",), True
-            unit_file = unit_file or path
+                return tm.UNIT_MASKED, (path + " is empty",), None
+            if unit_file is None:
+                unit_file, unit_data = path, data
     seen = set()
     for directory in UNIT_DIRS:
         real, _problem = resolve(directory, reading.host_path)
@@ -214,17 +220,32 @@ def _unit(reading: _Reading) -> Tuple[str, Tuple[str, ...], bool]:
             if entry.endswith(".wants") and reading.exists("%s/%s/%s" % (directory, entry, UNIT_NAME)):
                 evidence.append("%s/%s/%s" % (directory, entry, UNIT_NAME))
     if unit_file is None:
-        return tm.UNIT_NOT_INSTALLED, tuple(evidence), False
+        return tm.UNIT_NOT_INSTALLED, tuple(evidence), None
     if evidence:
-        return tm.UNIT_ENABLED, tuple(evidence), True
-    return tm.UNIT_DISABLED, (unit_file,), True
+        return tm.UNIT_ENABLED, tuple(evidence), unit_data
+    return tm.UNIT_DISABLED, (unit_file,), unit_data
+
+
+def _unit_dropins(reading: _Reading) -> Tuple[str, ...]:
+    """tuned.service.d/*.conf that survive a reboot (/etc and the vendor's directories)."""
+    found = []  # type: List[str]
+    seen = set()
+    for directory in UNIT_DIRS:
+        dropin_dir = "%s/%s.d" % (directory, UNIT_NAME)
+        real, _problem = resolve(dropin_dir, reading.host_path)
+        if real in seen:
+            continue
+        seen.add(real)
+        found += ["%s/%s" % (dropin_dir, n) for n in reading.list_dir(dropin_dir) or () if n.endswith(".conf")]
+    return tuple(found)
 
 
 def read_tuned_host(host_path: HostPath) -> tm.TunedHost:
     """tuned's files on the host whose logical paths ``host_path`` maps (identity on the host itself)."""
     reading = _Reading(host_path)
     version, version_file = _version(reading)
-    unit_state, unit_evidence, unit_file = _unit(reading)
+    unit_state, unit_evidence, unit_data = _unit(reading)
+    exec_start = tuple(m.decode("utf-8", "backslashreplace") for m in _EXEC_START.findall(unit_data or b""))
     state = {path: reading.read(path) for path in tm.STATE_FILES}
     profiles = {}  # type: Dict[str, bytes]
     listed = []  # type: List[str]
@@ -239,8 +260,9 @@ def read_tuned_host(host_path: HostPath) -> tm.TunedHost:
             if data is not None:
                 profiles[path] = data
     return tm.TunedHost(
-        installed=version is not None or version_file is not None or unit_file,
+        installed=version is not None or version_file is not None or unit_data is not None,
         version=version, version_evidence=version_file, unit_state=unit_state, unit_evidence=unit_evidence,
+        unit_exec_start=exec_start, unit_dropins=_unit_dropins(reading),
         main_conf=state[tm.MAIN_CONF], active_profile=state[tm.ACTIVE_PROFILE], profile_mode=state[tm.PROFILE_MODE],
         post_loaded_profile=state[tm.POST_LOADED_PROFILE], profile_files=profiles, profile_dirs_listed=tuple(listed),
         not_files=dict(reading.not_files), unreadable=dict(reading.unreadable),

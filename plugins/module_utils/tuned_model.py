@@ -78,7 +78,9 @@ recommender on; a tracked key whose value uses a variable or function; ``[script
 *next* boot's ``hugepages=``, ``sysctl.vm.*``); units with ``cpuinfo_regex``/``uname_regex``; a
 profile or state file that exists but could not be read or decoded; a sysctl file skipped by the
 reader (too large, unreadable) or one that blocks tuned (FIFO, device); a missing profile; an
-unknown tuned version whose rule sets predict different writes. Not modelled at all: tuned
+unknown tuned version whose rule sets predict different writes; a tuned.service whose ExecStart
+is not the stock one (``-p PROFILE`` overrides active_profile) or that has drop-ins; tuned
+without its D-Bus name (``daemon``/``enable_dbus`` off), which systemd's start timeout then ends. Not modelled at all: tuned
 restarts and profile switches after boot (each one writes again), dynamic tuning, the
 ``[variables]`` section's values, and D-Bus activation of a disabled tuned.
 
@@ -114,6 +116,9 @@ UNIT_ENABLED = "enabled"
 UNIT_DISABLED = "disabled"
 UNIT_MASKED = "masked"
 UNIT_NOT_INSTALLED = "not-installed"
+
+# tuned.service's command in every version read here: no -p, so the profile comes from active_profile.
+STOCK_EXEC_START = "/usr/sbin/tuned -l -P"
 
 ORIGIN_PROFILE = "profile"
 ORIGIN_REAPPLY = "reapply"
@@ -240,6 +245,8 @@ class TunedHost:
     version_evidence: Optional[str] = None  # the version.py read
     unit_state: str = UNIT_NOT_INSTALLED  # UNIT_ENABLED, UNIT_DISABLED, UNIT_MASKED or UNIT_NOT_INSTALLED
     unit_evidence: Tuple[str, ...] = ()  # the wants symlinks, the mask, the unit file
+    unit_exec_start: Tuple[str, ...] = ()  # ExecStart= values of the unit file, as written
+    unit_dropins: Tuple[str, ...] = ()  # tuned.service.d/*.conf in /etc or /usr/lib: may change how tuned starts
     main_conf: Optional[bytes] = None
     active_profile: Optional[bytes] = None
     profile_mode: Optional[bytes] = None
@@ -739,9 +746,18 @@ def _boot_writes(host: TunedHost, rules: TunedRules, sources: Mapping[str, sf.Sy
     evidence = ", ".join(host.unit_evidence)
     if host.unit_state == UNIT_MASKED:
         return run.done(False, "tuned.service is masked (%s)" % evidence)
+    if host.unit_state == UNIT_NOT_INSTALLED:
+        return run.done(False, "no tuned.service unit file: nothing starts tuned at boot")
     if host.unit_state != UNIT_ENABLED:
         return run.done(False, "tuned.service is not enabled: no *.wants link starts it at boot"
                                + (" (%s)" % evidence if evidence else ""))
+    for command in host.unit_exec_start:
+        if command.strip() != STOCK_EXEC_START:
+            run.issue("tuned.service", None, "ExecStart=%s is not the stock %s: a -p PROFILE there replaces "
+                                             "active_profile (not modelled)" % (command, STOCK_EXEC_START), True)
+    if host.unit_dropins:
+        run.issue("tuned.service", None, "drop-ins %s may change how tuned starts or run other commands "
+                                         "(not modelled)" % ", ".join(host.unit_dropins), True)
     if host.version is not None and not rules.covers(host.version):
         run.issue(host.version_evidence or "tuned", None, "host has tuned %s; %s covers %d.%d-%d.%d"
                   % (host.version, rules.name, rules.first[0], rules.first[1], rules.last[0], rules.last[1]), True)
@@ -979,7 +995,9 @@ def _reapply_sequence(rules: TunedRules, main: MainConf, sources: Mapping[str, s
             continue  # /dev/null reads empty
         if src.status == sf.STATUS_SKIPPED:
             if src.kind == sf.KIND_DANGLING:
-                continue  # ENOENT: tuned says nothing
+                out.issues.append(TunedIssue(src.path, None, "%s: tuned's open() fails with ENOENT and it goes on "
+                                                             "without a word" % src.note, False))
+                continue
             if src.kind in _HANGING:
                 out.issues.append(TunedIssue(src.path, None, "%s (%s): tuned blocks opening it and writes nothing "
                                                              "after; systemd then kills it (not modelled)"

@@ -69,6 +69,7 @@ def test_a_debian_12_host_with_tuned_enabled_is_read_whole(host_tree):
                                   "/etc/tuned/dbfleet-pg/tuned.conf": DB_PROFILE.encode()}
     assert host.profile_dirs_listed == ("/usr/lib/tuned", "/etc/tuned", "/usr/lib/tuned/profiles",
                                         "/etc/tuned/profiles")
+    assert (host.unit_exec_start, host.unit_dropins) == (("/usr/sbin/tuned -l -P",), ())
     assert (host.not_files, host.unreadable) == ({}, {})
 
 
@@ -100,6 +101,16 @@ def test_a_masked_or_not_enabled_unit_is_told_from_its_files(host_tree, plant, s
     host = read(host_tree)
     assert (host.unit_state, host.unit_evidence) == (state, evidence)
     assert not tm.tuned_boot_writes(host, tm.TUNED_2_20, {}).runs
+
+
+def test_the_units_command_and_drop_ins_are_read(host_tree):
+    debian12(host_tree)
+    host_tree.file("/etc/systemd/system/tuned.service.d/10-profile.conf",
+                   "[Service]\nExecStart=\nExecStart=/usr/sbin/tuned -l -P -p throughput-performance\n")
+    host_tree.file("/etc/systemd/system/tuned.service.d/notes.txt", "not a drop-in\n")
+    host = read(host_tree)
+    assert host.unit_exec_start == ("/usr/sbin/tuned -l -P",)
+    assert host.unit_dropins == ("/etc/systemd/system/tuned.service.d/10-profile.conf",)
 
 
 def test_a_mask_wins_over_an_enabled_link(host_tree):

@@ -124,6 +124,7 @@ def host(rules: tm.TunedRules = T20, active: Optional[str] = "dbfleet-pg", mode:
         installed=True, version=rules.version + ".0" if rules.version.count(".") == 1 else rules.version,
         version_evidence="/usr/lib/python3/dist-packages/tuned/version.py", unit_state=tm.UNIT_ENABLED,
         unit_evidence=("/etc/systemd/system/multi-user.target.wants/tuned.service",),
+        unit_exec_start=(tm.STOCK_EXEC_START,),
         main_conf=None if main is None else main.encode(), active_profile=None if active is None else
         (active + "\n").encode(), profile_mode=None if mode is None else (mode + "\n").encode(),
         post_loaded_profile=None if post is None else post.encode(),
@@ -189,11 +190,24 @@ def test_every_rule_set_names_the_tag_it_was_read_at(rules):
      "tuned.service is masked (/etc/systemd/system/tuned.service -> /dev/null)"),
     (dict(unit_state=tm.UNIT_DISABLED, unit_evidence=("/lib/systemd/system/tuned.service",)),
      "tuned.service is not enabled: no *.wants link starts it at boot (/lib/systemd/system/tuned.service)"),
-], ids=["not-installed", "masked", "disabled"])
+    (dict(unit_state=tm.UNIT_NOT_INSTALLED, unit_evidence=()),
+     "no tuned.service unit file: nothing starts tuned at boot"),
+], ids=["not-installed", "masked", "disabled", "package-without-unit"])
 def test_tuned_that_does_not_start_at_boot_writes_nothing(changes, why):
     tuned, result = boot(host(**changes), sources(), T20)
     assert (tuned.runs, tuned.why, tuned.writes, tuned.unmodelled) == (False, why, (), [])
     assert result.end == sr.replay(sources(), sr.SYSTEMD_252, BOOT).end
+
+
+@pytest.mark.parametrize("changes, reported", [
+    (dict(unit_exec_start=("/usr/sbin/tuned -l -P -p throughput-performance",)),
+     "tuned.service: ExecStart=/usr/sbin/tuned -l -P -p throughput-performance is not the stock"),
+    (dict(unit_dropins=("/etc/systemd/system/tuned.service.d/10-local.conf",)),
+     "tuned.service: drop-ins /etc/systemd/system/tuned.service.d/10-local.conf may change how tuned starts"),
+], ids=["exec-start-with-a-profile", "drop-in"])
+def test_a_changed_tuned_service_is_reported_as_not_modelled(changes, reported):
+    tuned = tm.tuned_boot_writes(host(**changes), T20, sources())
+    assert len(tuned.unmodelled) == 1 and tuned.unmodelled[0].startswith(reported)
 
 
 def test_without_tuned_main_conf_tuned_stops_at_start():
@@ -681,8 +695,7 @@ def test_sysctl_files_the_reader_skipped_are_never_ignored_silently(kind, note, 
     assert bool(tuned.unmodelled) is unmodelled
     assert (tuned.hung_on == odd) is hung
     assert result.end[RATIO] == ("90" if hung else "97")
-    if kind != sf.KIND_DANGLING:
-        assert any(p.path == odd for p in result.problems)
+    assert [issue.unmodelled for issue in tuned.issues if issue.path == odd] == [unmodelled]
 
 
 def test_a_sysctl_file_that_is_not_utf8_stops_the_reapply_and_is_reported():
