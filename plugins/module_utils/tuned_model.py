@@ -12,9 +12,9 @@ or redo it in another order than systemd did. This module predicts those writes
 (``tuned_boot_writes``) and appends them to a boot replay (``apply_tuned``), so that
 sysctl_replay.decided_by can name the profile file and line that leaves a key where it ends.
 
-Every rule was read in tuned's sources at the tag a rule set names (``TunedRules.source``) and
-the tuned-2.20 rules were checked against Debian 12's real tuned in the lab
-(tests/lab/test_tuned_differential.py). Rules all versions share:
+Every rule was read in tuned's sources at the tag a rule set names (``TunedRules.source``); the
+tuned-2.20 and tuned-2.25 rules were checked against the real tuned of Debian 12 (2.20.0) and
+Debian 13 (2.25.1) in the lab (tests/lab/test_tuned_differential.py). Rules all versions share:
 
 * Startup profile (tuned/daemon/daemon.py ``_get_startup_profile``, tuned/utils/commands.py
   ``get_active_profile``): /etc/tuned/active_profile and /etc/tuned/profile_mode, each stripped.
@@ -193,7 +193,8 @@ TUNED_2_22 = TunedRules(
 TUNED_2_25 = TunedRules(
     name="tuned-2.25", version="2.25.1", distro="Debian 13 (2.25.1); upstream 2.23-2.26",
     source="tuned v2.25.1 (plugin_sysctl.py as in v2.23.0-v2.26.0): " + _COMMON_FILES
-           + " (write_to_file ignore_same; consts.CFG_DEF_PROFILE_DIRS)",
+           + " (write_to_file ignore_same; consts.CFG_DEF_PROFILE_DIRS); Debian's 2.25.1 package differs from "
+             "the tag only in grub and irqbalance paths",
     first=(2, 23), last=(2, 26), swaps_dots_and_slashes=True, suppresses_unchanged_writes=True,
     profile_dirs=_NEW_DIRS, profile_dirs_option=True, reapply_exclusions=False, collapses_reapplied=False,
 )
