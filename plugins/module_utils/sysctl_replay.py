@@ -675,18 +675,21 @@ def decided_by(result: Replay, key: str) -> Decision:
             return Decision(key, value, write, False, msg)
         if not write.took_effect:
             continue
+        # A writer after the boot tool (tuned) is named with its file: the file alone would read
+        # as if the boot tool had applied it.
+        by = "%s from %s" % (write.tool, write.where) if write.tool else write.where
         if write.key == key:
             via = ", from glob %s" % write.glob if write.glob else ""
-            msg = "%s = %s is set by %s (%s%s)" % (key, value, write.where, write.line, via)
+            msg = "%s = %s is set by %s (%s%s)" % (key, value, by, write.line, via)
             return Decision(key, value, write, False, msg)
         if sk.PARTNER.get(write.key) == key:
             msg = ("%s = 0 because %s writes %s, and a write to %s zeroes %s"
-                   % (key, write.where, write.line, write.key, key))
+                   % (key, by, write.line, write.key, key))
             return Decision(key, value, write, True, msg)
     if result.hung_on:
         msg = "%s stays %s: %s hangs on %s and applies nothing" % (key, value, result.rules.tool, result.hung_on)
     else:
-        msg = "%s stays %s: no file read by %s sets it" % (key, value, result.rules.name)
+        msg = "%s stays %s: no file read by %s sets it" % (key, value, result.label)
     return Decision(key, value, None, False, msg)
 
 

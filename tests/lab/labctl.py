@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """labctl: the UML lab by hand - keep a fleet of real kernels up to experiment on.
 
-  labctl.py build [--suite trixie] [--flavour db]
+  labctl.py build [--suite trixie] [--flavour db|tuned]
                                           build (or find) the cached guest image (bookworm)
-  labctl.py up [--name dev] [--guest db1:512[:256[:trixie[+db]]] ...]
+  labctl.py up [--name dev] [--guest db1:512[:256[:trixie[+db|+tuned]]] ...]
                                           boot a fleet that stays up after labctl exits
   labctl.py status                        every lab on this machine, its guests, boot times
   labctl.py inventory [--name dev]        print the Ansible inventory path
@@ -34,7 +34,8 @@ DEFAULT_GUESTS = ["db1:512", "db2:768:256"]
 
 
 def parse_guest(text: str) -> GuestSpec:
-    """NAME:MEM_MB[:SWAP_MB[:SUITE[+FLAVOUR]]] -> GuestSpec (bookworm+db: PostgreSQL and MariaDB)."""
+    """NAME:MEM_MB[:SWAP_MB[:SUITE[+FLAVOUR]]] -> GuestSpec (bookworm+db: PostgreSQL and MariaDB;
+    bookworm+tuned: Debian's tuned)."""
     parts = text.split(":")
     if len(parts) not in (2, 3, 4):
         raise argparse.ArgumentTypeError(f"{text!r}: use NAME:MEM_MB[:SWAP_MB[:SUITE[+FLAVOUR]]]")
@@ -145,11 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     build = sub.add_parser("build")
     build.add_argument("--suite", choices=SUITES, default="bookworm")
-    build.add_argument("--flavour", choices=[f for f in FLAVOURS if f], help="db: PostgreSQL and MariaDB")
+    build.add_argument("--flavour", choices=[f for f in FLAVOURS if f],
+                       help="db: PostgreSQL and MariaDB; tuned: Debian's tuned")
     build.set_defaults(func=cmd_build)
     up = sub.add_parser("up")
     up.add_argument("--name", default="dev")
-    up.add_argument("--guest", action="append", type=parse_guest, help="NAME:MEM_MB[:SWAP_MB[:SUITE[+db]]], repeatable")
+    up.add_argument("--guest", action="append", type=parse_guest,
+                    help="NAME:MEM_MB[:SWAP_MB[:SUITE[+db|+tuned]]], repeatable")
     up.set_defaults(func=cmd_up)
     sub.add_parser("status").set_defaults(func=cmd_status)
     inv = sub.add_parser("inventory")

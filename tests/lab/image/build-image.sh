@@ -5,7 +5,8 @@
 # copy-on-write file over it, so the image is made read-only.
 # Usage: build-image.sh [SUITE [FLAVOUR]]   SUITE: bookworm (the default) or trixie.
 #   FLAVOUR db: PostgreSQL and MariaDB from Debian's packages (build-db-rootfs.sh) plus
-#   overlay-db/ (the one UML adjustment MariaDB needs); one image per suite and flavour.
+#   overlay-db/ (the one UML adjustment MariaDB needs); FLAVOUR tuned: Debian's tuned package
+#   (build-tuned-rootfs.sh), as installed. One image per suite and flavour.
 # The cache key hashes this script, the overlay trees, the rootfs tarball's name (it
 # carries the suite, the flavour and that recipe's hash) and the UML kernel version:
 # changing any rebuilds.
@@ -28,7 +29,9 @@ case $flavour in
   db) stem=$suite+db
       rootfs=$("$here/build-db-rootfs.sh" "$suite")
       overlays+=("$here/overlay-db") ;;
-  *) echo "build-image: flavour $flavour: use db or nothing" >&2; exit 2 ;;
+  tuned) stem=$suite+tuned
+      rootfs=$("$here/build-tuned-rootfs.sh" "$suite") ;;
+  *) echo "build-image: flavour $flavour: use db, tuned or nothing" >&2; exit 2 ;;
 esac
 kernel=$(linux.uml --version 2>/dev/null | tail -1)
 key=$( (cat "$0"; for overlay in "${overlays[@]}"; do

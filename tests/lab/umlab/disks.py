@@ -14,8 +14,9 @@ from .host import run_host
 
 BUILD_IMAGE = Path(__file__).resolve().parent.parent / "image" / "build-image.sh"
 SUITES = ("bookworm", "trixie")   # Debian 12 and 13 guests; build-image.sh makes one image each
-# Image flavours: "" the plain image; "db" adds PostgreSQL and MariaDB from Debian's packages.
-FLAVOURS = ("", "db")
+# Image flavours: "" the plain image; "db" adds PostgreSQL and MariaDB from Debian's packages;
+# "tuned" adds Debian's tuned (test_tuned_differential.py).
+FLAVOURS = ("", "db", "tuned")
 
 
 def ensure_image(image: str = "bookworm") -> Path:

@@ -15,9 +15,9 @@ from .network import FIRST_GUEST_HOST
 @dataclass(frozen=True)
 class GuestSpec:
     """What a guest looks like: its name, RAM (`mem=`), swap size (0 = no swap), Debian
-    suite (bookworm = 12, trixie = 13), image flavour ("db": PostgreSQL and MariaDB) and
-    extra kernel parameters, appended to its UML command line at every boot (e.g.
-    "sysctl.vm.overcommit_ratio=77": what a bootloader would pass; one word each)."""
+    suite (bookworm = 12, trixie = 13), image flavour ("db": PostgreSQL and MariaDB; "tuned":
+    Debian's tuned) and extra kernel parameters, appended to its UML command line at every boot
+    (e.g. "sysctl.vm.overcommit_ratio=77": what a bootloader would pass; one word each)."""
 
     name: str
     mem_mb: int

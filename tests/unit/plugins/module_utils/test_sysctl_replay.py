@@ -481,6 +481,24 @@ def test_decided_by_names_the_write_or_says_no_file_sets_it(rules):
         rules.name)
 
 
+def test_decided_by_names_a_later_writer_with_its_file_and_the_whole_chain_when_none_sets_a_key():
+    """A write appended by a writer after the boot tool (tuned) says who wrote it; "stays" names
+    every writer that was followed, not just the boot tool."""
+    result = sr.replay(host(), sr.SYSTEMD_252, BOOT)
+    before = dict(result.end)
+    after = sk.kernel_write(before, RATIO, b"40").state
+    profile = "/etc/tuned/dbfleet-pg/tuned.conf"
+    result.writes.append(sr.ReplayWrite(RATIO, b"40", profile, 9, True, None, before, after, tool="tuned-2.20"))
+    result.end, result.after = after, ("tuned-2.20",)
+    assert sr.decided_by(result, RATIO).message == (
+        "vm.overcommit_ratio = 40 is set by tuned-2.20 from %s:9 (vm.overcommit_ratio = 40)" % profile)
+    assert sr.decided_by(result, KBYTES).message == (
+        "vm.overcommit_kbytes = 0 because tuned-2.20 from %s:9 writes vm.overcommit_ratio = 40, and a write to "
+        "vm.overcommit_ratio zeroes vm.overcommit_kbytes" % profile)
+    assert sr.decided_by(result, sk.USER_RESERVE).message == (
+        "vm.user_reserve_kbytes stays 131072: no file read by systemd-252 + tuned-2.20 sets it")
+
+
 def test_diff_end_state_takes_ints_and_refuses_values_the_kernel_would_read_otherwise():
     """Expected values follow sysctl_kernel.plain_decimal, the one rule: ' 2' is not silently 2."""
     result = sr.replay(host(), sr.SYSTEMD_252, BOOT)
