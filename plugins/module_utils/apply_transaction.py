@@ -31,6 +31,8 @@ from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kerne
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_writes as sw
 from ansible_collections.dbfleet.memory.plugins.module_utils import takeover
+from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_files as tf
+from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_model as tm
 from ansible_collections.dbfleet.memory.plugins.module_utils.decide import (  # noqa: F401 (the modules' API)
     LIVE_STEP,
     Decision,
@@ -285,18 +287,44 @@ def read_boot_model(memory: MemoryShape, sources: Dict[str, sf.SysctlSource], bo
     # Writers we see but cannot follow are warned about; what the model assumes where it cannot
     # read (an unreadable file, no systemd to bring swap back) only makes the bound lower, and is
     # said in the result.
-    return bc.BootModel(start=start, memory=boot_memory, writers=tuple(writers),
-                        unmodelled=tuple(bmf.host_unmodelled(found)),
-                        notes=tuple(found.notes) + tuple(boot_memory.swap.notes))
+    unmodelled = bmf.host_unmodelled(found)
+    notes = list(found.notes) + list(boot_memory.swap.notes)
+    tuned = read_tuned_writer()
+    if tuned is not None:
+        for tuned_start in tuned.starts(sources):
+            if tuned_start.runs:
+                writers.append("%s after the boot tool: profile %s (%s), reapply_sysctl %s" % (
+                    tuned_start.rules.name, " ".join(tuned_start.profiles) or "(none)",
+                    ", ".join(tuned_start.chain) or "no file", "on" if tuned_start.reapply else "off"))
+            else:
+                notes.append("%s: %s" % (tuned_start.rules.name, tuned_start.why))
+            unmodelled.extend(item for item in tuned_start.unmodelled if item not in unmodelled)
+    return bc.BootModel(start=start, memory=boot_memory, tuned=tuned, writers=tuple(writers),
+                        unmodelled=tuple(unmodelled), notes=tuple(notes))
+
+
+def read_tuned_writer() -> Optional[bc.TunedWriter]:
+    """tuned, if it is installed: what it may write at boot, told from its files."""
+    host = tf.read_tuned_host(host_path)
+    if not host.installed:
+        return None
+    resolved = {path: tf.resolve(path, host_path)[0] for path in host.profile_files}
+    return bc.TunedWriter(host, tm.rules_for_version(host.version), resolved)
 
 
 def editable_files(sources: Dict[str, sf.SysctlSource], boot: bc.BootModel) -> Dict[str, bytes]:
-    """The files a takeover may edit, by fully resolved path: those the boot reads from under /etc."""
+    """The files a takeover may edit, by fully resolved path: those the boot reads from under /etc,
+    sysctl files and tuned's profiles there (never the vendor profiles under /usr/lib/tuned)."""
     out: Dict[str, bytes] = {}
     for src in sources.values():
         real = bc.real_path(src)
         if src.data is not None and takeover.is_editable(real):
             out[real] = src.data
+    if boot.tuned is not None:
+        for path, data in boot.tuned.host.profile_files.items():
+            real = boot.tuned.resolved.get(path, path)
+            if takeover.is_editable(real):
+                out[real] = data
     return out
 
 

@@ -27,6 +27,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_writes as sw
+from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_model as tm
 from ansible_collections.dbfleet.memory.plugins.module_utils.file_change import FileChange
 from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
@@ -99,21 +100,40 @@ class BootMemory:
                 for item in self.swap.items if not item.counted and item.size_kb]
 
 
-# Writers after the boot tool (tuned): given the boot tool's replay, the sysctl files and the
-# run's file changes (a takeover may edit tuned's profile), the replays that continue it, one per
-# modelled version of the writer; and a restart of that writer from the live values.
-AfterBootTool = Callable[[sr.Replay, Mapping[str, sf.SysctlSource], Sequence[FileChange]], List[sr.Replay]]
-Restart = Callable[[Mapping[str, str], Mapping[str, sf.SysctlSource], Sequence[FileChange]], List[sr.Replay]]
+@dataclass(frozen=True)
+class TunedWriter:
+    """tuned as a writer after the boot tool: at its start at boot, and at each restart later.
 
+    ``rules`` are the modelled versions that may be installed (one when its version.py says).
+    ``resolved`` maps each profile file's logical path to the file at the end of its links, the
+    path a takeover edits: a run's changes reach the model through it.
+    """
 
-def _no_writer(replay: sr.Replay, _sources: Mapping[str, sf.SysctlSource],
-               _changes: Sequence[FileChange]) -> List[sr.Replay]:
-    return [replay]
+    host: tm.TunedHost
+    rules: Tuple[tm.TunedRules, ...]
+    resolved: Mapping[str, str] = field(default_factory=dict)
 
+    def _host_after(self, changes: Sequence[FileChange]) -> tm.TunedHost:
+        edited = {change.path: change.after for change in changes}
+        if not edited:
+            return self.host
+        files = {path: edited.get(self.resolved.get(path, path), data) for path, data in self.host.profile_files.items()}
+        return replace(self.host, profile_files={p: d for p, d in files.items() if d is not None})
 
-def _no_restart(_live: Mapping[str, str], _sources: Mapping[str, sf.SysctlSource],
-                _changes: Sequence[FileChange]) -> List[sr.Replay]:
-    return []
+    def starts(self, sources: Mapping[str, sf.SysctlSource], changes: Sequence[FileChange] = ()) -> List[tm.TunedStart]:
+        host = self._host_after(changes)
+        return [tm.tuned_boot_writes(host, rules, sources) for rules in self.rules]
+
+    def after_boot_tool(self, replay: sr.Replay, sources: Mapping[str, sf.SysctlSource],
+                        changes: Sequence[FileChange]) -> List[sr.Replay]:
+        starts = [start for start in self.starts(sources, changes) if start.runs]
+        return [tm.apply_tuned(replay, start) for start in starts] or [replay]
+
+    def restarts(self, live: Mapping[str, str], sources: Mapping[str, sf.SysctlSource],
+                 changes: Sequence[FileChange]) -> List[sr.Replay]:
+        # A restart (or a profile switch) writes again from the live values; no boot tool runs first.
+        nothing = sr.replay({}, sr.SYSTEMD_257, live)
+        return [tm.apply_tuned(nothing, start) for start in self.starts(sources, changes) if start.runs]
 
 
 @dataclass(frozen=True)
@@ -127,8 +147,7 @@ class BootModel:
 
     start: Mapping[str, str] = field(default_factory=lambda: dict(sk.KERNEL_BOOT_DEFAULTS))
     memory: Optional[BootMemory] = None  # None: the next boot has today's memory
-    after_boot_tool: AfterBootTool = _no_writer
-    restarts: Restart = _no_restart
+    tuned: Optional[TunedWriter] = None  # None: no tuned installed
     writers: Tuple[str, ...] = ()  # every boot-time writer of the keys seen, for the reports
     unmodelled: Tuple[str, ...] = ()  # writers seen whose effect cannot be modelled: reported, never trusted
     notes: Tuple[str, ...] = ()  # what the model assumed where it could not read or tell (the safe side)
@@ -143,6 +162,16 @@ class BootModel:
                 "swap": memory.swap.as_dict(), "huge_pages": memory.huge_pages(self.start).as_dict(),
                 "kernel_command_line": bm.format_cmdline(memory.params).decode("utf-8", "backslashreplace")},
         }
+
+    def after_boot_tool(self, replay: sr.Replay, sources: Mapping[str, sf.SysctlSource],
+                        changes: Sequence[FileChange]) -> List[sr.Replay]:
+        """The boot tool's replay continued by the writers after it, one replay per modelled version."""
+        return self.tuned.after_boot_tool(replay, sources, changes) if self.tuned else [replay]
+
+    def restarts(self, live: Mapping[str, str], sources: Mapping[str, sf.SysctlSource],
+                 changes: Sequence[FileChange]) -> List[sr.Replay]:
+        """Later writes of those writers from the live values (a tuned restart)."""
+        return self.tuned.restarts(live, sources, changes) if self.tuned else []
 
     def memory_at_boot(self, now: MemoryShape, end: Mapping[str, str]) -> MemoryShape:
         return now if self.memory is None else self.memory.shape(now, end)

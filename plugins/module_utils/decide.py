@@ -158,9 +158,10 @@ def _takeover_changes(check: bc.BootCheck, host: HostState,
     next boot while the ratio is gone, should the run be cut before our drop-in is written.
     """
     blocked: List[str] = []
+    resolved = host.boot.tuned.resolved if host.boot.tuned is not None else {}
     for write in check.decisive:
         src = host.sources.get(write.path)
-        real = bc.real_path(src) if src is not None else write.path
+        real = bc.real_path(src) if src is not None else resolved.get(write.path, write.path)
         if real not in host.editable:
             blocked.append("%s (%s)" % (write.where, write.line))
             continue
@@ -345,13 +346,23 @@ def _decide_present(request: Request, host: HostState) -> Decision:
             refusal = ("Nothing changed: another sysctl file or tuned would change the plan at the next boot or "
                        "sysctl --system: " + " | ".join(check.differences)
                        + ". Remove or change that setting, use shadowing=takeover for files under /etc, or "
-                       "pick a later overcommit_dropin_priority.")
+                       "pick a later overcommit_dropin_priority." + _tuned_hint(check))
     decision = Decision(request=request, host=host, path=path, plan=plan, target=target, file_changes=changes,
                         writes=writes, skip_live=skip, shadowing=shadowing, boot=check.as_dict(), options=options,
                         warnings=warnings, refusal=refusal, boot_check=check)
     if refusal is None:
         _kill_window_refusal(decision)
     return decision
+
+
+def _tuned_hint(check: bc.BootCheck) -> str:
+    """The fix when tuned decides: a later drop-in cannot win over a writer that runs after the boot."""
+    if not any((write.tool or "").startswith("tuned") for write in check.decisive):
+        return ""
+    return (" tuned writes after the sysctl files: remove the key from the profile's [sysctl] section (a profile "
+            "under /etc/tuned, which shadowing=takeover can edit; a vendor profile under /usr/lib/tuned is "
+            "replaced by a same-named one under /etc/tuned), or set reapply_sysctl = 1 in "
+            "/etc/tuned/tuned-main.conf so the drop-in is written again after the profile.")
 
 
 def _swap_note(host: HostState, check: bc.BootCheck) -> str:
