@@ -15,34 +15,17 @@ from typing import Any, Iterator
 
 import pytest
 
-from helpers import AS_NOBODY, MEMHOG, MIB_KB, expected_commit_limit_kb, lockout_problems, read_overcommit
+import dbunit
+from helpers import expected_commit_limit_kb, lockout_problems, read_overcommit
 from killing import assert_killed_where_asked, exploded_payload, kill_module
 from role_runner import DROPIN, run_info, run_role
-from umlab import Lab, LabError
+from umlab import Lab
 
 HOST = "plain"   # 512 MiB, no swap
 ROLE_VARS = dict(lab_profile="postgresql", overcommit_headroom_pct=0)
-DB_UNIT = "lab-db.service"
 SEED_ADVICE = "# copied from a blog post\nvm.overcommit_memory = 2\nvm.overcommit_ratio = 100\n"
 MODE_ELSEWHERE = "/etc/sysctl.d/10-mode.conf"
 BOOT_WAY = "systemd-252 boot"   # how a Debian 12 guest boots: systemd-sysctl 252
-
-
-READY = "/run/lab-db/ready"   # memhog writes it once every page is committed and touched
-
-
-def db_unit_text(mb: int) -> str:
-    return (f"[Unit]\nDescription=lab database stand-in: commits {mb} MiB at start\n"
-            f"[Service]\nUser=nobody\nRuntimeDirectory=lab-db\n"
-            f"ExecStart=/usr/bin/python3 {MEMHOG} --mb {mb} --hold --ready {READY}\n"
-            "Restart=no\n[Install]\nWantedBy=multi-user.target\n")
-
-
-def wait_db_ready(lab: Lab) -> str:
-    """The unit's state once it has committed its memory, or failed (ENOMEM at start), or 'timeout'."""
-    script = (f"for i in $(seq 240); do [ -e {READY} ] && {{ systemctl is-active {DB_UNIT}; exit; }}; "
-              f"systemctl -q is-failed {DB_UNIT} && {{ echo failed; exit; }}; sleep 0.25; done; echo timeout")
-    return lab.run(HOST, script, timeout=120).stdout.strip()
 
 
 def settle(lab: Lab) -> None:
@@ -54,25 +37,12 @@ def settle(lab: Lab) -> None:
 @pytest.fixture
 def database_unit(lab: Lab) -> Iterator[int]:
     """The stand-in unit, enabled and running, sized from this guest's numbers."""
-    meminfo = lab.meminfo(HOST)
-    user_reserve_kb = int(lab.sysctl(HOST, "vm.user_reserve_kbytes"))
-    room_at_ratio_50_kb = expected_commit_limit_kb(meminfo, ratio=50, kbytes=0) - 8192 - user_reserve_kb - 4
-    mb = (room_at_ratio_50_kb - meminfo["Committed_AS"]) // MIB_KB + 16
-    lab.put(HOST, f"/etc/systemd/system/{DB_UNIT}", db_unit_text(mb))
-    lab.run(HOST, f"systemctl daemon-reload && systemctl enable --now {DB_UNIT}")
-    assert wait_db_ready(lab) == "active"
-    settle(lab)
-    assert lab.meminfo(HOST)["Committed_AS"] > room_at_ratio_50_kb, "precondition: ratio 50 cannot hold it"
+    mb = dbunit.mb_just_over_ratio_50(lab, HOST)
+    dbunit.install(lab, HOST, mb)
     yield mb
-    remove = (f"systemctl disable --now {DB_UNIT}; rm -f /etc/systemd/system/{DB_UNIT} {DROPIN} {MODE_ELSEWHERE}"
-              " /etc/sysctl.d/.dbfleet-*.tmp; systemctl daemon-reload; "
-              "sed -i '/dbfleet.memory overcommit takeover/d; /copied from a blog post/d; /^vm.overcommit/d' "
-              "/etc/sysctl.conf")
-    try:
-        lab.run(HOST, remove, timeout=60)
-    except LabError:
-        lab.power_cycle(HOST)
-        lab.run(HOST, remove, timeout=60)
+    dbunit.remove(lab, HOST, f"rm -f {DROPIN} {MODE_ELSEWHERE} /etc/sysctl.d/.dbfleet-*.tmp; "
+                             "sed -i '/dbfleet.memory overcommit takeover/d; /copied from a blog post/d; "
+                             "/^vm.overcommit/d' /etc/sysctl.conf")
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +60,12 @@ def predicted_boot(lab: Lab) -> dict[str, Any]:
 def power_cycle_and_compare(lab: Lab, predicted: dict[str, Any]) -> None:
     """Pull the plug, boot, and hold the kernel to the prediction; the database and nobody must start."""
     lab.power_cycle(HOST)
-    db = wait_db_ready(lab)
+    db = dbunit.wait_ready(lab, HOST)
     live = read_overcommit(lab, HOST)
     meminfo = lab.meminfo(HOST)
     print(f"after the power cycle: database {db}, live {live}, CommitLimit {meminfo['CommitLimit']} kB, "
           f"SwapTotal {meminfo['SwapTotal']} kB; predicted {predicted}")
-    assert db == "active", lab.run(HOST, f"journalctl -q -b -u {DB_UNIT} | tail -5", check=False).stdout
+    assert db == "active", dbunit.journal(lab, HOST)
     assert not lockout_problems(lab, HOST)
     for key in ("vm.overcommit_memory", "vm.overcommit_ratio", "vm.overcommit_kbytes", "vm.admin_reserve_kbytes"):
         assert str(live[key]) == predicted["end"][key], (key, live[key], predicted)
@@ -168,7 +138,7 @@ def test_a_plan_that_would_only_fit_with_swap_switched_on_by_hand_is_refused_and
         assert "/swapfile" in msg and "fstab" in msg, msg
         assert read_overcommit(lab, HOST)["vm.overcommit_memory"] == 0
         lab.power_cycle(HOST)
-        assert wait_db_ready(lab) == "active" and not lockout_problems(lab, HOST)
+        assert dbunit.wait_ready(lab, HOST) == "active" and not lockout_problems(lab, HOST)
         assert lab.meminfo(HOST)["SwapTotal"] == 0
     finally:
         lab.run(HOST, "swapoff /swapfile; rm -f /swapfile", check=False)
