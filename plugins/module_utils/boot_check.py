@@ -129,6 +129,17 @@ class TunedWriter:
         starts = [start for start in self.starts(sources, changes) if start.runs]
         return [tm.apply_tuned(replay, start) for start in starts] or [replay]
 
+    def before_reapply(self, replay: sr.Replay, sources: Mapping[str, sf.SysctlSource],
+                       changes: Sequence[FileChange]) -> List[sr.Replay]:
+        """The moment at boot after tuned wrote its profile and before it wrote the files again
+        (reapply_sysctl = 1): a state the host holds for that moment, while other units start."""
+        out = []
+        for start in self.starts(sources, changes):
+            if start.runs and start.reapply:
+                profile_only = replace(start, writes=tuple(w for w in start.writes if w.origin == tm.ORIGIN_PROFILE))
+                out.append(tm.apply_tuned(replay, profile_only))
+        return out
+
     def restarts(self, live: Mapping[str, str], sources: Mapping[str, sf.SysctlSource],
                  changes: Sequence[FileChange]) -> List[sr.Replay]:
         # A restart (or a profile switch) writes again from the live values; no boot tool runs first.
@@ -168,6 +179,12 @@ class BootModel:
         """The boot tool's replay continued by the writers after it, one replay per modelled version."""
         return self.tuned.after_boot_tool(replay, sources, changes) if self.tuned else [replay]
 
+    def moments(self, replay: sr.Replay, sources: Mapping[str, sf.SysctlSource],
+                changes: Sequence[FileChange]) -> List[sr.Replay]:
+        """States the boot passes through after the boot tool's and before its end (tuned's profile
+        before its re-apply)."""
+        return self.tuned.before_reapply(replay, sources, changes) if self.tuned else []
+
     def restarts(self, live: Mapping[str, str], sources: Mapping[str, sf.SysctlSource],
                  changes: Sequence[FileChange]) -> List[sr.Replay]:
         """Later writes of those writers from the live values (a tuned restart)."""
@@ -204,6 +221,9 @@ class BootCheck:
     unsafe: List[str]  # end states in mode 2 that fail the lower-bound check
     decisive: List[sr.ReplayWrite]  # the writes that make the end differ
     unpredictable: List[str]  # files a tool reads that we could not, and what else makes the boot unknowable
+    # Unsafe states the boot holds for a moment on its way to a safe end (tuned's profile before its
+    # re-apply): warned about, since units starting at that moment can be refused memory.
+    moments_unsafe: List[str] = field(default_factory=list)
 
     @property
     def replays(self) -> List[Tuple[str, sr.Replay]]:
@@ -253,8 +273,15 @@ def check_boot(found: Mapping[str, sf.SysctlSource], changes: Sequence[FileChang
     unsafe: Dict[str, List[str]] = {}
     ways: List[Tuple[str, sr.Replay, MemoryShape]] = []
     for rules in sr.RULE_SETS:
-        for replay in model.after_boot_tool(sr.replay(sources, rules, model.start), sources, changes):
+        booted = sr.replay(sources, rules, model.start)
+        for replay in model.after_boot_tool(booted, sources, changes):
             ways.append(("%s %s" % (replay.label, WHEN_BOOT), replay, model.memory_at_boot(memory, replay.end)))
+        for moment in model.moments(booted, sources, changes):
+            verdict = check_commit_state(model.memory_at_boot(memory, moment.end), moment.end,
+                                         _user_reserve(options, moment.end))
+            if not verdict.safe:
+                check.moments_unsafe.append("%s at boot, after its profile and before it writes the sysctl files "
+                                            "again: %s: %s" % (moment.after[-1], _who_decides(moment), verdict.reason))
         rerun = sr.replay(sources, rules, rerun_from)
         ways.append(("%s %s" % (rerun.label, WHEN_RERUN), rerun, model.memory_after_rerun(memory, rerun_from, rerun.end)))
     for replay in model.restarts(rerun_from, sources, changes):

@@ -332,6 +332,7 @@ def _decide_present(request: Request, host: HostState) -> Decision:
     else:
         changes = [taken[p] for p in sorted(taken)] + changes
     shadowing = bc.shadowing_report(check, expected, path)
+    warnings.extend(sorted(set(check.moments_unsafe)))
     if refusal is None and check.unpredictable:
         refusal = "Nothing changed: " + " | ".join(check.unpredictable)
     if refusal is None and check.unsafe:

@@ -116,3 +116,16 @@ def test_a_profile_tuned_picks_by_itself_is_reported_as_not_modelled(kernel, run
     failed, result = run_module(overcommit_info.main, PG)
     assert not failed
     assert result["next_boot"]["unmodelled"], result["next_boot"]
+
+
+def test_a_profile_the_drop_in_overrides_again_still_holds_for_a_moment_at_boot_and_is_warned_about(
+        kernel, run_module):
+    """With reapply_sysctl = 1 the end state is ours, but tuned first writes its profile's mode 2 at
+    ratio 30: units starting at that moment of the boot can be refused memory."""
+    install_tuned(kernel.root, reapply=1, sysctl="vm.overcommit_memory = 2\nvm.overcommit_ratio = 30\n")
+    kernel.set_committed(2500000)
+    failed, result = run_module(overcommit.main, PG)
+    assert not failed, result["msg"]
+    texts = [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
+    assert any(t.startswith("tuned-2.20 at boot, after its profile and before it writes the sysctl files again:")
+               and "/etc/tuned/dbfleet-pg/tuned.conf:6" in t for t in texts), texts
