@@ -47,7 +47,8 @@ def profile(ratio: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
+def tuned_lab() -> Iterator[Lab]:
+    """A lab of this module's own (not "lab": the suite's guests and their per-test restore are not ours)."""
     check_host()
     with Lab([GuestSpec(HOST, mem_mb=512, flavour="tuned")]) as the_lab:
         install_memhog(the_lab, HOST)
@@ -55,7 +56,8 @@ def lab() -> Iterator[Lab]:
 
 
 @pytest.fixture
-def database(lab: Lab) -> Iterator[None]:
+def database(tuned_lab: Lab) -> Iterator[None]:
+    lab = tuned_lab
     dbunit.install(lab, HOST, dbunit.mb_just_over_ratio_50(lab, HOST))
     yield
     dbunit.remove(lab, HOST, f"rm -rf {DROPIN} {shlex.quote(PROFILE.rsplit('/', 1)[0])} /etc/sysctl.d/.dbfleet-*.tmp; "
@@ -64,6 +66,7 @@ def database(lab: Lab) -> Iterator[None]:
 
 def plant(lab: Lab, reapply: int, ratio: int) -> None:
     """The profile and tuned's settings, for the next boot only (tuned is not restarted), on disk."""
+    lab.run(HOST, "mkdir -p %s" % shlex.quote(PROFILE.rsplit("/", 1)[0]))
     lab.put(HOST, PROFILE, profile(ratio))
     lab.put(HOST, "/etc/tuned/tuned-main.conf", main_conf(reapply))
     lab.run(HOST, "echo dbfleet-pg > /etc/tuned/active_profile && echo manual > /etc/tuned/profile_mode && sync")
@@ -99,7 +102,8 @@ def assert_boot_as_predicted_and_the_database_starts(lab: Lab, way: dict[str, An
 
 
 def test_a_profile_that_would_win_at_boot_is_refused_then_taken_over_and_the_boot_holds_the_plan(
-        lab: Lab, database: None) -> None:
+        tuned_lab: Lab, database: None) -> None:
+    lab = tuned_lab
     plant(lab, reapply=0, ratio=40)
     refused = run_role(lab, HOST, **ROLE_VARS)
     assert refused.failed(HOST), refused.why()
@@ -117,7 +121,8 @@ def test_a_profile_that_would_win_at_boot_is_refused_then_taken_over_and_the_boo
 
 
 def test_with_reapply_on_the_drop_in_holds_and_absent_that_would_hand_the_boot_to_tuned_is_refused(
-        lab: Lab, database: None) -> None:
+        tuned_lab: Lab, database: None) -> None:
+    lab = tuned_lab
     plant(lab, reapply=1, ratio=30)
     applied = run_role(lab, HOST, **ROLE_VARS)
     assert applied.returncode == 0, applied.why()
