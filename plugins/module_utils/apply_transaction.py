@@ -33,15 +33,13 @@ from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_write
 from ansible_collections.dbfleet.memory.plugins.module_utils import takeover
 from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_files as tf
 from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_model as tm
-from ansible_collections.dbfleet.memory.plugins.module_utils.decide import (  # noqa: F401 (the modules' API)
+from ansible_collections.dbfleet.memory.plugins.module_utils.decide import (
     LIVE_STEP,
     Decision,
     HostState,
     Refused,
     Request,
     decide,
-    dropin_path,
-    plan_options_for,
 )
 from ansible_collections.dbfleet.memory.plugins.module_utils.file_change import FileChange
 from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH, HostLock

@@ -385,8 +385,8 @@ def assess(row: AuditRow) -> Assessment:
     findings.extend("the next boot locks it out: " + message for message in row.boot_unsafe)
     if row.boot_swaptotal_kb is not None and row.swaptotal_kb is not None and row.boot_swaptotal_kb < row.swaptotal_kb:
         findings.append("the next boot has less swap than now: %s counted of %s (swap switched on by hand, or a "
-                        "nofail line, does not come back for sure)" % (human_kb(row.boot_swaptotal_kb),
-                                                                      human_kb(row.swaptotal_kb)))
+                        "nofail line, does not come back for sure)"
+                        % (human_kb(row.boot_swaptotal_kb), human_kb(row.swaptotal_kb)))
     if row.boot_hugetlb_kb and row.boot_hugetlb_kb > (row.hugetlb_kb or 0):
         findings.append("the next boot reserves %s of huge pages (now %s): CommitLimit shrinks by the difference"
                         % (human_kb(row.boot_hugetlb_kb), human_kb(row.hugetlb_kb or 0)))

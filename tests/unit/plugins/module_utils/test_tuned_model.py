@@ -392,8 +392,8 @@ def test_a_missing_conditional_include_is_skipped_and_a_missing_include_applies_
     ("enabled=false\n", "[sysctl]\nvm.swappiness = 5\n", True),  # a later unit always sets enabled (default true)
     ("enabled=false\n", "[cpu]\ngovernor=performance\n", False),
 ], ids=["false", "yes", "0", "true", "child-without-enabled", "child-without-the-unit"])
-def test_enabled_is_true_only_for_true_and_1_and_a_child_unit_always_sets_it(parent_enabled, child_section,
-                                                                            ratio_written):
+def test_enabled_is_true_only_for_true_and_1_and_a_child_unit_always_sets_it(
+        parent_enabled, child_section, ratio_written):
     parent = "[sysctl]\n" + parent_enabled + "vm.overcommit_ratio = 42\n"
     child = "[main]\ninclude=parent\n\n" + child_section
     tuned = tm.tuned_boot_writes(host(active="child", etc={"parent": parent, "child": child}), T20,
@@ -590,8 +590,8 @@ def test_reapplied_lines_are_parsed_and_spelled_as_each_version_does(line, by_ru
 
 
 def test_reapplied_values_reach_the_kernel_as_written():
-    srcs = sources({"/etc/sysctl.d/95-x.conf": "vm.overcommit_ratio = 55 # local\nvm.admin_reserve_kbytes = \"1\"\n"
-                                              "vm.overcommit_memory =\n"})
+    srcs = sources({"/etc/sysctl.d/95-x.conf": ("vm.overcommit_ratio = 55 # local\nvm.admin_reserve_kbytes = \"1\"\n"
+                                                "vm.overcommit_memory =\n")})
     tuned, result = boot(host(), srcs, T20)
     assert result.end[RATIO] == "55"  # the kernel reads one number and ignores the rest
     assert result.end[RESERVE] == "131072" and result.end[MODE] == "2"  # '"1"' is EINVAL; an empty value writes nothing

@@ -285,8 +285,7 @@ def big_file_ending_in_ratio_1(kernel):
     path = kernel.root / "etc/sysctl.d/60-huge.conf"
     with open(path, "wb") as out:
         line = b"# " + b"x" * 1021 + b"\n"
-        for _ in range(17 * 1024):  # 17 MiB of comments
-            out.write(line)
+        out.write(line * (17 * 1024))  # 17 MiB of comments
         out.write(b"vm.overcommit_ratio = 1\n")
     return path
 

@@ -185,8 +185,8 @@ def test_facts_hold_the_memory_shape_in_kb_the_live_values_with_the_user_reserve
     assert facts["memory"]["hugetlb_kb"] > 0 and facts["memory"]["committed_as_kb"] == result["committed_as_kb"]
     assert facts["memory"]["page_size_kb"] == 4
     # nr_hugepages too (None: this fake kernel has no hugetlb, like User-mode Linux).
-    assert facts["live_values"] == dict(result["live_values"], **{"vm.user_reserve_kbytes": "65536",
-                                                                    "vm.nr_hugepages": None})
+    assert facts["live_values"] == dict(result["live_values"],
+                                        **{"vm.user_reserve_kbytes": "65536", "vm.nr_hugepages": None})
     assert facts["live_commit_state"] == result["live_commit_state"]
     assert facts["boot_now_unsafe"] == result["boot_now_unsafe"] and facts["container"] is None
     assert facts["gathered_at"].endswith("Z")
