@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import PLANNER_OPTIONS, role_variable
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import (
     PLANNABLE_FACT_KEYS,
     FactsPlanError,
@@ -37,8 +38,6 @@ from ansible_collections.dbfleet.memory.plugins.plugin_utils.report_files import
     write_reports,
 )
 
-# The role's planner variables (overcommit_<knob>), read per host as the role reads them.
-PLANNER_KNOBS = ("workload_commit_mb", "headroom_pct", "kernel_reserve_pct", "admin_reserve_mb", "prefer")
 
 ARGUMENT_SPEC = dict(
     dest=dict(type="path", required=True),
@@ -61,8 +60,10 @@ def cached_plan(host_vars):
     facts = host_vars.get("ansible_facts") or {}
     if not any(key in facts for key in PLANNABLE_FACT_KEYS):
         return None
-    knobs = {knob: host_vars["overcommit_" + knob] for knob in PLANNER_KNOBS if "overcommit_" + knob in host_vars}
-    return plan_from_facts(dict(facts), profile=host_vars.get("overcommit_profile", ["generic"]), **knobs)
+    # Every planner option, from the host's role variable (overcommit_<option>) as the role reads it;
+    # one the host does not set gets the modules' default.
+    options = {option: host_vars[role_variable(option)] for option in PLANNER_OPTIONS if role_variable(option) in host_vars}
+    return plan_from_facts(dict(facts), **options)
 
 
 def row_for_host(host, host_vars, results_var, from_cache):

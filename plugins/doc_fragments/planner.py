@@ -6,7 +6,9 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # The planner's options, shared by the overcommit and overcommit_info modules.
+    # The planner's options, shared by the overcommit and overcommit_info modules and the overcommit_plan
+    # filter. Their names, types, choices and defaults are module_utils/plan_args.py's PLANNER_ARGUMENT_SPEC;
+    # tests/unit/plugins/test_planner_options.py fails when this text and that spec differ.
     DOCUMENTATION = r"""
 options:
   profile:
@@ -24,7 +26,7 @@ options:
       - Expected peak committed memory of the database in MiB (for example shared buffers plus per-connection
         memory). The demand is the larger of this and the current C(Committed_AS).
       - The lower bound is the kernel's own check in mode 2. A process without CAP_SYS_ADMIN may commit only
-        C(CommitLimit) less C(vm.admin_reserve_kbytes), less C(vm.user_reserve_kbytes) (read from the host; the
+        C(CommitLimit) less C(vm.admin_reserve_kbytes), less C(vm.user_reserve_kbytes) (the host's own value; the
         kernel holds up to that much back from each request), less one page (its comparison is strict). That
         must cover the demand plus O(headroom_pct).
     type: int

@@ -23,8 +23,11 @@ description:
     its default cap of 128 MiB (the result's C(reasons) say so), huge pages count only when O(hugetlb_mb) is given,
     and the predicted C(CommitLimit) may differ from the kernel's by up to a few MiB. The result's C(source) is
     V(facts).
+  - The planner's options are the modules' own, with the same types, choices and defaults; give them by name.
   - When both are present, the C(dbfleet_overcommit) fact is used. The module, run on the host, is the authority
     before applying; cached facts are as old as their C(gathered_at).
+extends_documentation_fragment:
+  - dbfleet.memory.planner
 options:
   _input:
     description:
@@ -32,30 +35,6 @@ options:
         C(ansible_) prefix). Needs C(dbfleet_overcommit), or C(memtotal_mb) and C(swaptotal_mb), or C(memory_mb).
     type: dict
     required: true
-  profile:
-    description: Profile or list of profiles, as for the module.
-    type: raw
-    default: generic
-  workload_commit_mb:
-    description: Expected peak committed memory of the database in MiB.
-    type: int
-    default: 0
-  headroom_pct:
-    description: Headroom in percent on top of the demand, between 0 and 100.
-    type: int
-    default: 20
-  kernel_reserve_pct:
-    description: Share of non-huge RAM kept out of the commit budget, between 0 and 50.
-    type: int
-    default: 10
-  admin_reserve_mb:
-    description: Planned C(vm.admin_reserve_kbytes) in MiB, at least 8.
-    type: int
-    default: 128
-  prefer:
-    description: V(auto), V(ratio) or V(kbytes).
-    type: str
-    default: auto
   hugetlb_mb:
     description:
       - Memory held by huge pages in MiB, which C(setup) facts do not report. An error with the
@@ -94,9 +73,13 @@ from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import F
 
 def overcommit_plan(facts, *args, **kwargs):
     # The planning is plugin_utils' (the audit_report action plans with it too); the filter only
-    # turns its errors into Jinja's, named after the filter. Options and defaults are plan_from_facts'.
+    # turns its errors into Jinja's, named after the filter. The options, their types and defaults are
+    # the modules' (module_utils/plan_args.py), checked by plan_from_facts.
+    if args:
+        raise AnsibleFilterError("overcommit_plan: give the options by name, for example overcommit_plan(profile='postgresql'),"
+                                 " got %d positional argument(s)" % len(args))
     try:
-        return plan_from_facts(facts, *args, **kwargs)
+        return plan_from_facts(facts, **kwargs)
     except FactsPlanError as exc:
         raise AnsibleFilterError("overcommit_plan: %s" % exc)
 

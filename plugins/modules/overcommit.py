@@ -136,7 +136,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction as txn
 from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LockError
 from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
-    PLANNER_ARGUMENT_SPEC,
+    SHARED_ARGUMENT_SPEC,
     checked_options,
 )
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanInputError
@@ -145,9 +145,8 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.planner import Plan
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            PLANNER_ARGUMENT_SPEC,
+            SHARED_ARGUMENT_SPEC,
             state=dict(type="str", default="present", choices=["present", "absent"]),
-            dropin_priority=dict(type="int", default=90),
             live=dict(type="str", default="auto", choices=["auto", "always", "never"]),
             shadowing=dict(type="str", default="fail", choices=["fail", "warn", "takeover"]),
             lock_timeout=dict(type="int", default=60),

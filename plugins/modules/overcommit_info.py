@@ -318,7 +318,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
 )
 from ansible_collections.dbfleet.memory.plugins.module_utils.overcommit_facts import build_facts
 from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
-    PLANNER_ARGUMENT_SPEC,
+    SHARED_ARGUMENT_SPEC,
     checked_options,
 )
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
@@ -331,10 +331,9 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            PLANNER_ARGUMENT_SPEC,
+            SHARED_ARGUMENT_SPEC,
             meminfo_path=dict(type="path", default="/proc/meminfo"),
             meminfo=dict(type="dict"),
-            dropin_priority=dict(type="int", default=90),
             facts=dict(type="bool", default=False),
         ),
         supports_check_mode=True,

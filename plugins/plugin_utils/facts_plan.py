@@ -19,9 +19,8 @@ Two kinds of facts, the precise one winning when both are present:
 
 from __future__ import annotations
 
-import math
-import re
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from dataclasses import replace
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
 from ansible_collections.dbfleet.memory.plugins.module_utils.overcommit_facts import (
@@ -29,15 +28,15 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.overcommit_facts im
     FACTS_SCHEMA,
     USER_RESERVE_KEY,
 )
+from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
+    checked_planner_values,
+    plan_options_from_params,
+)
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
-    DEFAULT_ADMIN_RESERVE_MB,
-    DEFAULT_HEADROOM_PCT,
-    DEFAULT_KERNEL_RESERVE_PCT,
     DEFAULT_USER_RESERVE_KB,
     KIB_PER_MIB,
     PLAIN_DECIMAL,
     PlanInputError,
-    PlanOptions,
     plan_overcommit,
 )
 
@@ -53,7 +52,6 @@ SOURCE_SETUP_FACTS = "facts"
 # The facts a plan can be made from: overcommit_info's own, or setup's memory facts.
 PLANNABLE_FACT_KEYS = (FACTS_KEY, "memtotal_mb")
 
-_SIGNED_DECIMAL = re.compile(r"-?[0-9]+")
 _MEMORY_FIELDS = ("memtotal_kb", "swaptotal_kb", "hugetlb_kb", "committed_as_kb", "commit_limit_kb", "page_size_kb")
 # What the precise facts carry besides the memory shape, returned as they are.
 _PASSED_ON = ("gathered_at", "live_values", "live_commit_state", "boot_now_unsafe", "container")
@@ -146,32 +144,11 @@ def memory_from_overcommit_facts(cached: Any) -> Tuple[MemoryShape, Optional[int
     return MemoryShape(**values), int(user_reserve)
 
 
-def _option_int(name: str, value: Any) -> int:
-    """A planner option as the modules' int options take it: an int (not a bool), decimal digits with
-    an optional sign, or a finite float with no fraction; the planner then checks its range."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and _SIGNED_DECIMAL.fullmatch(value.strip()):
-        return int(value.strip())
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    raise FactsPlanError("%s must be a whole number, got %r" % (name, value))
+def plan_from_facts(facts: Any, *, hugetlb_mb: Any = 0, **options: Any) -> Dict[str, Any]:
+    """The plan result the overcommit_plan filter documents, from ansible_facts or a host's hostvars.
 
-
-def _profiles(profile: Any) -> Tuple[str, ...]:
-    """The role's and the module's forms: one profile name, or a list of names."""
-    if isinstance(profile, str):
-        return (profile,)
-    if isinstance(profile, (list, tuple)) and all(isinstance(name, str) for name in profile):
-        return tuple(profile)
-    raise FactsPlanError("profile must be a profile name or a list of them, got %r" % (profile,))
-
-
-def plan_from_facts(facts: Any, profile: Union[str, Sequence[str]] = "generic", workload_commit_mb: int = 0,
-                    headroom_pct: int = DEFAULT_HEADROOM_PCT, kernel_reserve_pct: int = DEFAULT_KERNEL_RESERVE_PCT,
-                    admin_reserve_mb: int = DEFAULT_ADMIN_RESERVE_MB, prefer: str = "auto",
-                    hugetlb_mb: Any = 0) -> Dict[str, Any]:
-    """The plan result the overcommit_plan filter documents, from ansible_facts or a host's hostvars."""
+    ``options`` are the planner's (module_utils/plan_args.py PLANNER_ARGUMENT_SPEC, the modules'
+    options), typed, checked and defaulted exactly as the modules' argument spec does."""
     if not isinstance(facts, dict):
         raise FactsPlanError("input must be a host's facts (a dict), got %s" % type(facts).__name__)
     cached = _fact(facts, FACTS_KEY)
@@ -182,20 +159,12 @@ def plan_from_facts(facts: Any, profile: Union[str, Sequence[str]] = "generic", 
         memory, user_reserve_kb = memory_from_overcommit_facts(cached)
     else:
         memory = memory_from_facts(facts, hugetlb_mb)
-    profiles = _profiles(profile)
     try:
-        options = PlanOptions(
-            profiles=profiles,
-            workload_commit_kb=_option_int("workload_commit_mb", workload_commit_mb) * KIB_PER_MIB,
-            headroom_pct=_option_int("headroom_pct", headroom_pct),
-            kernel_reserve_pct=_option_int("kernel_reserve_pct", kernel_reserve_pct),
-            admin_reserve_kb=_option_int("admin_reserve_mb", admin_reserve_mb) * KIB_PER_MIB,
-            prefer=str(prefer),
-            # The host's own value when its facts have it (as the module plans); else the kernel's cap,
-            # as the reasons then say.
-            user_reserve_kb=DEFAULT_USER_RESERVE_KB if user_reserve_kb is None else user_reserve_kb,
-        )
-        plan = plan_overcommit(memory, options)
+        planned = plan_options_from_params(checked_planner_values(options))
+        # The host's own value when its facts have it (as the module plans); else the kernel's cap,
+        # as the reasons then say.
+        planned = replace(planned, user_reserve_kb=DEFAULT_USER_RESERVE_KB if user_reserve_kb is None else user_reserve_kb)
+        plan = plan_overcommit(memory, planned)
     except (PlanInputError, TypeError, ValueError) as exc:
         raise FactsPlanError(str(exc))
     result = plan.as_dict()

@@ -30,7 +30,7 @@ def test_a_planner_variable_that_is_no_whole_number_gives_a_failed_row_naming_it
     host_vars = {"ansible_facts": {"memtotal_mb": 16384, "swaptotal_mb": 0}, "overcommit_workload_commit_mb": float("inf")}
     row = row_for_host("db1", host_vars, "audit", True)
     assert (row.status, row.message) == (
-        STATUS_FAILED, "cannot plan from the cached facts: workload_commit_mb must be a whole number, got inf")
+        STATUS_FAILED, "cannot plan from the cached facts: workload_commit_mb: must be a whole number, got inf")
 
 
 @pytest.mark.parametrize("registered", [

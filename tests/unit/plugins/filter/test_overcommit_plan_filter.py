@@ -60,8 +60,11 @@ def test_huge_pages_given_by_hand_leave_the_budget():
         (FACTS, {"hugetlb_mb": 999999}, "hugetlb_mb must be between 0 and memtotal_mb"),
         ({"memtotal_mb": "lots", "swaptotal_mb": 0}, {}, "memtotal_mb must be a whole number of MiB"),
         # Were a bare TypeError: the audit's row then blamed the wrong thing.
-        (FACTS, {"profile": 5}, "profile must be a profile name or a list of them, got 5"),
-        (FACTS, {"profile": [["postgresql"]]}, "profile must be a profile name or a list of them"),
+        (FACTS, {"profile": 5}, "profile: must be a name or a list of names, got 5"),
+        (FACTS, {"profile": [["postgresql"]]}, r"profile: must be a name or a list of names, got \[\['postgresql'\]\]"),
+        (FACTS, {"profile": "postgres"}, "profile: must be one or more of generic, postgresql, .*, got 'postgres'"),
+        (FACTS, {"workload_commit_mb": "lots"}, "workload_commit_mb: must be a whole number, got 'lots'"),
+        (FACTS, {"headroom": 30}, "headroom: not a planner option; the options are profile, workload_commit_mb"),
     ],
 )
 def test_bad_input_raises_a_filter_error_naming_the_problem(facts, kwargs, message):
@@ -100,10 +103,10 @@ def test_memory_facts_that_are_no_whole_number_of_mib_are_refused_naming_the_fac
 @pytest.mark.parametrize("kwargs, message", [
     ({"hugetlb_mb": float("inf")}, "hugetlb_mb " + MIB_FORM + "inf"),
     ({"hugetlb_mb": -1}, "hugetlb_mb " + MIB_FORM + "-1"),
-    ({"workload_commit_mb": float("inf")}, "workload_commit_mb must be a whole number, got inf"),
-    ({"headroom_pct": float("nan")}, "headroom_pct must be a whole number, got nan"),
-    ({"admin_reserve_mb": True}, "admin_reserve_mb must be a whole number, got True"),
-    ({"kernel_reserve_pct": "10.5"}, "kernel_reserve_pct must be a whole number, got '10.5'"),
+    ({"workload_commit_mb": float("inf")}, "workload_commit_mb: must be a whole number, got inf"),
+    ({"headroom_pct": float("nan")}, "headroom_pct: must be a whole number, got nan"),
+    ({"admin_reserve_mb": True}, "admin_reserve_mb: must be a whole number, got True"),
+    ({"kernel_reserve_pct": "10.5"}, "kernel_reserve_pct: must be a whole number, got '10.5'"),
 ])
 def test_planner_options_that_are_no_whole_number_are_refused_naming_the_option(kwargs, message):
     with pytest.raises(AnsibleFilterError) as refused:
@@ -163,3 +166,8 @@ def test_bad_cached_facts_raise_a_filter_error_naming_the_problem(change, kwargs
     cached = dict(CACHED["dbfleet_overcommit"], **change)
     with pytest.raises(AnsibleFilterError, match=message):
         overcommit_plan({"dbfleet_overcommit": cached}, **kwargs)
+
+
+def test_options_given_by_position_are_refused_naming_the_way_to_give_them():
+    with pytest.raises(AnsibleFilterError, match=r"give the options by name, for example overcommit_plan\(profile='postgresql'\)"):
+        overcommit_plan(FACTS, "postgresql")
