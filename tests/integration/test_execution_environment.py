@@ -65,3 +65,37 @@ def test_the_galaxy_stage_installs_the_collection_and_introspection_finds_no_dep
                         tmp_path / "collections"])
     data = yaml.safe_load(introspected.stdout)
     assert data["python"] == [] and data["system"] == []
+
+
+def checkout_copy(tmp_path: Path) -> Path:
+    """A copy of the checkout's tracked and new files, to break its execution-environment.yml in."""
+    copy = tmp_path / "checkout"
+    files = subprocess.run(["git", "-C", REPO, "ls-files", "-co", "--exclude-standard", "-z"], capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            (copy / name).write_bytes((REPO / name).read_bytes())
+            (copy / name).chmod((REPO / name).stat().st_mode)
+    return copy
+
+
+@pytest.mark.parametrize("broken, message", [
+    # The galaxy stage would install a tarball the context does not hold (ansible-builder says nothing).
+    (("name: collection/dbfleet-memory-0.1.0.tar.gz", "name: collection/dbfleet-memory-9.9.9.tar.gz"),
+     "requirements.yml installs a tarball the context does not hold: collection/dbfleet-memory-9.9.9.tar.gz"),
+    # A file to copy into the context that is not there (ansible-builder only prints "No matches").
+    (("    dest: collection\n", "    dest: collection\n  - src: build/ee/collection/missing.tar.gz\n    dest: collection\n"),
+     "ansible-builder could not copy a file execution-environment.yml names"),
+])
+def test_make_ee_fails_naming_the_tarball_its_context_lacks(tmp_path, broken, message):
+    copy = checkout_copy(tmp_path)
+    definition = copy / "execution-environment.yml"
+    old, new = broken
+    assert old in definition.read_text()
+    definition.write_text(definition.read_text().replace(old, new))
+    proc = subprocess.run([copy / "scripts" / "ee-context.sh"], capture_output=True, text=True, check=False,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert message in proc.stderr, proc.stderr[-3000:]
+    assert "build context in" not in proc.stdout
