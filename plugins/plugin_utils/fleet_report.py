@@ -546,6 +546,7 @@ def render_csv(rows: Sequence[AuditRow]) -> str:
 # Chart geometry (px). Each host is scaled to its own largest value: fleets mix 4 GiB VMs
 # and 1 TiB hosts, and what matters is each host's bars relative to each other.
 _LABEL_W = 250
+_LABEL_CHARS = 30  # bold 12 px sans-serif in the label column
 _BAR_W = 560
 _VALUE_W = 170
 _ROW_H = 58
@@ -580,7 +581,9 @@ def render_svg(ordered: Sequence[Tuple[AuditRow, Assessment]]) -> str:
         parts.append('<g class="host" data-host="%s" data-risk="%s" transform="translate(0,%d)">'
                      % (esc(row.host), risk.level, y))
         parts.append('<rect x="0" y="0" width="6" height="%d" fill="%s"/>' % (_ROW_H - 8, LEVEL_COLOURS[risk.level]))
-        parts.append('<text x="12" y="16" font-weight="bold">%s</text>' % esc(row.host[:32]))
+        # A name too long for the label column is cut visibly (the table below has it whole), never mid-line.
+        label = row.host if len(row.host) <= _LABEL_CHARS else row.host[:_LABEL_CHARS - 1] + "\u2026"
+        parts.append('<text x="12" y="16" font-weight="bold">%s<title>%s</title></text>' % (esc(label), esc(row.host)))
         sub = risk.level
         if row.source == SOURCE_CACHED:
             sub += " - " + CACHED_LABEL
@@ -622,16 +625,35 @@ def render_svg(ordered: Sequence[Tuple[AuditRow, Assessment]]) -> str:
     return "\n".join(parts)
 
 
+# Lines break between words only: a header, badge, host name, number or live mode is never broken inside a word
+# (each column is at least as wide as its longest word), and a size keeps its unit on its line (&nbsp;). The
+# plan and the free-text findings have a row of their own under their host's, as wide as the table, so they
+# neither widen it nor squeeze its columns; only there may a long path break to fit. Where the window is narrower
+# than the table, it scrolls sideways in its own box, never the page.
 _CSS = """
 body{font-family:sans-serif;margin:24px;color:#222}
-table{border-collapse:collapse;font-size:13px;margin-top:16px;width:100%}
-td:last-child{min-width:280px}
-th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;overflow-wrap:anywhere}
+.table-box{overflow-x:auto;margin-top:16px}
+table{border-collapse:collapse;font-size:12px;width:100%}
+th,td{border:1px solid #ddd;padding:4px 5px;vertical-align:top;overflow-wrap:normal;hyphens:manual}
 th{background:#f3f3f3;text-align:left}
+td.host{white-space:nowrap}
 td.num{text-align:right;white-space:nowrap}
-.badge{color:#fff;border-radius:3px;padding:1px 5px;font-size:12px}
+td.num.headroom{white-space:normal}
+tr.findings td{border-top:none;color:#333;padding-left:16px;overflow-wrap:anywhere}
+tr.findings ul{margin:2px 0 0;padding-left:16px}
+.badge{color:#fff;border-radius:3px;padding:1px 5px;font-size:12px;white-space:nowrap}
 .note{color:#555;font-size:13px;max-width:1000px}
 """
+
+
+# The table's columns; each host's plan and findings follow in a row of their own.
+_HTML_COLUMNS = ("Host", "Risk", "Source", "Mode (live)", "CommitLimit", "Committed_AS", "RAM+swap can back", "Headroom",
+                 "ratio=100 locks out")
+
+
+def _unbroken(text: str) -> str:
+    """HTML for a number and its unit that the browser keeps on one line."""
+    return html_text(text).replace(" ", "&nbsp;")
 
 
 def render_html(rows: Sequence[AuditRow], generated_at: str = "") -> str:
@@ -645,16 +667,20 @@ def render_html(rows: Sequence[AuditRow], generated_at: str = "") -> str:
     )
     body_rows = []
     for row, risk in ordered:
-        headroom = "-" if risk.headroom_kb is None else "%s (%.1f %%)" % (human_kb(risk.headroom_kb), risk.headroom_pct or 0.0)
+        # The size and the share may sit on two lines, each whole.
+        headroom = "-" if risk.headroom_kb is None else "%s (%s)" % (
+            _unbroken(human_kb(risk.headroom_kb)), _unbroken("%.1f %%" % (risk.headroom_pct or 0.0)))
         locked = {None: "-", True: "<b>yes</b>", False: "no"}[risk.locked_out_by_ratio100]
         body_rows.append(
-            "<tr><td>%s</td><td><span class=\"badge\" style=\"background:%s\">%s</span></td><td>%s</td><td>%s</td>"
-            "<td class=\"num\">%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td>"
-            "<td>%s</td><td>%s</td><td>%s</td></tr>" % (
+            "<tr class=\"host\"><td class=\"host\">%s</td><td><span class=\"badge\" style=\"background:%s\">%s</span>"
+            "</td><td>%s</td><td class=\"mode\">%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td>"
+            "<td class=\"num\">%s</td><td class=\"num headroom\">%s</td><td>%s</td></tr>" % (
                 esc(row.host), LEVEL_COLOURS[risk.level], risk.level, esc(_source_text(row)),
                 esc(_live_limit_text(row)), human_kb(row.commit_limit_kb), human_kb(row.committed_as_kb),
-                human_kb(row.backable_kb), esc(headroom), locked, esc(_planned_text(row)),
-                "<br>".join(esc(f) for f in risk.findings) or "-"))
+                human_kb(row.backable_kb), headroom, locked))
+        body_rows.append('<tr class="findings"><td colspan="%d"><b>Plan</b> %s%s</td></tr>' % (
+            len(_HTML_COLUMNS), esc(_planned_text(row)),
+            "<ul>%s</ul>" % "".join("<li>%s</li>" % esc(f) for f in risk.findings) if risk.findings else ""))
     return """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Overcommit audit</title><style>%s</style></head>
 <body>
@@ -665,15 +691,15 @@ force (enforced only in mode 2, pale otherwise) and what <b>RAM + swap can back<
 swap, the planner's upper bound); the green tick is the planned CommitLimit. Each host is drawn to its own scale.
 Headroom: mode 2 = CommitLimit - admin and user reserves - one page - Committed_AS; mode 0/1 = RAM + swap can back - Committed_AS.</p>
 %s
-<table>
-<tr><th>Host</th><th>Risk</th><th>Source</th><th>Mode (live)</th><th>CommitLimit</th><th>Committed_AS</th>
-<th>RAM+swap can back</th><th>Headroom</th><th>ratio=100 locks out</th><th>Plan</th><th>Findings</th></tr>
+<div class="table-box"><table>
+<tr>%s</tr>
 %s
-</table>
+</table></div>
 </body></html>
 """ % (_CSS, esc(generated_at) + " &middot; " if generated_at else "", counts["hosts"], summary,
        counts["unreachable"], counts["failed"], CACHED_LABEL, counts["cached_facts"],
-       counts["locked_out_by_ratio100"], render_svg(ordered), "\n".join(body_rows))
+       counts["locked_out_by_ratio100"], render_svg(ordered), "".join("<th>%s</th>" % esc(c) for c in _HTML_COLUMNS),
+       "\n".join(body_rows))
 
 
 RENDERERS = ("markdown", "html", "json", "csv")

@@ -6,11 +6,15 @@ made-up memory shapes (one per risk level) plus a host that cannot be reached. C
 from file:// and gives back the DOM it built (--dump-dom), a screenshot (--screenshot, kept under
 reports/browser/, which git ignores) and its network log (--log-net-log). The checks: the chart has a
 group with bars for every host, worst first, in the order of the table and of report.json; the
-screenshot shows those bars drawn, to scale; and the page asked for nothing from a network.
+screenshot shows those bars drawn, to scale; the page asked for nothing from a network; and, measured in
+the page at a narrow (1024 px) and a wide (1920 px) window, no header, badge, host name or number is drawn
+on more than one line, with a screenshot of each width kept beside the first (report-1024.png,
+report-1920.png).
 """
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -31,6 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "reports" / "browser"
 CHROMIUM_TIMEOUT_S = 120
 WINDOW = (1280, 1000)  # tall enough for the chart and the table of the fleet below, so one screenshot shows both
+# A narrow and a wide window: the report must read well on both, and a screenshot of each is kept.
+READABLE_WIDTHS = (1024, 1920)
+SCREENSHOT_HEIGHT = 1400
 # Offline by construction: no background services, no updates, no sync, and every name resolves to
 # nothing, so even a request that slipped through could not leave the machine (the net log still shows it).
 OFFLINE_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -45,6 +52,8 @@ FLEET: Dict[str, Tuple[int, int, int, int]] = {
     "db-critical": (4 * GIB_KB, 0, 5 * GIB_KB, 0),  # promised more than RAM can back
     "db-high": (8 * GIB_KB, 0, 7 * GIB_KB, 0),  # 7549747 - 7340032: 2.8 % headroom
     "db-ok": (64 * GIB_KB, 8 * GIB_KB, 10 * GIB_KB, 0),
+    # A long name, as fleets have them: it must stay whole on its line.
+    "pg-replica-07.eu-west-1.db.example.internal": (32 * GIB_KB, 4 * GIB_KB, 8 * GIB_KB, 0),
 }
 
 
@@ -99,6 +108,7 @@ class _Dom(HTMLParser):
         super().__init__()
         self.groups: List[Dict[str, object]] = []
         self.rows: List[List[str]] = []
+        self.findings_rows: List[List[str]] = []  # each host's findings, in a row of their own under its row
         self.tags: List[Tuple[str, Dict[str, Optional[str]]]] = []
         self._group: Optional[Dict[str, object]] = None
         self._cell: Optional[List[str]] = None
@@ -111,6 +121,9 @@ class _Dom(HTMLParser):
             self.groups.append(self._group)
         elif tag == "rect" and self._group is not None and attributes.get("class"):
             self._group["bars"][attributes["class"]] = int(attributes["width"])
+        elif tag == "tr" and attributes.get("class") == "findings":
+            self.rows.append([])
+            self.findings_rows.append(self.rows[-1])
         elif tag == "tr":
             self.rows.append([])
         elif tag == "td":
@@ -223,7 +236,11 @@ def test_the_chart_has_a_group_with_bars_for_every_host_worst_first(rendered):
 
 
 def test_the_table_lists_every_host_in_the_order_of_the_chart_with_its_risk(rendered):
-    rows = [row for row in rendered["dom"].rows if row]  # the header row has th cells only
+    # The header row has th cells only; each host's row is followed by the row of its findings.
+    rows = [row for row in rendered["dom"].rows if row and not any(row is f for f in rendered["dom"].findings_rows)]
+    assert len(rendered["dom"].findings_rows) == len(rows)
+    first = rendered["dom"].findings_rows[0][0]
+    assert first.startswith("Plan unsafe: admin_reserve_kbytes=") and "one spike away from an OOM kill" in first, first
     assert [row[0] for row in rows] == [g["host"] for g in rendered["dom"].groups]
     assert [row[1] for row in rows] == [g["risk"] for g in rendered["dom"].groups]
     gone = rows[-1]
@@ -317,6 +334,104 @@ def test_the_page_fits_common_screen_widths_without_scrolling_sideways(rendered,
     layout = json.loads(found.group(1))
     # Long plans and findings wrap inside their cells instead of widening the table past the window.
     assert {int(w): v["scroll_width"] <= v["client_width"] for w, v in layout.items()} == {w: True for w in widths}, layout
+
+
+# Where a word must never be broken across lines: the title, the summary line with its badges, every header,
+# badge, host name and number: every cell of the hosts' rows (their plan and free-text findings, in rows of their
+# own, may break a long path to fit).
+# For each word (a run of non-blank characters) of those elements, the probe asks the browser for the boxes it
+# drew the word in (Range.getClientRects) and reports the words whose boxes lie on more than one line.
+_WORDS_PROBE = """<!DOCTYPE html><html><body>%s<pre id="layout"></pre><script>
+var SELECTOR = "h1, body > p:first-of-type, th, .badge, tr.host td";
+var frames = document.querySelectorAll("iframe"), out = {}, left = frames.length;
+function brokenWords(doc) {
+  var broken = [], checked = 0, hosts = [];
+  doc.querySelectorAll("td.host").forEach(function (cell) { hosts.push(cell.textContent); });
+  doc.querySelectorAll(SELECTOR).forEach(function (element) {
+    var walker = doc.createTreeWalker(element, NodeFilter.SHOW_TEXT), node;
+    while ((node = walker.nextNode())) {
+      var word = /\\S+/g, match;
+      while ((match = word.exec(node.data))) {
+        var range = doc.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        var lines = {};
+        Array.prototype.forEach.call(range.getClientRects(), function (rect) {
+          if (rect.width > 0) { lines[Math.round(rect.bottom)] = true; }
+        });
+        checked += 1;
+        if (Object.keys(lines).length > 1) {
+          broken.push({word: match[0], element: element.tagName.toLowerCase() + (element.className ? "." + element.className : ""),
+                       lines: Object.keys(lines).length});
+        }
+      }
+    }
+  });
+  return {broken: broken, checked: checked, hosts: hosts};
+}
+frames.forEach(function (frame) {
+  frame.addEventListener("load", function () {
+    var root = frame.contentDocument.documentElement;
+    out[frame.width] = brokenWords(frame.contentDocument);
+    var box = frame.contentDocument.querySelector(".table-box") || root;
+    out[frame.width].scroll_width = root.scrollWidth;
+    out[frame.width].client_width = root.clientWidth;
+    out[frame.width].table_scroll_width = box.scrollWidth;
+    out[frame.width].table_client_width = box.clientWidth;
+    if (--left === 0) { document.getElementById("layout").textContent = JSON.stringify(out); }
+  });
+});
+</script></body></html>"""
+
+
+def probe(page: Path, probe_html: str, workdir: Path) -> Dict[str, Dict[str, object]]:
+    """Load a probe page of the test's own beside ``page`` and return what its script wrote into #layout."""
+    probe_path = page.parent / ("probe-%s.html" % workdir.name)
+    probe_path.write_text(probe_html)
+    proc = subprocess.run([chromium_binary(), *OFFLINE_FLAGS, "--user-data-dir=%s" % (workdir / "profile"),
+                           "--allow-file-access-from-files", "--dump-dom", probe_path.as_uri()],
+                          capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False)
+    found = re.search(r'<pre id="layout">(.*?)</pre>', proc.stdout)
+    assert proc.returncode == 0 and found and found.group(1), proc.stderr[-3000:]
+    return json.loads(html.unescape(found.group(1)))
+
+
+def frames(page: Path, widths) -> str:
+    return "".join('<iframe src="%s" width="%d" height="900"></iframe>' % (page.name, w) for w in widths)
+
+
+def test_no_header_badge_host_name_or_number_is_broken_inside_a_word_narrow_or_wide(rendered, tmp_path):
+    layout = probe(rendered["page"], _WORDS_PROBE % frames(rendered["page"], READABLE_WIDTHS), tmp_path)
+    assert sorted(int(w) for w in layout) == sorted(READABLE_WIDTHS)
+    hosts = sorted(h["host"] for h in rendered["report"]["hosts"])
+    for width, found in layout.items():
+        # The probe looked at every host's name (and the headers, badges and numbers around them)...
+        assert sorted(found["hosts"]) == hosts and found["checked"] > 10 * len(hosts), (width, found)
+        # ...and found no word drawn on more than one line.
+        assert found["broken"] == [], (width, found["broken"])
+        # Neither the page nor the table scrolls sideways.
+        assert found["scroll_width"] <= found["client_width"], (width, found)
+        assert found["table_scroll_width"] <= found["table_client_width"], (width, found)
+    # A screenshot at each width, kept with the run's artifacts for a person to look at.
+    for width in READABLE_WIDTHS:
+        shot = ARTIFACTS / ("report-%d.png" % width)
+        shot.unlink(missing_ok=True)
+        proc = subprocess.run([chromium_binary(), *OFFLINE_FLAGS, "--user-data-dir=%s" % (tmp_path / ("shot-%d" % width)),
+                               "--window-size=%d,%d" % (width, SCREENSHOT_HEIGHT), "--screenshot=%s" % shot,
+                               rendered["page"].as_uri()],
+                              capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False)
+        assert proc.returncode == 0 and shot.is_file(), proc.stderr[-3000:]
+        assert read_png(shot)[:2] == (width, SCREENSHOT_HEIGHT)
+
+
+def test_the_probe_sees_a_word_the_browser_breaks(tmp_path):
+    """The control: the same measurement catches a header that a too-narrow column breaks inside a word, and a host
+    name broken at its hyphen."""
+    page = tmp_path / "broken.html"
+    page.write_text('<!DOCTYPE html><html><body><table style="width:60px"><tr class="host"><th style="overflow-wrap:anywhere">'
+                    'CommitLimit</th><td>db-1</td></tr></table></body></html>')
+    layout = probe(page, _WORDS_PROBE % frames(page, (400,)), tmp_path)
+    assert [b["word"] for b in layout["400"]["broken"]] == ["CommitLimit", "db-1"], layout
 
 
 def test_the_network_check_sees_a_page_that_does_fetch(tmp_path):
