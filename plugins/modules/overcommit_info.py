@@ -303,29 +303,13 @@ ansible_facts:
           type: str
 """
 
-from dataclasses import replace
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction as txn
-from ansible_collections.dbfleet.memory.plugins.module_utils import boot_check
-from ansible_collections.dbfleet.memory.plugins.module_utils import oom_host
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
-    MeminfoError,
-    coerce_meminfo_fields,
-    memory_from_fields,
-)
 from ansible_collections.dbfleet.memory.plugins.module_utils.overcommit_facts import build_facts
-from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
-    SHARED_ARGUMENT_SPEC,
-    checked_options,
-)
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
-    CommitStateInputError,
-    PlanInputError,
-    check_commit_state,
-)
+from ansible_collections.dbfleet.memory.plugins.module_utils.overcommit_report import ReportFailed, describe_host
+from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import SHARED_ARGUMENT_SPEC
 
 
 def main():
@@ -340,55 +324,14 @@ def main():
     )
     p = module.params
     try:
-        options = checked_options(p)
-    except PlanInputError as exc:
-        module.fail_json(msg=str(exc), option=exc.option)
-    source = p["meminfo_path"]
-    try:
-        host = txn.read_host(meminfo_path=p["meminfo_path"] if p["meminfo"] is None else "/proc/meminfo")
-        if p["meminfo"] is not None:
-            source = "meminfo option"
-            host.memory = memory_from_fields(coerce_meminfo_fields(p["meminfo"]), page_size_kb=txn.page_size_kb())
-            # A saved shape is not this host: its next boot is judged with that shape's own memory.
-            host.boot = replace(host.boot, memory=None)
-        # What the overcommit module would do with the same options; "warn" so that every
-        # shadowing file is reported instead of stopping at the first refusal.
-        request = txn.Request(state="present", priority=p["dropin_priority"], options=options,
-                              live_mode="auto", shadowing="warn")
-        decision = txn.decide(request, host)
-        refusal = decision.refusal
-        differences = decision.boot_check.differences if decision.boot_check else []
-        if not refusal and differences:
-            refusal = "another sysctl file or tuned would override the drop-in: " + " | ".join(differences)
-    except MeminfoError as exc:
-        module.fail_json(msg="meminfo: %s" % exc)
-    except CommitStateInputError as exc:
-        module.fail_json(msg="cannot judge this host's commit state: %s" % exc)
-    except txn.Refused as exc:
+        report = describe_host(p, module.run_command, meminfo_path=p["meminfo_path"], meminfo=p["meminfo"])
+    except ReportFailed as exc:
         module.fail_json(msg=exc.msg, **exc.result)
-    applied = txn.report(decision, want_diff=False)
-    # The host as it is: is it safe now, and what would its next boot leave if we did nothing?
-    live_now = boot_check.full_state(host.live)
-    try:
-        live_state = check_commit_state(host.memory, live_now, decision.options)
-        boot_now = boot_check.check_boot(host.sources, (), None, live_now, host.memory, decision.options, host.boot)
-    except CommitStateInputError as exc:
-        module.fail_json(msg="cannot judge this host's commit state: %s" % exc)
-    result = dict(decision.plan.as_dict())
-    result.update(
-        changed=False, source=source, live_values=applied["live_values"],
-        would_change=applied["changed"], would_refuse=refusal, files=applied["files"],
-        live_changes=applied["live_changes"], shadowing=applied["shadowing"],
-        container=applied["container"], container_evidence=applied["container_evidence"],
-        live_commit_state=live_state.as_dict(), boot_now=boot_now.as_dict(),
-        boot_now_unsafe=boot_now.unsafe + boot_now.unpredictable, next_boot=host.boot.as_dict(),
-        # The other half of the defence: which process the OOM killer picks (read-only, systemctl show).
-        database_units=oom_host.describe_host(module.run_command),
-    )
+    result = report.result
     if p["facts"]:
         result["ansible_facts"] = build_facts(
-            host.memory, host.live, live_state, boot_now.unsafe, source, applied["container"],
-            datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            report.host.memory, report.host.live, report.live_state, report.boot_now.unsafe, result["source"],
+            result["container"], datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     module.exit_json(**result)
 
 
