@@ -4,9 +4,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 IN_ENV := scripts/in-env.sh
 
-.PHONY: test demo deps unit build-check ee sanity compat lint docs docs-check changelog-lint molecule lab-test bench audit-demo clean-cache
+.PHONY: test demo deps unit build-check ee sanity compat lint docs docs-check changelog-lint metrics molecule lab-test bench audit-demo clean-cache
 
-test: deps unit build-check ee sanity compat lint docs-check changelog-lint molecule lab-test
+test: deps unit build-check ee sanity compat lint docs-check changelog-lint metrics molecule lab-test
 	@echo "make test: all suites passed"
 
 deps:
@@ -48,6 +48,11 @@ docs-check: deps
 
 changelog-lint: deps
 	$(IN_ENV) antsibull-changelog lint
+
+# The alert rules under promtool (check and unit tests), and the textfile the role and the audit
+# write, read by Debian's node_exporter in a container and scraped with curl (needs podman).
+metrics: deps
+	$(IN_ENV) pytest -p no:cacheprovider tests/metrics
 
 molecule: deps
 	scripts/molecule.sh

@@ -62,7 +62,7 @@ class Fleet:
 
     def __init__(self, size: int, workdir: Path, meminfo_files: Sequence[Path] = (),
                  meminfo_mount: str = "/etc/dbfleet-bench/meminfo", prefix: str = PREFIX,
-                 base_port: int = BASE_PORT) -> None:
+                 base_port: int = BASE_PORT, extra_mounts: Sequence[str] = ()) -> None:
         # Other users (tests/integration/test_ansible_runner.py) pass a prefix and ports of their own,
         # so a bench running at the same time keeps its containers; meminfo_mount=/proc/meminfo gives
         # the role itself a fixed memory shape.
@@ -74,6 +74,8 @@ class Fleet:
         self.names = ["%s%02d" % (prefix, i) for i in range(size)]
         self.ports = [base_port + i for i in range(size)]
         self.key = workdir / "id_ed25519"
+        # More "-v SRC:DEST[:OPTIONS]" mounts for every container (tests/metrics mounts node_exporter).
+        self.extra_mounts = list(extra_mounts)
 
     def __enter__(self) -> "Fleet":
         self.remove()  # leftovers of an interrupted run
@@ -104,6 +106,8 @@ class Fleet:
             if self.meminfo_files:
                 meminfo = self.meminfo_files[index % len(self.meminfo_files)]
                 mounts += ["-v", "%s:%s:ro" % (meminfo, self.meminfo_mount)]
+            for mount in self.extra_mounts:
+                mounts += ["-v", mount]
             # PAM is off: pam_loginuid fails without CAP_AUDIT_CONTROL, and key login needs no PAM.
             sshd = ("mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -p %d -o ListenAddress=127.0.0.1 "
                     "-o HostKey=/etc/ssh/bench_host_key -o UsePAM=no -o PermitRootLogin=prohibit-password "

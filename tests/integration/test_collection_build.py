@@ -27,10 +27,13 @@ def test_built_tarball_installs_and_its_module_plans_this_machine(tmp_path):
     # One module changes vm.*: sysctl_apply took vm.overcommit_memory=2 alone (issue 8, finding 4).
     # oom_priority changes systemd units and process scores, never a sysctl (issue 9).
     # audit_report is an action that writes report files on the controller; its module file is docs only.
+    # overcommit_metrics writes a Prometheus textfile, never a sysctl.
     assert not [n for n in names if n.startswith("plugins/modules/") and n.endswith(".py")
                 and n.rsplit("/", 1)[1] not in ("overcommit.py", "overcommit_info.py", "oom_priority.py",
-                                                "audit_report.py", "__init__.py")]
+                                                "audit_report.py", "overcommit_metrics.py", "__init__.py")]
     assert "plugins/action/audit_report.py" in names
+    # The alert rules travel with the collection; their tests do not need to.
+    assert "prometheus/dbfleet_overcommit_rules.yml" in names
     assert "roles/oom_priority/meta/argument_specs.yml" in names
     assert not any(name.startswith(("tests/lab", "molecule", ".ci", "scripts")) for name in names)
 

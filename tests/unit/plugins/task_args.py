@@ -35,8 +35,20 @@ def tasks_calling(relative_path: str, module: str) -> List[Tuple[Dict[str, Any],
     found = []
     for item in data:
         play_vars, tasks = (item.get("vars") or {}, item.get("tasks", [])) if "hosts" in item else ({}, [item])
-        found.extend((play_vars, task[module]) for task in tasks if module in task)
+        found.extend((play_vars, task[module]) for task in _flat(tasks) if module in task)
     return found
+
+
+def _flat(tasks: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The tasks, with those of blocks (block, rescue, always) in their place."""
+    out: List[Dict[str, Any]] = []
+    for task in tasks:
+        if any(key in task for key in ("block", "rescue", "always")):
+            for key in ("block", "rescue", "always"):
+                out.extend(_flat(task.get(key) or []))
+        else:
+            out.append(task)
+    return out
 
 
 def module_args(relative_path: str, module: str, variables: Mapping[str, Any]) -> Dict[str, Any]:

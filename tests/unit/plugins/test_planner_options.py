@@ -45,10 +45,10 @@ def test_every_option_has_a_value_here_that_differs_from_its_default():
     assert all(OTHER_VALUES[o] != PLANNER_ARGUMENT_SPEC[o]["default"] for o in PLANNER_OPTIONS)
 
 
-def test_both_modules_take_every_planner_option_and_the_dropin_priority():
-    from ansible_collections.dbfleet.memory.plugins.modules import overcommit, overcommit_info
+def test_the_modules_take_every_planner_option_and_the_dropin_priority():
+    from ansible_collections.dbfleet.memory.plugins.modules import overcommit, overcommit_info, overcommit_metrics
 
-    for module in (overcommit, overcommit_info):
+    for module in (overcommit, overcommit_info, overcommit_metrics):
         options = yaml.safe_load(module.DOCUMENTATION).get("extends_documentation_fragment")
         assert "dbfleet.memory.planner" in options, module.__name__
     assert set(SHARED_ARGUMENT_SPEC) == set(PLANNER_OPTIONS) | {"dropin_priority"}
@@ -101,17 +101,26 @@ def test_the_roles_argument_spec_types_each_option_as_the_module_does(option):
         == PLANNER_ARGUMENT_SPEC[option]["default"]
 
 
+def base_variables(path):
+    """What the task needs besides the planner's variables: the role's defaults, or the audit's textfile."""
+    if path.startswith("roles/"):
+        return dict(role_defaults(), overcommit_metrics_textfile="/var/lib/prometheus/node-exporter/x.prom")
+    return {"overcommit_audit_textfile": "/var/lib/prometheus/node-exporter/x.prom"}
+
+
 CALLERS = [
     ("roles/overcommit/tasks/main.yml", "dbfleet.memory.overcommit"),
+    ("roles/overcommit/tasks/main.yml", "dbfleet.memory.overcommit_metrics"),
     ("playbooks/plan_report.yml", "dbfleet.memory.overcommit_info"),
     ("playbooks/audit.yml", "dbfleet.memory.overcommit_info"),
+    ("playbooks/audit.yml", "dbfleet.memory.overcommit_metrics"),
 ]
 
 
 @pytest.mark.parametrize("path, module", CALLERS)
 @pytest.mark.parametrize("option", PLANNER_OPTIONS)
 def test_the_role_and_both_playbooks_pass_each_role_variable_to_the_module(path, module, option):
-    base = role_defaults() if path.startswith("roles/") else {}
+    base = base_variables(path)
     given = module_args(path, module, dict(base, **{role_variable(option): OTHER_VALUES[option]}))
     assert given[option] == OTHER_VALUES[option]
     unset = module_args(path, module, base)
@@ -121,7 +130,7 @@ def test_the_role_and_both_playbooks_pass_each_role_variable_to_the_module(path,
 
 @pytest.mark.parametrize("path, module", CALLERS)
 def test_the_role_and_both_playbooks_pass_the_dropin_priority(path, module):
-    base = role_defaults() if path.startswith("roles/") else {}
+    base = base_variables(path)
     assert module_args(path, module, dict(base, overcommit_dropin_priority=42))["dropin_priority"] == 42
     assert module_args(path, module, base).get("dropin_priority", 90) == SHARED_ARGUMENT_SPEC["dropin_priority"]["default"]
 
