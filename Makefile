@@ -34,8 +34,9 @@ sanity: deps
 compat: deps
 	scripts/compat.sh
 
+# Plain ansible-lint, production profile, with no collections path set beforehand (.ansible-lint).
 lint: deps
-	$(IN_ENV) ansible-lint --profile production --offline
+	scripts/lint.sh
 
 # The docs site (modules, filters, role, guides) into build/docs/, offline.
 docs: deps
