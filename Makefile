@@ -4,9 +4,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 IN_ENV := scripts/in-env.sh
 
-.PHONY: test demo deps unit build-check ee sanity compat lint docs docs-check changelog-lint metrics molecule lab-test bench audit-demo clean-cache
+.PHONY: test demo deps unit units build-check ee sanity compat lint docs docs-check changelog-lint metrics molecule lab-test bench audit-demo clean-cache
 
-test: deps unit build-check ee sanity compat lint docs-check changelog-lint metrics molecule lab-test
+test: deps unit units build-check ee sanity compat lint docs-check changelog-lint metrics molecule lab-test
 	@echo "make test: all suites passed"
 
 deps:
@@ -15,6 +15,11 @@ deps:
 
 unit: deps
 	$(IN_ENV) pytest -p no:cacheprovider tests/unit
+
+# The same unit tests with ansible-test units, on the built tarball installed as a user would have it
+# (tests/unit/requirements.txt; no checkout on any path).
+units: deps
+	scripts/units.sh
 
 # The built tarball installs and its module answers, as a user would run it; the role and the
 # audit under ansible-runner against sshd containers (needs podman); the EE build context.

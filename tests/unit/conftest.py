@@ -46,7 +46,7 @@ class HostTree:
     by the reader inside the tree, as on the host.
     """
 
-    # An AF_UNIX socket's path must fit in sun_path (108 bytes); a deep tmp root may not leave room.
+    # An AF_UNIX socket's path must fit in sun_path (108 bytes); unix_socket binds by name, from its directory.
     MAX_SOCKET_PATH = 100
 
     def __init__(self, root: Path) -> None:
@@ -96,11 +96,19 @@ class HostTree:
     def unix_socket(self, logical: str) -> str:
         """An AF_UNIX socket bound at ``logical``, open until the test ends."""
         real = self._new(logical)
-        if len(real) > self.MAX_SOCKET_PATH:
-            pytest.fail("tmp path too long for an AF_UNIX socket: %s" % real)
         sock = socket.socket(socket.AF_UNIX)
         self._sockets.append(sock)
-        sock.bind(real)
+        # Bound by its name from inside its directory, so the path handed to bind(2) stays short however
+        # deep the tmp root is (pytest-xdist under ansible-test units adds a level).
+        name = os.path.basename(real)
+        if len(name) > self.MAX_SOCKET_PATH:
+            pytest.fail("socket name too long for an AF_UNIX socket: %s" % real)
+        cwd = os.getcwd()
+        os.chdir(os.path.dirname(real))
+        try:
+            sock.bind(name)
+        finally:
+            os.chdir(cwd)
         return real
 
     def close(self) -> None:

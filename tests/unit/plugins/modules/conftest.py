@@ -10,7 +10,7 @@ from ansible.module_utils import _internal
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction
-from fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, USER_RESERVE_KB, FakeKernel, plant_systemd_host
+from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, USER_RESERVE_KB, FakeKernel, plant_systemd_host
 
 
 # Result keys ansible-core's exit_json/fail_json act on: it stats the file a "path" or "dest" names
@@ -75,7 +75,7 @@ def systemd(kernel, monkeypatch):
     """A fake systemd and /proc/PID tree in the kernel fixture's root; the module's
     run_command reaches it, and nothing but systemctl show and daemon-reload is ever run."""
     from ansible.module_utils import basic
-    from fake_systemd import FakeSystemd
+    from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_systemd import FakeSystemd
 
     from ansible.module_utils.common import warnings
 

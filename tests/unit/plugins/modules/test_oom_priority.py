@@ -15,8 +15,8 @@ from ansible_collections.dbfleet.memory.plugins.module_utils import oom_host
 from ansible_collections.dbfleet.memory.plugins.module_utils import oom_priority as core
 from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH
 from ansible_collections.dbfleet.memory.plugins.modules import oom_priority
-from fake_kernel import snapshot
-from fake_systemd import (
+from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import snapshot
+from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_systemd import (
     DEBIAN_PG_ONESHOT,
     DEBIAN_PG_TEMPLATE,
     DIRECT_PG_UNIT,

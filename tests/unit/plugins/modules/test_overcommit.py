@@ -16,7 +16,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transa
 from ansible_collections.dbfleet.memory.plugins.module_utils.dropin_text import render_dropin
 from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH, HostLock
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit
-from fake_kernel import BOOT, snapshot
+from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import BOOT, snapshot
 
 DROPIN = "etc/sysctl.d/90-dbfleet-overcommit.conf"
 PLANNED = {"overcommit_memory": "2", "overcommit_ratio": "90", "overcommit_kbytes": "0", "admin_reserve_kbytes": "131072"}

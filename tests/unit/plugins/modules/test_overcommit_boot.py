@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction
 from ansible_collections.dbfleet.memory.plugins.module_utils.takeover import MARKER
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit
-from fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, no_systemd, snapshot
+from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, no_systemd, snapshot
 
 DROPIN = "etc/sysctl.d/90-dbfleet-overcommit.conf"
 PG = {"profile": ["postgresql"]}

@@ -6,9 +6,8 @@ import os
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.filter.overcommit_plan import overcommit_plan
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit_info
-from fake_kernel import no_systemd, snapshot
+from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import no_systemd, snapshot
 
 
 @pytest.fixture
@@ -75,7 +74,7 @@ def test_a_next_boot_into_an_unsafe_mode_2_is_reported(kernel, run_module):
 def test_database_units_are_reported_with_their_oom_scores(kernel, systemd, run_module):
     """Issue 9, item 2: each database unit with its live and configured oom_score_adj and OOMPolicy,
     and a flag for PostgreSQL backends that inherit a negative score."""
-    from fake_systemd import PLAIN_ENV
+    from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_systemd import PLAIN_ENV
     systemd.unit_file("postgresql@.service", "[Service]\nType=forking\nOOMScoreAdjust=-900\n")
     systemd.process(4242, -900, environ=PLAIN_ENV)
     systemd.load("postgresql@15-main.service", main_pid=4242)
@@ -164,10 +163,6 @@ def test_every_bad_input_fails_with_a_message_naming_the_option(kernel, run_modu
 
 # --- facts: what a fact cache needs to plan and audit without the host -----------------------------
 
-PLAN_FIELDS = ("profile", "mode", "limit_by", "sysctl", "commit_limit_kb", "formula", "committed_as_kb", "safe",
-               "verdict", "reasons", "memory", "bounds", "commit_state", "options")
-
-
 def test_facts_are_returned_only_when_asked(kernel, run_module):
     _failed, result = run_module(overcommit_info.main, {})
     assert "ansible_facts" not in result
@@ -190,35 +185,6 @@ def test_facts_hold_the_memory_shape_in_kb_the_live_values_with_the_user_reserve
     assert facts["live_commit_state"] == result["live_commit_state"]
     assert facts["boot_now_unsafe"] == result["boot_now_unsafe"] and facts["container"] is None
     assert facts["gathered_at"].endswith("Z")
-
-
-@pytest.mark.parametrize("fixture, args", [
-    ("small-vm-2g-noswap", {"profile": ["postgresql"]}),
-    ("oracle-hugepages-300g", {"profile": ["oracle"], "workload_commit_mb": 200000, "headroom_pct": 10}),
-    ("db-host-256g-swap", {"profile": ["mysql"], "prefer": "kbytes", "admin_reserve_mb": 256}),
-    ("vm-4g-overcommitted", {"profile": ["generic"]}),  # an unsafe plan: the same refusal, the same numbers
-    ("multi-hugepage-sizes", {"profile": ["redis"]}),
-])
-def test_the_filter_plans_from_the_modules_facts_exactly_as_the_module_planned(
-        kernel, run_module, meminfo_file, fixture, args):
-    kernel.set("user_reserve_kbytes", "65536")  # not the default: the filter must take the host's
-    failed, result = run_module(overcommit_info.main, dict(args, facts=True, meminfo_path=meminfo_file(fixture)))
-    assert not failed
-    filter_args = {k: (v[0] if k == "profile" else v) for k, v in args.items()}
-    from_cache = overcommit_plan(result["ansible_facts"], **filter_args)
-    for name in PLAN_FIELDS:
-        assert from_cache[name] == result[name], name
-    assert from_cache["source"] == "overcommit_info facts"
-    assert from_cache["live_values"]["vm.overcommit_memory"] == result["live_values"]["vm.overcommit_memory"]
-    # setup's facts of the same host would not know Committed_AS: that is what the precise facts add.
-    assert from_cache["committed_as_kb"] is not None
-
-
-def test_hostvars_carry_the_same_facts_at_the_top_level(kernel, run_module):
-    _failed, result = run_module(overcommit_info.main, {"facts": True})
-    hostvars = {"ansible_memtotal_mb": 1, "ansible_swaptotal_mb": 0,
-                "dbfleet_overcommit": result["ansible_facts"]["dbfleet_overcommit"]}
-    assert overcommit_plan(hostvars)["commit_limit_kb"] == result["commit_limit_kb"]
 
 
 def test_a_live_mode_2_the_lower_bound_check_cannot_judge_fails_clearly(kernel, run_module):

@@ -22,7 +22,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_repla
 from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import memory_from_meminfo
 from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanOptions, check_commit_state
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit
-from fake_kernel import DEBIAN_SYSCTL_CONF, USER_RESERVE_KB, no_systemd
+from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import DEBIAN_SYSCTL_CONF, USER_RESERVE_KB, no_systemd
 
 PG = {"profile": ["postgresql"]}
 # Committed so that mode 2 at ratio 50 (CommitLimit 3000000 kB) locks non-root out, while the
@@ -205,6 +205,6 @@ def test_the_next_boot_holds_back_the_user_reserve_a_host_of_this_size_boots_wit
     """Failed before the fix on every small host (a 512 MiB lab guest refused every plan): the boot
     was judged with the 128 MiB cap of vm.user_reserve_kbytes, while the kernel boots it at
     min(free / 32, 128 MiB), about 15 MiB there."""
-    from fake_kernel import MEMTOTAL_KB
+    from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import MEMTOTAL_KB
     host = apply_transaction.read_host()
     assert host.boot.start[sk.USER_RESERVE] == str(min(MEMTOTAL_KB // 32, 131072)) == "125000"

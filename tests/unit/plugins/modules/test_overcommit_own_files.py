@@ -17,7 +17,7 @@ import pytest
 from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction
 from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit
-from fake_kernel import BOOT, CONTENT, snapshot
+from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import BOOT, CONTENT, snapshot
 
 DROPIN = "/etc/sysctl.d/90-dbfleet-overcommit.conf"
 PG = {"profile": ["postgresql"]}

@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils.takeover import MARKER
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit, overcommit_info
-from fake_kernel import snapshot
+from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import snapshot
 
 PG = {"profile": ["postgresql"]}
 PROFILE = "etc/tuned/dbfleet-pg/tuned.conf"
