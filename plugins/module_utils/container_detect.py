@@ -169,8 +169,8 @@ def _containerenv_engine(data: bytes) -> str:
 
 def _is_kthreadd(status: Dict[str, str]) -> bool:
     # Kernel threads have no parent and no memory map; only newer kernels add "Kthread: 1".
-    return (status.get("Name") == "kthreadd" and status.get("PPid") == "0"
-            and "VmSize" not in status and status.get("Kthread", "1") == "1")
+    parentless_kthreadd = status.get("Name") == "kthreadd" and status.get("PPid") == "0"
+    return parentless_kthreadd and "VmSize" not in status and status.get("Kthread", "1") == "1"
 
 
 def detect_container(evidence: Mapping[str, Optional[bytes]]) -> ContainerVerdict:
