@@ -31,6 +31,8 @@ build-check: deps
 ee: deps
 	$(IN_ENV) scripts/ee-context.sh
 
+# ansible-test sanity on the whole checkout as a collection: plugins and roles, and the bench,
+# molecule and scripts alike (scripts/sanity.sh).
 sanity: deps
 	scripts/sanity.sh
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The audit on a demo fleet: one sshd container per memory shape, plus a host that cannot be reached.
 
@@ -54,7 +53,7 @@ def audit_demo(out: Path) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--out", default=str(BENCH / "results" / "audit-demo"), help="report directory")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:

@@ -51,7 +51,7 @@ def settings(text):
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith(("#", ";")):
-            key, _, value = line.partition("=")
+            key, _equals, value = line.partition("=")
             out.append((key.strip(), value.strip()))
     return out
 

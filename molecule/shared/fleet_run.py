@@ -33,8 +33,8 @@ def run_playbook(playbook: str, *extra: str, expect_rc: int = 0) -> dict:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         elapsed = time.monotonic() - started
         if proc.returncode != expect_rc:
-            raise AssertionError("%s: rc=%d, expected %d:\n%s\n%s" % (" ".join(cmd), proc.returncode, expect_rc,
-                                                                  proc.stdout[-4000:], proc.stderr[-2000:]))
+            raise AssertionError("%s: rc=%d, expected %d:\n%s\n%s"
+                                 % (" ".join(cmd), proc.returncode, expect_rc, proc.stdout[-4000:], proc.stderr[-2000:]))
         with open(count_file) as f:
             counts = json.load(f)
     data = {"hosts": counts, "stats": {host: count["recap"] for host, count in counts.items()}}

@@ -31,7 +31,7 @@ def test_dropin_says_who_manages_it(dropin):
 
 
 def test_managed_keys_are_set_once_in_the_safe_order(dropin):
-    keys = [k for k, _ in settings(dropin.content_string)]
+    keys = [k for k, _value in settings(dropin.content_string)]
     assert keys and len(keys) == len(set(keys))
     assert set(keys) <= set(MANAGED)
     assert not {"vm.overcommit_ratio", "vm.overcommit_kbytes"} <= set(keys)
@@ -48,7 +48,10 @@ def test_header_numbers_agree_with_the_host_and_the_kernel_formula(host, dropin)
     if values["vm.overcommit_memory"] != "2":
         assert "allocations are never refused" in text and head["commit_limit_kb"] is None
         return
-    pages = lambda kb: kb // PAGE_KB  # noqa: E731
+
+    def pages(kb):
+        return kb // PAGE_KB
+
     if "vm.overcommit_kbytes" in values:
         limit_pages = pages(int(values["vm.overcommit_kbytes"]))
     else:

@@ -18,8 +18,8 @@ def run_module(host: str, check: bool = False, **args) -> dict:
     try:
         out = json.loads(proc.stdout)
     except ValueError:
-        raise AssertionError("%s: no JSON (rc=%d):\n%s\n%s" % (" ".join(cmd), proc.returncode, proc.stdout[-3000:],
-                                                              proc.stderr[-2000:]))
+        raise AssertionError("%s: no JSON (rc=%d):\n%s\n%s"
+                             % (" ".join(cmd), proc.returncode, proc.stdout[-3000:], proc.stderr[-2000:]))
     return out["plays"][0]["tasks"][0]["hosts"][host]
 
 

@@ -45,4 +45,3 @@ def test_systemd_reads_the_drop_in_for_the_running_cluster(host, name):
 def test_debians_oneshot_postgresql_service_gets_nothing(host, result):
     assert not host.file("/etc/systemd/system/postgresql.service.d").exists
     assert {u["unit"]: u["status"] for u in result["units"]}["postgresql.service"] == "oneshot"
-
