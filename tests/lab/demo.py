@@ -55,7 +55,7 @@ def start_other_session(lab: Lab) -> int:
     """Another client's session, busy for 40 s; returns its backend PID."""
     lab.run(GUEST.name, f"cd / && setsid -f runuser -u postgres -- psql -XAt -c"
                         f" \"SELECT 'other session finished its work' FROM pg_sleep(40)\" >{OTHER_LOG} 2>&1 </dev/null")
-    for _ in range(60):
+    for _attempt in range(60):
         pid = psql(lab, GUEST.name, "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(40)%'"
                                     " AND pid <> pg_backend_pid()")
         if pid:

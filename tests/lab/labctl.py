@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """labctl: the UML lab by hand - keep a fleet of real kernels up to experiment on.
 
   labctl.py build [--suite trixie] [--flavour db|tuned]
@@ -39,7 +38,7 @@ def parse_guest(text: str) -> GuestSpec:
     parts = text.split(":")
     if len(parts) not in (2, 3, 4):
         raise argparse.ArgumentTypeError(f"{text!r}: use NAME:MEM_MB[:SWAP_MB[:SUITE[+FLAVOUR]]]")
-    suite, _, flavour = (parts[3] if len(parts) == 4 else "bookworm").partition("+")
+    suite, _plus, flavour = (parts[3] if len(parts) == 4 else "bookworm").partition("+")
     try:
         return GuestSpec(parts[0], int(parts[1]), int(parts[2]) if len(parts) >= 3 else 0, suite, flavour)
     except ValueError as exc:

@@ -105,8 +105,8 @@ def guest(lab: Lab, request):
         pytest.fail("no rule set for the guest's systemd %s / procps %s" % (systemd_version, procps_version))
     conf = lab.run(name, "base64 -w0 /etc/sysctl.conf 2>/dev/null || true").stdout.strip()
     link = lab.run(name, "readlink /etc/sysctl.d/99-sysctl.conf || true").stdout.strip()
-    sysctl_bin = lab.run(name, "ls /usr/lib/systemd/systemd-sysctl /lib/systemd/systemd-sysctl 2>/dev/null "
-                                "| head -1").stdout.strip()
+    sysctl_bin = lab.run(name, "ls /usr/lib/systemd/systemd-sysctl /lib/systemd/systemd-sysctl 2>/dev/null"
+                         " | head -1").stdout.strip()
     assert sysctl_bin, "no systemd-sysctl in the guest"
     return {"name": name, "systemd": systemd_rules, "procps": procps_rules, "conf": conf, "link": link,
             "bin": sysctl_bin}
@@ -156,7 +156,7 @@ def test_prediction_equals_the_real_tools(lab: Lab, guest, case: Case):
         p = predicted[name]
         print("%s %s %s: predicted %s%s, real %s%s" % (
             host, case.name, p.rules.name, p.end, " (hangs)" if p.hung_on else "", real[1], " (hung)" if real[0] else ""))
-        for line in sr.diff_end_state(p, {k: v for k, v in real[1].items()}):
+        for line in sr.diff_end_state(p, dict(real[1].items())):
             report.append(line)
         if (p.hung_on is not None) != real[0]:
             report.append("%s: predicted hang=%s, real hang=%s" % (p.rules.name, p.hung_on, real[0]))

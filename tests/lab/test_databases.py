@@ -123,7 +123,7 @@ def test_mode0_host_oom_kills_a_database_without_the_roles_and_the_hog_with_oom_
     assert applied.returncode == 0, applied.why()
     units = {u["unit"]: u for u in applied.apply(guest)["units"]}
     print("oom_priority: " + "; ".join(f"{name}: {u['status']}, {u['settings']}, live: {u['live']}"
-                                        for name, u in units.items()))
+                                       for name, u in units.items()))
     print("scores with oom_priority:\n" + oom_scores(lab, guest))
     tables = write_kept_tables(lab, guest)
     before = identity(lab, guest)
@@ -201,6 +201,7 @@ def test_a_runaway_backend_under_memorymax_is_killed_alone_and_postgresql_recove
         lab.run(guest, f"systemctl set-property --runtime {PG_UNIT} MemoryMax=infinity;"
                        f" systemctl is-active --quiet {PG_UNIT} || systemctl kill --signal=SIGKILL {PG_UNIT};"
                        f" systemctl reset-failed {PG_UNIT}; systemctl start {PG_UNIT}", check=False, timeout=180)
+
 
 def both_roles(lab: Lab, guest: str) -> tuple[RoleRun, RoleRun]:
     """overcommit (mode 2 for PostgreSQL and MariaDB) and oom_priority, as site.yml lists them."""

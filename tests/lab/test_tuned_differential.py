@@ -109,7 +109,7 @@ CASES = [
         "{profiles}/dbfleet-child/tuned.conf": "[main]\nsummary=child\ninclude=dbfleet-base\n\n[sysctl]\n"
                                                "vm.overcommit_ratio = 45\n",
         OURS: dropin()}, expect={sk.RATIO: "45", sk.ADMIN_RESERVE: "65536", sk.USER_RESERVE: "100000"},
-         after_systemd={sk.RATIO: "90", sk.ADMIN_RESERVE: "131072", sk.USER_RESERVE: "131072"}),
+        after_systemd={sk.RATIO: "90", sk.ADMIN_RESERVE: "131072", sk.USER_RESERVE: "131072"}),
     Case("etc-profile-extends-the-shipped-one-of-its-name", "postgresql", 0, {
         "{profiles}/postgresql/tuned.conf": "[main]\nsummary=ours over the shipped one\ninclude=postgresql\n\n"
                                             "[sysctl]\nvm.overcommit_ratio = 35\n",
@@ -118,21 +118,21 @@ CASES = [
         OURS: dropin(),
         "/etc/sysctl.d/99-zz-tune.conf": "vm.overcommit_ratio = 62\n",
         "/run/sysctl.d/99-zz-tune.conf": "vm.overcommit_ratio = 61\n"},
-         expect={sk.RATIO: "61"}, after_systemd={sk.RATIO: "62"}),
+        expect={sk.RATIO: "61"}, after_systemd={sk.RATIO: "62"}),
     Case("sysctl-conf-is-reapplied-last", "postgresql", 1, {
         OURS: dropin(), "/etc/sysctl.d/99-zz-local.conf": "vm.overcommit_ratio = 64\n"},
-         sysctl_conf="# local settings\nvm.overcommit_ratio = 63\n", expect={sk.RATIO: "63"},
-         after_systemd={sk.RATIO: "64"}),
+        sysctl_conf="# local settings\nvm.overcommit_ratio = 63\n", expect={sk.RATIO: "63"},
+        after_systemd={sk.RATIO: "64"}),
     # 2.20 writes kbytes 0 although it is 0 already, which zeroes the ratio; 2.23+ skip the unchanged value.
     Case("kbytes-0-in-a-profile", "dbfleet-kb0", 0, {
         "{profiles}/dbfleet-kb0/tuned.conf": "[main]\ninclude=postgresql\n\n[sysctl]\nvm.overcommit_kbytes = 0\n",
         OURS: dropin()}, expect={sk.RATIO: "0", sk.KBYTES: "0"}, after_systemd={sk.RATIO: "90"},
-         expect_by_rules={"tuned-2.25": {sk.RATIO: "90", sk.KBYTES: "0"}}),
+        expect_by_rules={"tuned-2.25": {sk.RATIO: "90", sk.KBYTES: "0"}}),
     Case("greater-and-less-modifiers-compare-with-the-live-value", "dbfleet-mod", 0, {
         "{profiles}/dbfleet-mod/tuned.conf": "[sysctl]\nvm.admin_reserve_kbytes = >65536\n"
                                              "vm.user_reserve_kbytes = <100000\nvm.overcommit_ratio = >95\n",
         OURS: dropin()}, expect={sk.ADMIN_RESERVE: "131072", sk.USER_RESERVE: "100000", sk.RATIO: "95"},
-         after_systemd={sk.USER_RESERVE: "131072", sk.RATIO: "90"}),
+        after_systemd={sk.USER_RESERVE: "131072", sk.RATIO: "90"}),
     Case("quotes-comments-and-a-slash-spelling", "dbfleet-q", 1, {
         "{profiles}/dbfleet-q/tuned.conf": "[sysctl]\nvm.overcommit_ratio = \"44\"\n"
                                            "vm.admin_reserve_kbytes = 65536 # db host\n",
@@ -153,7 +153,7 @@ CASES = [
         "{profiles}/dbfleet-yes/tuned.conf": "[main]\ninclude=dbfleet-parent\n\n[sysctl]\nenabled=yes\n",
         OURS: dropin(), "/run/sysctl.d/99-late.conf": "vm.overcommit_ratio = 77\n",
         "/etc/sysctl.d/99-late.conf": "vm.overcommit_ratio = 78\n"},
-         expect={sk.RATIO: "78"}, after_systemd={sk.RATIO: "78"}),  # tuned reapplies nothing (it would write 77)
+        expect={sk.RATIO: "78"}, after_systemd={sk.RATIO: "78"}),  # tuned reapplies nothing (it would write 77)
 ]
 
 

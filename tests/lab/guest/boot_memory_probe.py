@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Runs inside a lab guest (test code, not product code): the product's boot-memory reader on
 the guest's own files, /proc and stat, printed as JSON for the test to compare with the
 kernel after the next boot.

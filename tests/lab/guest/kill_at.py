@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Runs inside a lab guest (test code, not product code): the overcommit module as Ansible
 ships it, killed with SIGKILL at a chosen point of its apply step.
 

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Runs inside a lab guest: commits and touches anonymous memory, like a database's
 buffer pool (e.g. InnoDB's or shared_buffers) or a greedy query.
 

@@ -37,6 +37,8 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"   # apt needs DNS; the base's file c
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 755 "$root/usr/sbin/policy-rc.d"
 # A private mount namespace gives the chroot a /proc that vanishes with it.
+# The script is single-quoted on purpose: the inner sh expands its own $1 and $@, not this shell.
+# shellcheck disable=SC2016
 unshare --mount --propagation private -- sh -c '
   set -e
   root=$1; shift

@@ -22,9 +22,9 @@ FLAVOURS = ("", "db", "tuned")
 def ensure_image(image: str = "bookworm") -> Path:
     """Returns the cached guest disk image ("SUITE" or "SUITE+FLAVOUR", GuestSpec.image),
     building it (and its rootfs) if needed."""
-    suite, _, flavour = image.partition("+")
+    suite, _plus, flavour = image.partition("+")
     proc = subprocess.run([str(BUILD_IMAGE), suite, flavour], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
         raise LabError(f"{BUILD_IMAGE} failed:\n{proc.stderr}")
     image = Path(proc.stdout.strip().splitlines()[-1])
