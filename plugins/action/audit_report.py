@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import PLANNER_OPTIONS, role_variable
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import PLANNER_OPTIONS, role_variable
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import (
     PLANNABLE_FACT_KEYS,
     FactsPlanError,

@@ -239,9 +239,9 @@ rollback:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dbfleet.memory.plugins.module_utils import oom_host
-from ansible_collections.dbfleet.memory.plugins.module_utils import oom_priority as core
-from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LockError
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import transaction as oom_host
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import rules as core
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LockError
 
 
 def main():

@@ -133,13 +133,13 @@ extends_documentation_fragment:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction as txn
-from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LockError
-from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as txn
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LockError
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import (
     SHARED_ARGUMENT_SPEC,
     checked_options,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanInputError
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import PlanInputError
 
 
 def main():

@@ -307,9 +307,9 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.overcommit_facts import build_facts
-from ansible_collections.dbfleet.memory.plugins.module_utils.overcommit_report import ReportFailed, describe_host
-from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import SHARED_ARGUMENT_SPEC
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.facts import build_facts
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.report import ReportFailed, describe_host
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import SHARED_ARGUMENT_SPEC
 
 
 def main():

@@ -103,9 +103,9 @@ report:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import prometheus_textfile as textfile
-from ansible_collections.dbfleet.memory.plugins.module_utils.overcommit_report import ReportFailed, describe_host
-from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import SHARED_ARGUMENT_SPEC
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import metrics as textfile
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.report import ReportFailed, describe_host
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import SHARED_ARGUMENT_SPEC
 
 
 def main():

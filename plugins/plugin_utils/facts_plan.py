@@ -22,17 +22,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
-from ansible_collections.dbfleet.memory.plugins.module_utils.overcommit_facts import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.facts import (
     FACTS_KEY,
     FACTS_SCHEMA,
     USER_RESERVE_KEY,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import (
     checked_planner_values,
     plan_options_from_params,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     DEFAULT_USER_RESERVE_KB,
     KIB_PER_MIB,
     PLAIN_DECIMAL,

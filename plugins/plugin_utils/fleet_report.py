@@ -42,8 +42,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import DEFAULT_USER_RESERVE_KB, nonroot_holdback_kb
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limit import commit_limit_kb
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import DEFAULT_USER_RESERVE_KB, nonroot_holdback_kb
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import SOURCE_OVERCOMMIT_FACTS
 
 KIB_PER_MIB = 1024

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from umlab import Lab, LabError
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import memory_from_fields
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limit import commit_limit_kb
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import memory_from_fields
 
 MEMHOG_SOURCE = (Path(__file__).parent / "guest" / "memhog.py").read_text()
 MEMHOG = "/usr/local/bin/memhog.py"   # not under /root (0700): nobody runs it

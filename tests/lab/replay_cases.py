@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
 
 # The managed keys only: the guests (UML) have no huge pages, and the tests plant and read these four.
 START = {key: sk.KERNEL_BOOT_DEFAULTS[key] for key in sk.MANAGED_KEYS}

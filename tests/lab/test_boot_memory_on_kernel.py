@@ -30,7 +30,7 @@ import pytest
 
 from umlab import GuestSpec, Lab, check_host
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limit import commit_limit_kb
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE_UTILS = REPO / "plugins" / "module_utils"

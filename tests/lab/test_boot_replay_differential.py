@@ -30,9 +30,9 @@ import pytest
 from replay_cases import CASES, START, Case, Node
 from umlab import Lab
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
 
 # A Debian 12 and a Debian 13 guest (conftest.GUESTS): the prediction uses each one's own tool versions.
 GUESTS = ("plain", "trixie")

@@ -13,7 +13,7 @@ from helpers import MIB_KB, expected_commit_limit_kb, read_overcommit, start_hol
 from role_runner import DROPIN, run_role
 from umlab import Lab
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import nonroot_holdback_kb
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import nonroot_holdback_kb
 
 
 def live_commit_limit_kb(lab: Lab, host: str) -> tuple[int, int]:

@@ -36,11 +36,11 @@ import pytest
 
 from umlab import GuestSpec, Lab, LabError, check_host
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
-from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_files as tf
-from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_model as tm
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned_files as tf
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
 
 GUEST = "tuned"
 SUITE = os.environ.get("DBFLEET_TUNED_SUITE", "bookworm")

@@ -12,9 +12,9 @@ import sys
 
 sys.path.insert(0, sys.argv[1])
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import boot_memory as bm  # noqa: E402
-from ansible_collections.dbfleet.memory.plugins.module_utils import boot_memory_files as bf  # noqa: E402
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import memory_from_meminfo  # noqa: E402
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory as bm  # noqa: E402
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory_files as bf  # noqa: E402
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import memory_from_meminfo  # noqa: E402
 
 
 def on_host(path):

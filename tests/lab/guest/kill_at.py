@@ -39,7 +39,7 @@ with open(args_path, "w") as handle:
 # is known only now: so that directory goes on sys.path here, as AnsiballZ's own
 # `execute` would put it.
 sys.path.insert(0, debug_dir)
-apply_transaction = importlib.import_module("ansible_collections.dbfleet.memory.plugins.module_utils.apply_transaction")
+apply_transaction = importlib.import_module("ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.transaction")
 
 calls = {}
 

@@ -303,7 +303,7 @@ class Lab:
     def meminfo(self, name: str) -> dict[str, int]:
         """/proc/meminfo of the guest, values in kB (or plain counts)."""
         # The product's parser; imported here so labctl runs without the collection path.
-        from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import parse_meminfo
+        from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import parse_meminfo
         return parse_meminfo(self.run(name, "cat /proc/meminfo").stdout)
 
     def sysctl(self, name: str, key: str) -> str:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     KEY_ADMIN_RESERVE,
     KEY_KBYTES,
     KEY_MODE,

@@ -13,7 +13,7 @@ import yaml
 from ansible_collections.dbfleet.memory.plugins.action.audit_report import cached_plan
 from ansible_collections.dbfleet.memory.plugins.doc_fragments.planner import ModuleDocFragment
 from ansible_collections.dbfleet.memory.plugins.filter import overcommit_plan as plan_filter
-from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import (
     PLANNER_ARGUMENT_SPEC,
     PLANNER_OPTIONS,
     SHARED_ARGUMENT_SPEC,
@@ -150,7 +150,7 @@ def test_the_role_and_both_playbooks_pass_the_dropin_priority(path, module):
     ],
 )
 def test_values_from_outside_a_module_are_checked_naming_the_option_and_what_is_allowed(values, message):
-    from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanInputError
+    from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import PlanInputError
 
     with pytest.raises(PlanInputError) as raised:
         checked_planner_values(values)

@@ -62,7 +62,7 @@ def test_plan_report_and_the_role_give_the_same_verdict(kernel, run_module, vari
 
 
 def test_the_combinations_cover_both_verdicts_and_every_planner_option():
-    from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import PLANNER_OPTIONS, role_variable
+    from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import PLANNER_OPTIONS, role_variable
 
     verdicts = {verdict for _variables, verdict in COMBINATIONS}
     assert verdicts == {"safe", "unsafe", "refused", "invalid"}

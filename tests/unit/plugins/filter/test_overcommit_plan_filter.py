@@ -4,8 +4,8 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.dbfleet.memory.plugins.filter.overcommit_plan import FilterModule, overcommit_plan
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanOptions, plan_overcommit
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import PlanOptions, plan_overcommit
 
 # As `setup` reports a 16 GiB host with 4 GiB of swap
 FACTS = {"memtotal_mb": 16384, "swaptotal_mb": 4096, "memory_mb": {"real": {"total": 16384}, "swap": {"total": 4096}}}

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import boot_memory as bm
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
-from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory as bm
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limit import commit_limit_kb
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
 
 MIB = 1024
 GIB = 1024 * 1024

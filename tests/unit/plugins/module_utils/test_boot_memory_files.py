@@ -11,10 +11,10 @@ import stat
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import boot_memory as bm
-from ansible_collections.dbfleet.memory.plugins.module_utils import boot_memory_files as bf
-from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import memory_from_meminfo
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory as bm
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory_files as bf
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limit import commit_limit_kb
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import memory_from_meminfo
 
 GIB = 1024 * 1024
 HEADER = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"

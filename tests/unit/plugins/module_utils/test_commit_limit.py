@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limit import (
     commit_limit_kb,
     explain_commit_limit,
     largest_kbytes_within,
     largest_ratio_within,
     ratio_step_kb,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import memory_from_meminfo
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import memory_from_meminfo
 
 
 @pytest.mark.parametrize(

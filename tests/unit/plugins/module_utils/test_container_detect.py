@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.container_detect import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.container import (
     EVIDENCE,
     MARKERS,
     READ_CAP_BYTES,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.dropin_text import render_dropin
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanOptions, plan_overcommit
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.dropin import render_dropin
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import PlanOptions, plan_overcommit
 
 SMALL_HOST = MemoryShape(memtotal_kb=16384000, swaptotal_kb=4194300, hugetlb_kb=0, committed_as_kb=3200000)
 BIG_HOST = MemoryShape(memtotal_kb=528280000, swaptotal_kb=0, hugetlb_kb=0, committed_as_kb=104857600)

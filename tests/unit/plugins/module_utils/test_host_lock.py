@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import HostLock, LockTimeout, LockUnusable
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import HostLock, LockTimeout, LockUnusable
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import (
     MeminfoError,
     coerce_meminfo_fields,
     memory_from_fields,

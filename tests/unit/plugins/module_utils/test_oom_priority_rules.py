@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import oom_priority as core
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import rules as core
 
 SHOW_BOOKWORM = """Type=notify
 MainPID=2352

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape, memory_from_meminfo
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape, memory_from_meminfo
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     CommitStateInputError,
     PlanInputError,
     PlanOptions,

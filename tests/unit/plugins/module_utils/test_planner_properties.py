@@ -19,8 +19,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     KEY_ADMIN_RESERVE,
     KEY_KBYTES,
     KEY_MODE,

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
 
 CAP_BYTES = 64
 

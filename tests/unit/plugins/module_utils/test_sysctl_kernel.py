@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
 
 MODE, RATIO, KBYTES, RESERVE = sk.MODE, sk.RATIO, sk.KBYTES, sk.ADMIN_RESERVE
 BOOT = sk.KERNEL_BOOT_DEFAULTS

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
 
 MODE, RATIO, KBYTES, RESERVE = sk.MODE, sk.RATIO, sk.KBYTES, sk.ADMIN_RESERVE
 BOOT = sk.KERNEL_BOOT_DEFAULTS

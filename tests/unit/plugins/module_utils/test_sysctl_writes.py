@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_writes as sw
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import writes as sw
 
 BOOT = {"vm.overcommit_memory": "0", "vm.overcommit_ratio": "50", "vm.overcommit_kbytes": "0",
         "vm.admin_reserve_kbytes": "8192"}

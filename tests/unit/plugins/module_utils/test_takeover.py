@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.takeover import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.takeover import (
     MARKER,
     comment_out,
     has_marks,

@@ -10,11 +10,11 @@ import os
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
-from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_files as tf
-from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_model as tm
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned_files as tf
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
 
 VERSION_PY = ("TUNED_VERSION_MAJOR = 2\nTUNED_VERSION_MINOR = 20\nTUNED_VERSION_PATCH = 0\n\n"
               "TUNED_VERSION_STR = \"%d.%d.%d\" % (TUNED_VERSION_MAJOR, TUNED_VERSION_MINOR, TUNED_VERSION_PATCH)\n")

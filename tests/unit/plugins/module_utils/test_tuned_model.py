@@ -12,10 +12,10 @@ from typing import Dict, Mapping, Optional
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
-from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_model as tm
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
 
 MODE, RATIO, KBYTES, RESERVE, USER = sk.MODE, sk.RATIO, sk.KBYTES, sk.ADMIN_RESERVE, sk.USER_RESERVE
 BOOT = sk.KERNEL_BOOT_DEFAULTS

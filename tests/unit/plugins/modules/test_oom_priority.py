@@ -11,9 +11,9 @@ import os
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import oom_host
-from ansible_collections.dbfleet.memory.plugins.module_utils import oom_priority as core
-from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import transaction as oom_host
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import rules as core
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LOCK_PATH
 from ansible_collections.dbfleet.memory.plugins.modules import oom_priority
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import snapshot
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_systemd import (

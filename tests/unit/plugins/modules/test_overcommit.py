@@ -12,9 +12,9 @@ import stat
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction
-from ansible_collections.dbfleet.memory.plugins.module_utils.dropin_text import render_dropin
-from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH, HostLock
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as apply_transaction
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.dropin import render_dropin
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LOCK_PATH, HostLock
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import BOOT, snapshot
 

@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction
-from ansible_collections.dbfleet.memory.plugins.module_utils.takeover import MARKER
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as apply_transaction
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.takeover import MARKER
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, no_systemd, snapshot
 

@@ -15,12 +15,12 @@ from typing import Dict, List
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import memory_from_meminfo
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanOptions, check_commit_state
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as apply_transaction
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import memory_from_meminfo
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import PlanOptions, check_commit_state
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import DEBIAN_SYSCTL_CONF, USER_RESERVE_KB, no_systemd
 

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import prometheus_textfile
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import metrics as prometheus_textfile
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit, overcommit_info, overcommit_metrics
 
 NAME = "dbfleet_overcommit.prom"

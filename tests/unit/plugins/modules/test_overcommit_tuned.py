@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.takeover import MARKER
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.takeover import MARKER
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit, overcommit_info
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import snapshot
 

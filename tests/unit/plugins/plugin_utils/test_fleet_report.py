@@ -18,7 +18,7 @@ from cmarkgfm.cmark import Options as cmarkgfm_options
 
 from ansible_collections.dbfleet.memory.plugins.filter.audit_row import audit_row
 from ansible_collections.dbfleet.memory.plugins.filter.fleet_report import fleet_report
-from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import commit_limit_kb
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limit import commit_limit_kb
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import plan_from_facts
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import (
     CACHED_LABEL,
@@ -33,8 +33,8 @@ from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import
     render,
     row_from_results,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import memory_from_fields
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PlanOptions, plan_overcommit
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import memory_from_fields
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import PlanOptions, plan_overcommit
 
 GIB_KB = 1024 * 1024
 BOOT_ADMIN_RESERVE_KB = 8192

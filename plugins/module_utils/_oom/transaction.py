@@ -20,10 +20,10 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction as txn
-from ansible_collections.dbfleet.memory.plugins.module_utils import oom_priority as core
-from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
-from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH, HostLock
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as txn
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import rules as core
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LOCK_PATH, HostLock
 
 Runner = Callable[[List[str]], Tuple[int, str, str]]
 SYSTEMCTL = "systemctl"

@@ -21,19 +21,19 @@ import stat
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import boot_check as bc
-from ansible_collections.dbfleet.memory.plugins.module_utils import boot_memory as bm
-from ansible_collections.dbfleet.memory.plugins.module_utils import boot_memory_files as bmf
-from ansible_collections.dbfleet.memory.plugins.module_utils import container_detect
-from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_writes as sw
-from ansible_collections.dbfleet.memory.plugins.module_utils import takeover
-from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_files as tf
-from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_model as tm
-from ansible_collections.dbfleet.memory.plugins.module_utils.decide import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import boot_check as bc
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory as bm
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory_files as bmf
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import container as container_detect
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import writes as sw
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import takeover
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned_files as tf
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.decide import (
     LIVE_STEP,
     Decision,
     HostState,
@@ -41,15 +41,15 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.decide import (
     Request,
     decide,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.file_change import FileChange
-from ansible_collections.dbfleet.memory.plugins.module_utils.host_lock import LOCK_PATH, HostLock
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.files import FileChange
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LOCK_PATH, HostLock
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import (
     MeminfoError,
     MemoryShape,
     memory_from_fields,
     parse_meminfo,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     CommitStateInputError,
     KEY_MODE,
     check_commit_state,

@@ -26,8 +26,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import DROPIN_PRIORITY_RANGE as PRIORITY_RANGE
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PROFILE_MODES
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import DROPIN_PRIORITY_RANGE as PRIORITY_RANGE
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import PROFILE_MODES
 
 # The planner's profile names, so one host variable can feed both roles.
 PROFILES: Tuple[str, ...] = tuple(PROFILE_MODES)

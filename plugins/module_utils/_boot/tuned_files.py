@@ -38,8 +38,8 @@ import re
 import stat
 from typing import Callable, Dict, List, Optional, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
-from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_model as tm
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
 
 # Far beyond any tuned file; keeps a hostile file from exhausting memory.
 MAX_FILE_BYTES = 1024 * 1024

@@ -19,7 +19,7 @@ import math
 import re
 from typing import Any, Dict, List, Mapping
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     DEFAULT_ADMIN_RESERVE_MB,
     DEFAULT_HEADROOM_PCT,
     DEFAULT_KERNEL_RESERVE_PCT,

@@ -40,7 +40,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
 
 # Every directory either tool reads, highest priority first.
 SYSCTL_D_DIRS = (

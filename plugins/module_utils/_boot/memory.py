@@ -42,8 +42,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
 
 Param = Tuple[str, Optional[str]]
 SameNode = Callable[[str, str], Optional[bool]]

@@ -28,7 +28,7 @@ import os
 import stat
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.regular_file import STATUS_ABSENT, read_regular_file
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.regular_file import STATUS_ABSENT, read_regular_file
 
 PREFIX = "dbfleet_overcommit_"
 SUFFIX = ".prom"

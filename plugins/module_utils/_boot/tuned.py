@@ -97,9 +97,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
 
 MAIN_CONF = "/etc/tuned/tuned-main.conf"
 ACTIVE_PROFILE = "/etc/tuned/active_profile"

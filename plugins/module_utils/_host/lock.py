@@ -24,7 +24,7 @@ import stat
 import time
 from typing import Callable, Optional
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
 
 LOCK_PATH = "/run/dbfleet-memory-overcommit.lock"
 DEFAULT_TIMEOUT_S = 60

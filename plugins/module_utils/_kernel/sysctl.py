@@ -56,11 +56,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Tuple, Union
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_ADMIN_RESERVE as ADMIN_RESERVE
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_KBYTES as KBYTES
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_MODE as MODE
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import KEY_RATIO as RATIO
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import PLAIN_DECIMAL
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import KEY_ADMIN_RESERVE as ADMIN_RESERVE
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import KEY_KBYTES as KBYTES
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import KEY_MODE as MODE
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import KEY_RATIO as RATIO
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import PLAIN_DECIMAL
 
 MANAGED_KEYS = (ADMIN_RESERVE, RATIO, KBYTES, MODE)
 # Read, never written: the kernel holds it back from each non-root request in mode 2.

@@ -27,8 +27,8 @@ import stat
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import boot_memory as bm
-from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file as rf
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory as bm
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
 
 HostPath = Callable[[str], str]
 

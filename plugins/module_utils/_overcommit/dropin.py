@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping, Optional
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import takeover
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import takeover
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     KEY_ADMIN_RESERVE,
     KEY_KBYTES,
     KEY_MODE,

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import regular_file
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file
 
 # name -> logical host path. The reader prefixes each path with host_path().
 EVIDENCE: Dict[str, str] = {

@@ -22,15 +22,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import boot_memory as bm
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_files as sf
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_kernel as sk
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_replay as sr
-from ansible_collections.dbfleet.memory.plugins.module_utils import sysctl_writes as sw
-from ansible_collections.dbfleet.memory.plugins.module_utils import tuned_model as tm
-from ansible_collections.dbfleet.memory.plugins.module_utils.file_change import FileChange
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory as bm
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import writes as sw
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.files import FileChange
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     KEY_MODE,
     CommitStateInputError,
     CommitStateVerdict,

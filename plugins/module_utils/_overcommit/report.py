@@ -13,16 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from ansible_collections.dbfleet.memory.plugins.module_utils import apply_transaction as txn
-from ansible_collections.dbfleet.memory.plugins.module_utils import boot_check
-from ansible_collections.dbfleet.memory.plugins.module_utils import oom_host
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as txn
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import boot_check
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import transaction as oom_host
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import (
     MeminfoError,
     coerce_meminfo_fields,
     memory_from_fields,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.plan_args import checked_options
-from ansible_collections.dbfleet.memory.plugins.module_utils.planner import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import checked_options
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     CommitStateInputError,
     PlanInputError,
     check_commit_state,

@@ -28,7 +28,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import (
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limit import (
     KERNEL_DEFAULT_RATIO_PCT,
     commit_limit_kb,
     explain_commit_limit,
@@ -36,7 +36,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils.commit_limit import
     largest_ratio_within,
     ratio_step_kb,
 )
-from ansible_collections.dbfleet.memory.plugins.module_utils.meminfo import MemoryShape
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
 
 # The overcommit mode each database asks for. Redis and Valkey fork for BGSAVE and
 # replication and want mode 1; the others want mode 2 with a computed limit.
