@@ -282,7 +282,7 @@ def main():
                               lock_timeout_s=p["lock_timeout"], warn=module.warn)
     except LockError as exc:
         module.fail_json(msg=str(exc))
-    except oom_host.Refused as exc:
+    except (oom_host.Refused, oom_host.Failed) as exc:
         module.fail_json(msg=exc.msg, **exc.result)
     module.exit_json(**result)
 

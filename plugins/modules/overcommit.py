@@ -133,13 +133,11 @@ extends_documentation_fragment:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as txn
+
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.files import Failed, Refused
 from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LockError
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import (
-    SHARED_ARGUMENT_SPEC,
-    checked_options,
-)
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import PlanInputError
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import api
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import SHARED_ARGUMENT_SPEC
 
 
 def main():
@@ -159,18 +157,15 @@ def main():
         module.fail_json(msg="lock_timeout: must be 0 or more seconds, got %d" % p["lock_timeout"],
                          option="lock_timeout")
     try:
-        options = checked_options(p)
-    except PlanInputError as exc:
-        module.fail_json(msg=str(exc), option=exc.option)
-
-    request = txn.Request(state=p["state"], priority=p["dropin_priority"], options=options,
-                          live_mode=p["live"], shadowing=p["shadowing"])
+        request = api.request_for(p, state=p["state"], live_mode=p["live"], shadowing=p["shadowing"])
+    except api.ExamineFailed as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
     try:
-        result = txn.run(request, check_mode=module.check_mode, want_diff=module._diff,
-                         lock_timeout_s=p["lock_timeout"], warn=module.warn)
+        result = api.apply(request, check_mode=module.check_mode, want_diff=module._diff,
+                           lock_timeout_s=p["lock_timeout"], warn=module.warn)
     except LockError as exc:
         module.fail_json(msg=str(exc))
-    except (txn.Refused, txn.Failed) as exc:
+    except (Refused, Failed) as exc:
         module.fail_json(msg=exc.msg, **exc.result)
     module.exit_json(**result)
 

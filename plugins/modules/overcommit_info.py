@@ -307,8 +307,9 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import transaction as oom
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import api
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.facts import build_facts
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.report import ReportFailed, describe_host
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import SHARED_ARGUMENT_SPEC
 
 
@@ -324,14 +325,17 @@ def main():
     )
     p = module.params
     try:
-        report = describe_host(p, module.run_command, meminfo_path=p["meminfo_path"], meminfo=p["meminfo"])
-    except ReportFailed as exc:
+        # What the overcommit module would do with the same options and its defaults.
+        seen = api.examine(api.request_for(p), meminfo_path=p["meminfo_path"], meminfo=p["meminfo"])
+    except api.ExamineFailed as exc:
         module.fail_json(msg=exc.msg, **exc.result)
-    result = report.result
+    result = seen.result()
+    # The other half of the defence: which process the OOM killer picks (read-only, systemctl show).
+    result["database_units"] = oom.describe_host(module.run_command)
     if p["facts"]:
         result["ansible_facts"] = build_facts(
-            report.host.memory, report.host.live, report.live_state, report.boot_now.unsafe, result["source"],
-            result["container"], datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            seen.host.memory, seen.host.live, seen.live_verdict, seen.boot_now.unsafe, seen.source,
+            seen.host.container, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     module.exit_json(**result)
 
 

@@ -104,7 +104,7 @@ report:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import metrics as textfile
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.report import ReportFailed, describe_host
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import api
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import SHARED_ARGUMENT_SPEC
 
 
@@ -118,10 +118,10 @@ def main():
     if problem:
         module.fail_json(msg="textfile: %s" % problem, option="textfile")
     try:
-        report = describe_host(p, module.run_command)
-    except ReportFailed as exc:
+        report = api.examine(api.request_for(p)).result()
+    except api.ExamineFailed as exc:
         module.fail_json(msg=exc.msg, **exc.result)
-    text = textfile.render(report.result, p["dropin_priority"])
+    text = textfile.render(report, p["dropin_priority"])
     try:
         before = textfile.current_text(p["textfile"])
         changed = before != text
@@ -129,8 +129,8 @@ def main():
             textfile.write(p["textfile"], text)
     except textfile.TextfileError as exc:
         module.fail_json(msg="textfile: %s" % exc, option="textfile")
-    result = dict(changed=changed, textfile=p["textfile"], metrics=text, verdict=report.result["verdict"],
-                  boot_now_unsafe=report.result["boot_now_unsafe"], report=report.result)
+    result = dict(changed=changed, textfile=p["textfile"], metrics=text, verdict=report["verdict"],
+                  boot_now_unsafe=report["boot_now_unsafe"], report=report)
     if module._diff:
         result["diff"] = dict(before="" if before is None else before, after=text,
                               before_header=p["textfile"], after_header=p["textfile"])

@@ -36,7 +36,9 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner
     DEFAULT_USER_RESERVE_KB,
     KIB_PER_MIB,
     PLAIN_DECIMAL,
+    KEY_ADMIN_RESERVE as ADMIN_RESERVE_KEY,
     PlanInputError,
+    copied_advice_verdict,
     plan_overcommit,
 )
 
@@ -134,14 +136,18 @@ def memory_from_overcommit_facts(cached: Any) -> Tuple[MemoryShape, Optional[int
     live_values = cached.get("live_values") or {}
     if not isinstance(live_values, dict):
         raise FactsPlanError("%s.live_values must be a dict, got %s" % (FACTS_KEY, type(live_values).__name__))
-    user_reserve = live_values.get(USER_RESERVE_KEY)
-    if user_reserve is None:
-        return MemoryShape(**values), None
+    return MemoryShape(**values), _live_kb(live_values, USER_RESERVE_KEY)
+
+
+def _live_kb(live_values: Mapping[str, Any], key: str) -> Optional[int]:
+    """A live value of the cached facts, or None when not there."""
+    value = live_values.get(key)
+    if value is None:
+        return None
     # overcommit_info writes the kernel's value as read back: plain decimal digits, nothing else.
-    if not PLAIN_DECIMAL.match(str(user_reserve)):
-        raise FactsPlanError("%s.live_values.%s must be a plain decimal number of kB, got %r"
-                             % (FACTS_KEY, USER_RESERVE_KEY, user_reserve))
-    return MemoryShape(**values), int(user_reserve)
+    if not PLAIN_DECIMAL.match(str(value)):
+        raise FactsPlanError("%s.live_values.%s must be a plain decimal number of kB, got %r" % (FACTS_KEY, key, value))
+    return int(value)
 
 
 def plan_from_facts(facts: Any, *, hugetlb_mb: Any = 0, **options: Any) -> Dict[str, Any]:
@@ -175,4 +181,8 @@ def plan_from_facts(facts: Any, *, hugetlb_mb: Any = 0, **options: Any) -> Dict[
         return result
     result["source"] = SOURCE_OVERCOMMIT_FACTS
     result.update((name, cached.get(name)) for name in _PASSED_ON)
+    admin_reserve_kb = _live_kb(cached.get("live_values") or {}, ADMIN_RESERVE_KEY)
+    if admin_reserve_kb is not None:
+        # The copied advice (mode 2, ratio 100) judged by the planner's rule, as overcommit_info judges it.
+        result["ratio100_commit_state"] = copied_advice_verdict(memory, admin_reserve_kb, planned).as_dict()
     return result

@@ -10,17 +10,20 @@ it through the filter plugins ``audit_row`` and ``fleet_report``; the unit tests
 Risk, per host (all in kB; the numbers come from the host, the formulas from
 commit_limit.py and the planner, never copied here):
 
-* mode 2 (never overcommit): a process without CAP_SYS_ADMIN may commit up to
-  ``CommitLimit - admin_reserve_kbytes - user_reserve_kbytes - one page`` (the planner's
-  nonroot_holdback_kb, the kernel's rule). Headroom is that minus ``Committed_AS``, as a
-  share of CommitLimit. Headroom <= 0 means new shells and SSH logins already fail.
+* mode 2 (never overcommit): what a process without CAP_SYS_ADMIN may commit in total is the
+  ``room_kb`` of the live state's verdict (``live_commit_state``: the planner's one lower-bound
+  rule, check_commit_state, applied on the host or, for cached facts, by facts_plan). Headroom is
+  that minus ``Committed_AS``, as a share of CommitLimit. Headroom <= 0 means new shells and SSH
+  logins already fail.
 * mode 0/1 (overcommit): CommitLimit is not enforced. Headroom is what RAM and swap can
   back (the planner's upper bound: RAM - hugetlb - kernel reserve + swap) minus
   ``Committed_AS``, as a share of that. Below 0, touching the memory already promised
   wakes the OOM killer: the host is one spike away from an OOM kill.
 * "locked out by ratio=100": switching this host to mode 2 with ``overcommit_ratio=100``
-  (the usual copy-paste) would give a CommitLimit, computed with the kernel's formula,
-  below ``Committed_AS`` plus that hold-back: every new allocation would fail.
+  (the usual copy-paste) fails the same rule (``ratio100_commit_state``, the planner's
+  copied_advice_verdict): every new allocation of non-root would fail.
+
+No rule is re-derived here: every verdict comes from the planner.
 
 Levels, worst first: critical (headroom <= 0), high (< 10 %, or the next boot with today's
 sysctl files would leave an unsafe mode 2), watch (< 25 %, or locked out by ratio=100, or no
@@ -42,13 +45,10 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limit import commit_limit_kb
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import DEFAULT_USER_RESERVE_KB, nonroot_holdback_kb
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import SOURCE_OVERCOMMIT_FACTS
 
 KIB_PER_MIB = 1024
 KIB_PER_GIB = 1024 * 1024
-COPY_PASTE_RATIO_PCT = 100
 HIGH_RISK_HEADROOM_PCT = 10.0
 WATCH_HEADROOM_PCT = 25.0
 
@@ -97,6 +97,9 @@ class AuditRow:
     live_kbytes: Optional[int] = None
     live_admin_reserve_kb: Optional[int] = None
     backable_kb: Optional[int] = None  # the planner's upper bound: what RAM + swap can back
+    live_room_kb: Optional[int] = None  # mode 2: what non-root may commit under the live values (the planner's rule)
+    ratio100_commit_limit_kb: Optional[int] = None  # CommitLimit of the copied advice (mode 2, ratio 100)
+    ratio100_safe: Optional[bool] = None  # the planner's verdict on that advice
     planned_admin_reserve_kb: Optional[int] = None
     user_reserve_kb: Optional[int] = None  # the host's vm.user_reserve_kbytes, as the plan used it
     plan_verdict: Optional[str] = None
@@ -252,8 +255,39 @@ def row_from_results(
             return _row_from_plan(host, cached_plan, status=status, source=SOURCE_CACHED,
                                   message="%s; numbers %s" % (message, _cached_text(cached_plan)))
         return AuditRow(host=host, status=status, source=SOURCE_LIVE, message=message)
+    missing = _missing_fields(info_result)
+    if missing:
+        # A result of another shape (another collection version on the controller than on the host?):
+        # a row that says so, never a risk computed from holes.
+        return AuditRow(host=host, status=STATUS_FAILED, source=SOURCE_LIVE,
+                        message="overcommit_info's result lacks %s: the controller's and the host's collection "
+                                "versions differ?" % ", ".join(missing))
     return _row_from_plan(host, info_result, status=STATUS_OK, source=SOURCE_LIVE, message=message,
                           shadowed=_shadow_messages(info_result))
+
+
+# What every row of a host that answered is made of: (field, its fields). A renamed or missing one
+# fails that host's row by name instead of turning into an "unknown" risk.
+_REQUIRED_FIELDS = (
+    ("memory", ("memtotal_kb", "swaptotal_kb", "hugetlb_kb", "committed_as_kb", "commit_limit_kb", "page_size_kb")),
+    ("bounds", ("upper_kb", "admin_reserve_kb")),
+    ("live_values", ("vm.overcommit_memory", "vm.overcommit_ratio", "vm.overcommit_kbytes", "vm.admin_reserve_kbytes")),
+    ("live_commit_state", ("safe", "room_kb", "commit_limit_kb")),
+    ("ratio100_commit_state", ("safe", "commit_limit_kb")),
+    ("verdict", ()), ("commit_limit_kb", ()), ("boot_now_unsafe", ()), ("next_boot", ()),
+)
+
+
+def _missing_fields(result: Mapping[str, Any]) -> List[str]:
+    missing = []
+    for name, parts in _REQUIRED_FIELDS:
+        if name not in result:
+            missing.append(name)
+        elif parts and not isinstance(result[name], Mapping):
+            missing.append(name + " (not a dict)")
+        else:
+            missing.extend("%s.%s" % (name, part) for part in parts if part not in result[name])
+    return missing
 
 
 def row_from_cached_plan(host: str, cached_plan: Optional[Mapping[str, Any]]) -> AuditRow:
@@ -280,6 +314,8 @@ def _row_from_plan(host: str, plan: Mapping[str, Any], status: str, source: str,
     sysctl = {str(k): str(v) for k, v in (plan.get("sysctl") or {}).items()}
     next_boot = plan.get("next_boot") or {}
     boot_memory = next_boot.get("memory") or {}
+    live_state = plan.get("live_commit_state") or {}
+    ratio100 = plan.get("ratio100_commit_state") or {}
     return AuditRow(
         host=host, status=status, source=source, message=message,
         memtotal_kb=_int_or_none(memory.get("memtotal_kb")),
@@ -293,6 +329,9 @@ def _row_from_plan(host: str, plan: Mapping[str, Any], status: str, source: str,
         live_kbytes=_int_or_none(live.get("vm.overcommit_kbytes")),
         live_admin_reserve_kb=_int_or_none(live.get("vm.admin_reserve_kbytes")),
         backable_kb=_int_or_none(bounds.get("upper_kb")),
+        live_room_kb=_int_or_none(live_state.get("room_kb")),
+        ratio100_commit_limit_kb=_int_or_none(ratio100.get("commit_limit_kb")),
+        ratio100_safe=ratio100.get("safe") if isinstance(ratio100.get("safe"), bool) else None,
         planned_admin_reserve_kb=_int_or_none(bounds.get("admin_reserve_kb")),
         user_reserve_kb=_int_or_none((plan.get("options") or {}).get("user_reserve_kb")),
         plan_verdict=plan.get("verdict"),
@@ -323,29 +362,17 @@ def _unit_line(unit: Mapping[str, Any]) -> str:
 def assess(row: AuditRow) -> Assessment:
     """The risk of one host; see the module docstring for the definitions."""
     findings: List[str] = []
-    admin_reserve_kb = row.live_admin_reserve_kb
-    if admin_reserve_kb is None:
-        admin_reserve_kb = row.planned_admin_reserve_kb or 0
-    user_reserve_kb = DEFAULT_USER_RESERVE_KB if row.user_reserve_kb is None else row.user_reserve_kb
-    holdback_kb = nonroot_holdback_kb(admin_reserve_kb, user_reserve_kb, row.page_size_kb)
-
-    ratio100_kb: Optional[int] = None
-    locked_out: Optional[bool] = None
-    if row.memtotal_kb is not None and row.swaptotal_kb is not None:
-        ratio100_kb = commit_limit_kb(row.memtotal_kb, row.hugetlb_kb or 0, row.swaptotal_kb,
-                                      COPY_PASTE_RATIO_PCT, 0, row.page_size_kb)
-        if row.committed_as_kb is not None:
-            locked_out = ratio100_kb - holdback_kb < row.committed_as_kb
+    locked_out = None if row.ratio100_safe is None else not row.ratio100_safe
 
     headroom_kb: Optional[int] = None
     headroom_pct: Optional[float] = None
     reference = ""
     known = row.committed_as_kb is not None and row.live_mode is not None
-    if known and row.live_mode == 2 and row.commit_limit_kb:
+    if known and row.live_mode == 2 and row.commit_limit_kb and row.live_room_kb is not None:
         reference = "CommitLimit - admin and user reserves (mode 2)"
-        headroom_kb = row.commit_limit_kb - holdback_kb - (row.committed_as_kb or 0)
+        headroom_kb = row.live_room_kb - (row.committed_as_kb or 0)
         headroom_pct = 100.0 * headroom_kb / row.commit_limit_kb
-    elif known and row.backable_kb:
+    elif known and row.live_mode != 2 and row.backable_kb:
         reference = "RAM + swap can back (mode %d)" % (row.live_mode or 0)
         headroom_kb = row.backable_kb - (row.committed_as_kb or 0)
         headroom_pct = 100.0 * headroom_kb / row.backable_kb
@@ -376,9 +403,8 @@ def assess(row: AuditRow) -> Assessment:
             findings.append("%.1f %% headroom against %s" % (headroom_pct, reference))
 
     if locked_out:
-        findings.append("overcommit_ratio=100 in mode 2 would lock it out: CommitLimit %s < Committed_AS + "
-                        "admin and user reserves %s" % (human_kb(ratio100_kb or 0),
-                                                        human_kb((row.committed_as_kb or 0) + holdback_kb)))
+        findings.append("overcommit_ratio=100 in mode 2 would lock it out: with CommitLimit %s, Committed_AS and "
+                        "the admin and user reserves do not fit" % human_kb(row.ratio100_commit_limit_kb or 0))
     if row.plan_verdict == "unsafe":
         findings.append("no safe mode-2 plan: " + (row.plan_reasons[-1].split(". ")[0] if row.plan_reasons else "see reasons"))
     findings.extend(row.shadowed)
@@ -399,7 +425,7 @@ def assess(row: AuditRow) -> Assessment:
     if row.boot_unsafe and level in ("ok", "watch", "unknown"):
         level = "high"
     return Assessment(level=level, headroom_kb=headroom_kb, headroom_pct=headroom_pct, headroom_reference=reference,
-                      ratio100_commit_limit_kb=ratio100_kb, locked_out_by_ratio100=locked_out,
+                      ratio100_commit_limit_kb=row.ratio100_commit_limit_kb, locked_out_by_ratio100=locked_out,
                       findings=tuple(findings))
 
 

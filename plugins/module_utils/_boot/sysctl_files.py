@@ -19,7 +19,7 @@ Never blocks and never traces back on odd content:
 * data is raw bytes: the tools do not decode, so neither do we;
 * the links of a name are followed here (in logical space, regular_file.resolve_links),
   and the file at the end is read by regular_file's one rule: only a regular file is
-  opened, never blocking, at most ``MAX_FILE_BYTES``. A FIFO named ``99-x.conf`` would
+  opened, never blocking, at most ``files.MAX_FILE_BYTES``. A FIFO named ``99-x.conf`` would
   hang both tools (and, before this module, our own module) in open(2); it is reported
   as ``skipped`` with the reason;
 * a symlink chain that ends at /dev/null is ``masked``; a dangling link, a
@@ -40,6 +40,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
 
 # Every directory either tool reads, highest priority first.
@@ -70,8 +71,6 @@ KIND_DANGLING = "dangling"  # a symlink whose target does not exist
 KIND_UNREADABLE = "unreadable"  # open or read failed (EACCES, ELOOP, EIO, ...)
 KIND_TOO_LARGE = "too-large"
 
-# Far beyond any sysctl file; keeps a hostile file from exhausting memory.
-MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,9 @@ def read_source(logical: str, host_path: Callable[[str], str]) -> SysctlSource:
         return SysctlSource(logical, None, STATUS_SKIPPED, "dangling symlink to %s" % final, KIND_DANGLING, target)
     if problem is not None:
         return SysctlSource(logical, None, STATUS_SKIPPED, "cannot resolve: %s" % problem, KIND_UNREADABLE, target)
-    got = rf.read_regular_file(host_path(final), MAX_FILE_BYTES)
+    # The cap of the files we write (files.MAX_FILE_BYTES): a file a takeover may edit is read
+    # whole or not at all, and far beyond any sysctl file, it keeps a hostile one from exhausting memory.
+    got = rf.read_regular_file(host_path(final), files.MAX_FILE_BYTES)
     if got.status == rf.STATUS_READ:
         return SysctlSource(logical, got.data, STATUS_FILE, "empty file" if not got.data else None, KIND_REGULAR,
                             target)

@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple
 
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file
 
 # name -> logical host path. The reader prefixes each path with host_path().
@@ -266,3 +267,14 @@ def _read_regular(real: str) -> Optional[bytes]:
         data = got.data
         return data[:max(data.rfind(b"\n"), data.rfind(b"\0")) + 1]
     return got.data if got.is_read else None
+
+
+def detect() -> Tuple[Optional[str], Optional[str]]:
+    """This host's container kind and the evidence that decided, or (None, why not) on a kernel of its own."""
+    verdict = detect_container(read_evidence(files.host_path))
+    return verdict.kind, verdict.evidence
+
+
+def systemd_booted() -> bool:
+    """sd_booted(3): systemd is PID 1 exactly when /run/systemd/system is a directory."""
+    return os.path.isdir(files.host_path("/run/systemd/system"))

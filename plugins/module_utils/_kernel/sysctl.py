@@ -56,22 +56,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Tuple, Union
 
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import KEY_ADMIN_RESERVE as ADMIN_RESERVE
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import KEY_KBYTES as KBYTES
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import KEY_MODE as MODE
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import KEY_RATIO as RATIO
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import PLAIN_DECIMAL
-
-MANAGED_KEYS = (ADMIN_RESERVE, RATIO, KBYTES, MODE)
-# Read, never written: the kernel holds it back from each non-root request in mode 2.
-USER_RESERVE = "vm.user_reserve_kbytes"
-# Never written either: the huge pages of the default size, which CommitLimit leaves out.
-NR_HUGEPAGES = "vm.nr_hugepages"
-# What the next boot's lower-bound check needs besides the managed keys: a sysctl file (or
-# tuned) that sets one of these changes the boot's CommitLimit or its non-root holdback.
-BOOT_MEMORY_KEYS = (USER_RESERVE, NR_HUGEPAGES)
-# Every key the boot replay follows.
-TRACKED_KEYS = MANAGED_KEYS + BOOT_MEMORY_KEYS
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.keys import (  # noqa: F401 (part of this module's surface)
+    ADMIN_RESERVE,
+    BOOT_MEMORY_KEYS,
+    KBYTES,
+    MANAGED_KEYS,
+    MODE,
+    NR_HUGEPAGES,
+    PLAIN_DECIMAL,
+    RATIO,
+    TRACKED_KEYS,
+    USER_RESERVE,
+)
 
 # A freshly booted kernel before any sysctl file. admin_reserve boots as
 # min(free/32, 8 MiB): 8192 on any host with more than 256 MiB free. user_reserve boots as

@@ -25,10 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sysctl_kernel
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import KEY_ADMIN_RESERVE as ADMIN_RESERVE
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import KEY_KBYTES as KBYTES
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import KEY_MODE as MODE
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import KEY_RATIO as RATIO
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.keys import ADMIN_RESERVE, KBYTES, MODE, RATIO
 
 MANAGED_KEYS = sysctl_kernel.MANAGED_KEYS
 USER_RESERVE = sysctl_kernel.USER_RESERVE

@@ -26,8 +26,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import DROPIN_PRIORITY_RANGE as PRIORITY_RANGE
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import PROFILE_MODES
+from ansible_collections.dbfleet.memory.plugins.module_utils._common.profiles import DROPIN_PRIORITY_RANGE as PRIORITY_RANGE
+from ansible_collections.dbfleet.memory.plugins.module_utils._common.profiles import PROFILE_MODES
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.files import FileChange
 
 # The planner's profile names, so one host variable can feed both roles.
 PROFILES: Tuple[str, ...] = tuple(PROFILE_MODES)
@@ -441,16 +442,8 @@ class UnitDecision:
                 "live_write": self.live_write.as_dict() if self.live_write else None}
 
 
-@dataclass(frozen=True)
-class FileChange:
-    path: str
-    before: Optional[str]
-    after: Optional[str]  # None removes the file
-    why: str
-
-    def as_dict(self) -> Dict[str, Any]:
-        action = "remove" if self.after is None else ("create" if self.before is None else "update")
-        return {"path": self.path, "action": action, "why": self.why}
+def _encoded(text: Optional[str]) -> Optional[bytes]:
+    return None if text is None else text.encode("utf-8")
 
 
 @dataclass
@@ -740,7 +733,8 @@ def decide(request: Request, host: HostUnits) -> Decision:
         text = render_dropin(owner, rule, settings, notes)
         before = host.ours.get(path)
         if before != text:
-            changes.append(FileChange(path, before, text, "the %s drop-in for %s" % (rule.name, owner)))
+            changes.append(FileChange(path, _encoded(before), text.encode("utf-8"),
+                                      "the %s drop-in for %s" % (rule.name, owner), prune_dir=True))
         for unit in units:
             later = _later_overrides(path, unit, host, list(settings))
             if later:
@@ -769,7 +763,7 @@ def decide(request: Request, host: HostUnits) -> Decision:
             why = "nothing to write for %s any more" % owner
         else:
             why = "our drop-in at another priority"
-        changes.append(FileChange(path, text, None, why))
+        changes.append(FileChange(path, _encoded(text), None, why, prune_dir=True))
     decisions.extend(skipped)
     for d in skipped:
         if d.status == "missing":

@@ -20,25 +20,16 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as txn
-from ansible_collections.dbfleet.memory.plugins.module_utils._oom import rules as core
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import container
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.files import Failed, Refused, StepError
 from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LOCK_PATH, HostLock
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import rules as core
 
 Runner = Callable[[List[str]], Tuple[int, str, str]]
 SYSTEMCTL = "systemctl"
 _TEXT_CAP_BYTES = 1024 * 1024
-
-
-class Refused(Exception):
-    def __init__(self, msg: str, result: Optional[Dict[str, Any]] = None) -> None:
-        super().__init__(msg)
-        self.msg = msg
-        self.result = result or {}
-
-
-class Failed(Refused):
-    """Failed after a change began; rolled back, ``result['rollback']`` says what is left."""
 
 
 def show_command(names: Sequence[str]) -> List[str]:
@@ -48,7 +39,7 @@ def show_command(names: Sequence[str]) -> List[str]:
 DAEMON_RELOAD = [SYSTEMCTL, "daemon-reload"]
 
 
-systemd_booted = txn.systemd_booted  # one copy of sd_booted(3)
+systemd_booted = container.systemd_booted  # one copy of sd_booted(3)
 
 
 def read_unit_files() -> Dict[str, core.UnitFile]:
@@ -56,14 +47,14 @@ def read_unit_files() -> Dict[str, core.UnitFile]:
     out: Dict[str, core.UnitFile] = {}
     for directory in core.UNIT_DIRS:
         try:
-            names = sorted(os.listdir(txn.host_path(directory)))
+            names = sorted(os.listdir(files.host_path(directory)))
         except OSError:
             continue
         for name in names:
             if not name.endswith(".service") or name in out:
                 continue
             path = directory + "/" + name
-            real = txn.host_path(path)
+            real = files.host_path(path)
             try:
                 masked = (os.path.islink(real) and os.readlink(real) == "/dev/null") or os.stat(real).st_size == 0
             except OSError:
@@ -73,7 +64,7 @@ def read_unit_files() -> Dict[str, core.UnitFile]:
 
 
 def _read(path: str) -> rf.FileRead:
-    return rf.read_regular_file(txn.host_path(path), _TEXT_CAP_BYTES)
+    return rf.read_regular_file(files.host_path(path), _TEXT_CAP_BYTES)
 
 
 def _read_small(path: str) -> Optional[bytes]:
@@ -88,7 +79,7 @@ def read_unit_text(path: str) -> Optional[str]:
     """A unit file or drop-in as systemd reads it: through its links (Debian links mysql.service
     to mariadb.service), each hop inside the host tree, then by regular_file's rule. None when
     it cannot be read whole; a link to /dev/null (a mask) has no text."""
-    final, problem = rf.resolve_links(path, txn.host_path)
+    final, problem = rf.resolve_links(path, files.host_path)
     if problem is not None or final == rf.DEV_NULL:
         return None
     data = _read_small(final)
@@ -108,14 +99,14 @@ def read_process(pid: int) -> core.ProcessState:
 def read_ours() -> Dict[str, str]:
     out: Dict[str, str] = {}
     try:
-        dirs = sorted(os.listdir(txn.host_path(core.SYSTEMD_ETC)))
+        dirs = sorted(os.listdir(files.host_path(core.SYSTEMD_ETC)))
     except OSError:
         return out
     for d in dirs:
         if not d.endswith(".d"):
             continue
         try:
-            names = sorted(os.listdir(txn.host_path("%s/%s" % (core.SYSTEMD_ETC, d))))
+            names = sorted(os.listdir(files.host_path("%s/%s" % (core.SYSTEMD_ETC, d))))
         except OSError:
             continue
         for name in names:
@@ -127,7 +118,7 @@ def read_ours() -> Dict[str, str]:
                 if got.status == rf.STATUS_ABSENT:
                     continue
                 if not got.is_read or got.data is None:
-                    raise Refused(txn.own_file_refusal(path, got))
+                    raise Refused(files.own_file_refusal(path, got))
                 out[path] = got.data.decode("utf-8", "replace")
     return out
 
@@ -165,7 +156,7 @@ def read_host_units(run: Runner, profiles: Sequence[str], units: Sequence[str] =
         for path in (unit.fragment_path,) + unit.dropin_paths + tuple(on_disk):
             if path and path not in texts:
                 texts[path] = read_unit_text(path)
-    kind, evidence = txn.detect_container()
+    kind, evidence = container.detect()
     return core.HostUnits(units=shown, unit_files=unit_files, processes=processes, ours=read_ours(),
                           file_texts=texts, container=kind, container_evidence=evidence,
                           oomd_active=oomd is not None and oomd.active_state == "active")
@@ -199,7 +190,8 @@ def report(decision: core.Decision, host: core.HostUnits, want_diff: bool) -> Di
         daemon_reload=False, container=host.container, container_evidence=host.container_evidence,
         oomd_active=host.oomd_active, rules={name: core.RULES[name].as_dict() for name in rules})
     if want_diff:
-        diffs = [{"before_header": c.path, "after_header": c.path, "before": c.before or "", "after": c.after or ""}
+        diffs = [{"before_header": c.path, "after_header": c.path, "before": (c.before or b"").decode("utf-8", "replace"),
+                  "after": (c.after or b"").decode("utf-8", "replace")}
                  for c in decision.file_changes]
         if decision.live_writes:
             diffs.append({"before_header": "live oom_score_adj", "after_header": "live oom_score_adj",
@@ -211,43 +203,18 @@ def report(decision: core.Decision, host: core.HostUnits, want_diff: bool) -> Di
 
 # --- executing ----------------------------------------------------------------------------------
 
-class _StepError(Exception):
-    pass
-
-
 def write_score(pid: int, value: int) -> None:
-    fd = os.open(txn.host_path("/proc/%d/oom_score_adj" % pid), os.O_WRONLY | os.O_TRUNC)
+    fd = os.open(files.host_path("/proc/%d/oom_score_adj" % pid), os.O_WRONLY | os.O_TRUNC)
     try:
         os.write(fd, ("%d\n" % value).encode("ascii"))
     finally:
         os.close(fd)
 
 
-def _apply_files(changes: Sequence[core.FileChange], done: List[core.FileChange]) -> None:
-    for change in changes:
-        done.append(change)
-        real = txn.host_path(change.path)
-        if change.after is None:
-            if os.path.lexists(real):
-                txn.remove_file(change.path)
-            try:
-                os.rmdir(os.path.dirname(real))  # only when empty: the directory was ours alone
-            except OSError:
-                pass
-        else:
-            txn.write_file_atomic(change.path, change.after.encode("utf-8"))
-        got = _read(change.path)
-        if change.after is None and got.not_absent():
-            raise _StepError("%s does not read back as removed (%s)" % (change.path, got.not_absent()))
-        if change.after is not None and got.not_holding(change.after.encode("utf-8")):
-            raise _StepError("%s does not read back as written (%s)"
-                             % (change.path, got.not_holding(change.after.encode("utf-8"))))
-
-
 def _daemon_reload(run: Runner) -> None:
     rc, out, err = run(list(DAEMON_RELOAD))
     if rc != 0:
-        raise _StepError("systemctl daemon-reload failed (rc %d): %s" % (rc, (err or out).strip()))
+        raise StepError("systemctl daemon-reload failed (rc %d): %s" % (rc, (err or out).strip()))
 
 
 def _apply_live(writes: Sequence[core.LiveWrite], done: List[core.LiveWrite]) -> None:
@@ -256,21 +223,21 @@ def _apply_live(writes: Sequence[core.LiveWrite], done: List[core.LiveWrite]) ->
         try:
             write_score(w.pid, w.after)
         except OSError as exc:
-            raise _StepError("writing %d to /proc/%d/oom_score_adj (%s) failed: %s"
+            raise StepError("writing %d to /proc/%d/oom_score_adj (%s) failed: %s"
                              % (w.after, w.pid, w.unit, exc.strerror or exc))
         got = read_process(w.pid).oom_score_adj
         if got != w.after:
-            raise _StepError("/proc/%d/oom_score_adj (%s) reads back %s after writing %d" % (w.pid, w.unit, got, w.after))
+            raise StepError("/proc/%d/oom_score_adj (%s) reads back %s after writing %d" % (w.pid, w.unit, got, w.after))
 
 
 def _check_fixed_point(again: core.Decision) -> None:
     """After the reload, systemd must report what the drop-ins say, and a second decision must
     want no further file change."""
     if again.file_changes:
-        raise _StepError("after daemon-reload the drop-ins still differ: %s"
+        raise StepError("after daemon-reload the drop-ins still differ: %s"
                          % ", ".join(c.path for c in again.file_changes))
     if again.refusals:
-        raise _StepError("after daemon-reload: " + " | ".join(again.refusals))
+        raise StepError("after daemon-reload: " + " | ".join(again.refusals))
 
 
 def _verify_configured(again: core.Decision, host: core.HostUnits) -> List[str]:
@@ -298,18 +265,9 @@ def _verify_live_targets(writes: Sequence[core.LiveWrite], host: core.HostUnits)
     return wrong
 
 
-def _rollback(run: Runner, files_done: Sequence[core.FileChange], live_done: Sequence[core.LiveWrite]) -> List[str]:
+def _rollback(run: Runner, files_done: Sequence[files.FileChange], live_done: Sequence[core.LiveWrite]) -> List[str]:
     """Put files and scores back, reload, read back. Returns what is still different."""
-    problems: List[str] = []
-    for change in reversed(files_done):
-        try:
-            if change.before is None:
-                if os.path.lexists(txn.host_path(change.path)):
-                    txn.remove_file(change.path)
-            else:
-                txn.write_file_atomic(change.path, change.before.encode("utf-8"))
-        except OSError as exc:
-            problems.append("restoring %s: %s" % (change.path, exc))
+    problems: List[str] = [p for p in (files.restore_file(c) for c in reversed(files_done)) if p]
     if files_done:
         rc, out, err = run(list(DAEMON_RELOAD))
         if rc != 0:
@@ -321,11 +279,7 @@ def _rollback(run: Runner, files_done: Sequence[core.FileChange], live_done: Seq
             write_score(w.pid, w.before)
         except OSError as exc:
             problems.append("restoring /proc/%d/oom_score_adj: %s" % (w.pid, exc))
-    for change in files_done:
-        got = _read(change.path)
-        wrong = got.not_absent() if change.before is None else got.not_holding(change.before.encode("utf-8"))
-        if wrong:
-            problems.append("%s differs from before the run (%s)" % (change.path, wrong))
+    problems.extend(files.left_after_restore(files_done))
     for w in live_done:
         got = read_process(w.pid).oom_score_adj
         if got != w.before:
@@ -336,7 +290,7 @@ def _rollback(run: Runner, files_done: Sequence[core.FileChange], live_done: Seq
 def run(request: core.Request, runner: Runner, check_mode: bool, want_diff: bool, lock_timeout_s: float,
         warn: Callable[[str], None]) -> Dict[str, Any]:
     """The oom_priority module's whole run. Raises Refused, Failed or host_lock.LockError (LockTimeout, LockUnusable)."""
-    with HostLock(txn.host_path(LOCK_PATH), lock_timeout_s) as lock:
+    with HostLock(files.host_path(LOCK_PATH), lock_timeout_s) as lock:
         host = read_host_units(runner, request.profiles, request.units)
         decision = core.decide(request, host)
         if decision.refusals:
@@ -347,10 +301,11 @@ def run(request: core.Request, runner: Runner, check_mode: bool, want_diff: bool
         result["lock_waited_s"] = round(lock.waited_s, 3)
         if check_mode:
             return result
-        files_done: List[core.FileChange] = []
+        files_done: List[files.FileChange] = []
         live_done: List[core.LiveWrite] = []
         try:
-            _apply_files(decision.file_changes, files_done)
+            for change in decision.file_changes:
+                files.apply_file(change, files_done)
             writes = decision.live_writes
             if decision.daemon_reload:
                 _daemon_reload(runner)
@@ -360,13 +315,13 @@ def run(request: core.Request, runner: Runner, check_mode: bool, want_diff: bool
                 _check_fixed_point(again)
                 wrong = _verify_configured(again, host_after) + _verify_live_targets(writes, host_after)
                 if wrong:
-                    raise _StepError("; ".join(wrong))
+                    raise StepError("; ".join(wrong))
             _apply_live(writes, live_done)
         except BaseException as exc:  # pylint: disable=broad-except
             # Whatever broke, do not leave a half-changed host: put it back and read it back.
             left = _rollback(runner, files_done, live_done)
-            reason = str(exc) if isinstance(exc, (_StepError, Refused)) else "%s: %s" % (type(exc).__name__, exc)
-            if isinstance(exc, Refused):
+            reason = str(exc) if isinstance(exc, StepError) else "%s: %s" % (type(exc).__name__, exc)
+            if isinstance(exc, Refused):  # the host could not be read again after the reload
                 reason = exc.msg
             msg = ("Apply failed, ROLLBACK INCOMPLETE: %s; still different: %s" % (reason, "; ".join(left)) if left
                    else "Apply failed, rolled back (files and scores read back as before): %s" % reason)

@@ -24,7 +24,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import writes as sw
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import takeover
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.dropin import render_dropin
-from ansible_collections.dbfleet.memory.plugins.module_utils._host.files import FileChange
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.files import FileChange, Refused
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     KEY_MODE,
@@ -100,15 +100,6 @@ class Decision:
     def changed(self) -> bool:
         # Removing a killed run's temporary file from /etc/sysctl.d changes the host too.
         return bool(self.file_changes or self.writes or self.host.stale_tmp)
-
-
-class Refused(Exception):
-    """Refused before anything changed; ``result`` says what was found."""
-
-    def __init__(self, msg: str, result: Optional[Dict[str, Any]] = None) -> None:
-        super().__init__(msg)
-        self.msg = msg
-        self.result = result or {}
 
 
 def live_skip(request: Request, host: HostState, keys) -> Optional[str]:

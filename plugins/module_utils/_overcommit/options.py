@@ -19,13 +19,13 @@ import math
 import re
 from typing import Any, Dict, List, Mapping
 
+from ansible_collections.dbfleet.memory.plugins.module_utils._common.profiles import DROPIN_PRIORITY_RANGE, PROFILE_MODES
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     DEFAULT_ADMIN_RESERVE_MB,
     DEFAULT_HEADROOM_PCT,
     DEFAULT_KERNEL_RESERVE_PCT,
     KIB_PER_MIB,
     PREFER_CHOICES,
-    PROFILE_MODES,
     PlanInputError,
     PlanOptions,
     validate_options,
@@ -46,8 +46,6 @@ ROLE_VARIABLE_PREFIX = "overcommit_"
 
 _SIGNED_DECIMAL = re.compile(r"-?[0-9]+")
 
-# Two-digit prefix of the drop-in's name: 10-98 keeps it among the usual NN- names.
-DROPIN_PRIORITY_RANGE = (10, 98)
 DEFAULT_DROPIN_PRIORITY = 90
 
 # What both modules take, so that overcommit_info answers for what the overcommit module would do

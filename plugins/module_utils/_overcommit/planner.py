@@ -25,9 +25,11 @@ path that can leave a host in mode 2 passes one check.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.dbfleet.memory.plugins.module_utils._common.profiles import PROFILE_MODES
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import keys
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limit import (
     KERNEL_DEFAULT_RATIO_PCT,
     commit_limit_kb,
@@ -38,17 +40,6 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limi
 )
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
 
-# The overcommit mode each database asks for. Redis and Valkey fork for BGSAVE and
-# replication and want mode 1; the others want mode 2 with a computed limit.
-PROFILE_MODES: Dict[str, int] = {
-    "generic": 2,
-    "postgresql": 2,
-    "mysql": 2,
-    "mariadb": 2,
-    "oracle": 2,
-    "redis": 1,
-    "valkey": 1,
-}
 PREFER_CHOICES = ("auto", "ratio", "kbytes")
 
 KIB_PER_MIB = 1024
@@ -66,13 +57,11 @@ DEFAULT_KERNEL_RESERVE_PCT = 10
 HEADROOM_PCT_RANGE = (0, 100)
 KERNEL_RESERVE_PCT_RANGE = (0, 50)
 
-KEY_MODE = "vm.overcommit_memory"
-KEY_RATIO = "vm.overcommit_ratio"
-KEY_KBYTES = "vm.overcommit_kbytes"
-KEY_ADMIN_RESERVE = "vm.admin_reserve_kbytes"
-# The one spelling of a number we write and judge: digits only, no sign, blanks or leading zeros.
-# The kernel reads other spellings differently ("010" is 8) or refuses them ("087", "+87").
-PLAIN_DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)\Z")
+KEY_MODE = keys.MODE
+KEY_RATIO = keys.RATIO
+KEY_KBYTES = keys.KBYTES
+KEY_ADMIN_RESERVE = keys.ADMIN_RESERVE
+PLAIN_DECIMAL = keys.PLAIN_DECIMAL
 
 
 class PlanInputError(ValueError):
@@ -318,6 +307,17 @@ def check_commit_state(memory: MemoryShape, values: Mapping[str, str], options: 
         shortfall_kb=shortfall_kb, reason=reason, demand_kb=demand_kb, headroom_kb=headroom_kb,
         admin_reserve_kb=admin_reserve_kb, user_reserve_kb=hold_kb,
     )
+
+
+# The advice copied from blog posts: mode 2 with overcommit_ratio=100.
+COPY_PASTE_RATIO_PCT = 100
+
+
+def copied_advice_verdict(memory: MemoryShape, admin_reserve_kb: int, options: PlanOptions) -> CommitStateVerdict:
+    """mode 2 at ratio 100 judged on this memory by the one rule, with this admin reserve and no
+    headroom: would the copied advice lock non-root out today?"""
+    state = {KEY_MODE: "2", KEY_RATIO: str(COPY_PASTE_RATIO_PCT), KEY_KBYTES: "0", KEY_ADMIN_RESERVE: str(admin_reserve_kb)}
+    return check_commit_state(memory, state, replace(options, headroom_pct=0, workload_commit_kb=0))
 
 
 def mode_for_profiles(profiles: Sequence[str]) -> int:

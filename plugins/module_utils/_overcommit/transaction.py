@@ -10,7 +10,7 @@ The decisions come from the pure cores: planner (the plan and THE lower-bound ch
 end state must pass), sysctl_replay (what the boot and ``sysctl --system`` would set, by replaying
 the files the way the real tools do), sysctl_writes (the order of live writes) and takeover (which
 lines of other files to comment out). This file is the host I/O around them. No Ansible import:
-the modules ``overcommit`` and ``overcommit_info`` call ``read_host``, ``decide`` and ``execute``.
+the host primitives (atomic writes, the lock, /proc/sys) live in _host and _kernel.
 """
 
 from __future__ import annotations
@@ -18,36 +18,35 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import boot_check as bc
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory as bm
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory_files as bmf
-from ansible_collections.dbfleet.memory.plugins.module_utils._host import container as container_detect
-from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
-from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
-from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import writes as sw
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import takeover
-from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned_files as tf
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.decide import (
-    LIVE_STEP,
-    Decision,
-    HostState,
-    Refused,
-    Request,
-    decide,
-)
-from ansible_collections.dbfleet.memory.plugins.module_utils._host.files import FileChange
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned_files as tf
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import container
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
+from ansible_collections.dbfleet.memory.plugins.module_utils._host.files import Failed, FileChange, Refused, StepError
 from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LOCK_PATH, HostLock
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import live
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import writes as sw
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import (
     MeminfoError,
     MemoryShape,
     memory_from_fields,
-    parse_meminfo,
+)
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import boot_check as bc
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import takeover
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.decide import (
+    LIVE_STEP,
+    Decision,
+    HostState,
+    Request,
+    decide,
 )
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     CommitStateInputError,
@@ -55,104 +54,12 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner
     check_commit_state,
 )
 
-# Prefix for every host path the module touches. Unit tests point it at a fake tree; it is
-# deliberately not an option, so no play can aim the module elsewhere.
-_ROOT = ""
-
 DROPIN_DIR = "/etc/sysctl.d"
 OUR_SUFFIX = "-dbfleet-overcommit.conf"
 # Every file of this shape is ours, whatever priority wrote it: a run keeps exactly one.
 _OUR_NAME = re.compile(r"[0-9]{2}" + re.escape(OUR_SUFFIX) + r"\Z")
-_TMP_PREFIX = ".dbfleet-"
-_TMP_SUFFIX = ".tmp"
 # Where our temporary files can appear: next to our drop-ins, and next to /etc/sysctl.conf (takeover).
 TMP_DIRS = (DROPIN_DIR, "/etc")
-FILE_MODE = 0o644
-
-
-def host_path(path: str) -> str:
-    """Where a host path really is: tests point _ROOT at a fake tree."""
-    return _ROOT + path
-
-
-# --- reading the host ---------------------------------------------------------------------------
-
-def _proc_sys(key: str) -> str:
-    return host_path("/proc/sys/" + key.replace(".", "/"))
-
-
-def read_live(keys) -> Dict[str, Optional[str]]:
-    """The values /proc/sys shows, read as the kernel reads a number (sysctl_kernel.read_back):
-    a negative overcommit_ratio is -5, as proc_dointvec holds it. None for a key that is missing
-    (overcommit_kbytes before Linux 3.14) or holds something the kernel would not print."""
-    live: Dict[str, Optional[str]] = {}
-    for key in keys:
-        try:
-            with open(_proc_sys(key), "rb") as handle:
-                live[key] = sk.read_back(key, handle.read())
-        except OSError:
-            live[key] = None
-    return live
-
-
-def write_live(key: str, value: str) -> None:
-    # One write(2) of the whole value: procfs parses each write on its own. O_TRUNC is
-    # ignored by procfs; it keeps a plain-file fake tree honest.
-    fd = os.open(_proc_sys(key), os.O_WRONLY | os.O_TRUNC)
-    try:
-        data = (value + "\n").encode("ascii")
-        written = os.write(fd, data)
-        if written != len(data):
-            raise OSError(0, "short write: %d of %d bytes accepted" % (written, len(data)))
-    finally:
-        os.close(fd)
-
-
-def page_size_kb() -> int:
-    return os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-# /proc/meminfo is about 1.5 kB; anything much larger is not a meminfo file.
-MEMINFO_CAP_BYTES = 1024 * 1024
-
-
-def read_meminfo_fields(path: str = "/proc/meminfo") -> Dict[str, int]:
-    """Parsed meminfo; MeminfoError (never a traceback) for unreadable or non-text content."""
-    # meminfo_path is the user's: it may be a link to a saved shape, but never a FIFO or a device,
-    # which open() would wait on or act upon.
-    final, problem = rf.resolve_links(path, host_path)
-    got = rf.read_regular_file(host_path(final), MEMINFO_CAP_BYTES) if problem is None else None
-    if got is None or not got.is_read:
-        why = "no such file" if problem == "dangling" or (got and got.status == rf.STATUS_ABSENT) else (
-            problem or got.reason or got.status)
-        raise MeminfoError("cannot read %s: %s" % (path, why))
-    data = got.data or b""
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise MeminfoError("%s is not plain ASCII text (byte %d is 0x%02x); is it a real meminfo file?"
-                           % (path, exc.start, data[exc.start]))
-    return parse_meminfo(text)
-
-
-def read_commit_limit_kb() -> Optional[int]:
-    try:
-        return read_meminfo_fields().get("CommitLimit")
-    except MeminfoError:
-        return None
-
-
-def detect_container() -> Tuple[Optional[str], Optional[str]]:
-    """(kind, the evidence that decided) or (None, why not) on a kernel of its own."""
-    verdict = container_detect.detect_container(container_detect.read_evidence(host_path))
-    return verdict.kind, verdict.evidence
-
-
-def systemd_booted() -> bool:
-    """sd_booted(3): systemd is PID 1 exactly when /run/systemd/system is a directory."""
-    return os.path.isdir(host_path("/run/systemd/system"))
-
-
 SYSTEMD_SYSCTL_UNIT = "systemd-sysctl.service"
 
 
@@ -165,12 +72,12 @@ def detect_boot_tool() -> Tuple[Optional[str], str]:
     Without systemd the boot may run procps' init script, busybox, an OpenRC service or nothing:
     not told. Which systemd version is not told either; its modelled versions must agree.
     """
-    if not systemd_booted():
+    if not container.systemd_booted():
         return None, "systemd is not PID 1: no /run/systemd/system"
     for directory in ("/etc/systemd/system", "/run/systemd/system"):
         path = "%s/%s" % (directory, SYSTEMD_SYSCTL_UNIT)
         try:
-            masked = os.readlink(host_path(path)) == "/dev/null"
+            masked = os.readlink(files.host_path(path)) == "/dev/null"
         except OSError:
             masked = False  # not a link (or absent): not a mask
         if masked:
@@ -179,87 +86,47 @@ def detect_boot_tool() -> Tuple[Optional[str], str]:
                              % SYSTEMD_SYSCTL_UNIT)
 
 
-def read_own(path: str) -> rf.FileRead:
-    """One of our files (a drop-in, or a file we just wrote or removed), read by the one rule.
-
-    Capped where the boot replay caps a sysctl file: a file we may write or remove must be
-    read whole, or a rollback could not put it back. What callers make of the outcome: only
-    ``STATUS_READ`` is content and only ``STATUS_ABSENT`` is "not there"; anything else
-    (not a regular file, too large, unreadable) is neither, and is refused or reported.
-    """
-    return rf.read_regular_file(host_path(path), sf.MAX_FILE_BYTES)
-
-
-def own_file_refusal(path: str, got: rf.FileRead) -> str:
-    """Why a file of ours that is there but not read whole stops the run (oom_host's too)."""
-    if got.status == rf.STATUS_NOT_REGULAR:
-        return "Nothing changed: %s exists but is not a regular file (%s); look at it and remove it by hand" % (
-            path, got.kind)
-    return ("Nothing changed: %s exists but cannot be read whole (%s): a run could neither check it nor put it "
-            "back on a rollback; look at it and remove it by hand" % (path, got.reason))
-
-
 def _owner_mode_wrong(node: os.stat_result) -> bool:
-    if stat.S_IMODE(node.st_mode) != FILE_MODE:
+    if stat.S_IMODE(node.st_mode) != files.FILE_MODE:
         return True
     # Unprivileged runs (unit tests as a user) cannot chown; root must own it.
     return os.geteuid() == 0 and (node.st_uid != 0 or node.st_gid != 0)
 
 
-def _tmp_files(more_dirs: Tuple[str, ...] = ()) -> List[str]:
-    found: List[str] = []
-    for directory in sorted(set(TMP_DIRS + more_dirs)):
-        try:
-            names = sorted(os.listdir(host_path(directory)))
-        except OSError:
-            continue
-        found.extend("%s/%s" % (directory, n) for n in names if n.startswith(_TMP_PREFIX) and n.endswith(_TMP_SUFFIX))
-    return found
-
-
-class Failed(Exception):
-    """Failed after a change began; rolled back, and ``result['rollback']`` says what is left."""
-
-    def __init__(self, msg: str, result: Dict[str, Any]) -> None:
-        super().__init__(msg)
-        self.msg = msg
-        self.result = result
-
-
 def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
     """Read the host. Raises Refused for what makes a decision impossible (nothing changed)."""
     try:
-        fields = read_meminfo_fields(meminfo_path)
-        memory = memory_from_fields(fields, page_size_kb=page_size_kb())
+        fields = live.read_meminfo_fields(meminfo_path)
+        memory = memory_from_fields(fields, page_size_kb=live.page_size_kb())
     except MeminfoError as exc:
         raise Refused("Nothing changed: meminfo: %s" % exc)
     ours: Dict[str, bytes] = {}
     ours_attr_wrong: Dict[str, bool] = {}
     try:
-        names = sorted(os.listdir(host_path(DROPIN_DIR)))
+        names = sorted(os.listdir(files.host_path(DROPIN_DIR)))
     except OSError:
         names = []
     for name in names:
         path = DROPIN_DIR + "/" + name
         if not _OUR_NAME.match(name):
             continue
-        got = read_own(path)
+        got = files.read_own(path)
         if got.status == rf.STATUS_ABSENT:
             continue  # removed since the listing: nothing of ours there
         if not got.is_read or got.data is None or got.node is None:
             # Never "absent" and never overwritten or removed unread: a rollback puts back only what it read.
-            raise Refused(own_file_refusal(path, got))
+            raise Refused(files.own_file_refusal(path, got))
         ours[path] = got.data
         ours_attr_wrong[path] = _owner_mode_wrong(got.node)
-    kind, evidence = detect_container()
+    kind, evidence = container.detect()
     boot_tool, boot_tool_evidence = detect_boot_tool()
-    sources = sf.read_sysctl_sources(host_path)
+    sources = sf.read_sysctl_sources(files.host_path)
     boot = read_boot_model(memory, sources, boot_tool, boot_tool_evidence)
     editable = editable_files(sources, boot)
     # Left by a run that was killed; we hold the lock, so they are no one's.
-    stale_tmp = _tmp_files(tuple(os.path.dirname(p) for p in editable))
+    stale_tmp = files.tmp_files(TMP_DIRS + tuple(os.path.dirname(p) for p in editable))
     return HostState(
-        live=read_live(sw.OBSERVED_KEYS), meminfo=fields, memory=memory, sources=sources,
+        live=live.read_live(sw.OBSERVED_KEYS), meminfo=fields, memory=memory, sources=sources,
         ours=ours, ours_attr_wrong=ours_attr_wrong, container=kind, container_evidence=evidence,
         stale_tmp=stale_tmp, boot_tool=boot_tool, boot_tool_evidence=boot_tool_evidence, boot=boot,
         editable=editable)
@@ -270,11 +137,11 @@ def read_boot_model(memory: MemoryShape, sources: Dict[str, sf.SysctlSource], bo
     """What decides the next boot besides the sysctl files, read from this host's files: the
     kernel command line, the swap and huge pages the boot will have, and (issue: tuned) the
     writers after the boot tool."""
-    found = bmf.read_boot_memory(host_path)
+    found = bmf.read_boot_memory(files.host_path)
     params = found.params
     start = bm.boot_start(memory, params, found.default_huge_page_kb, found.hugetlb_supported,
                           found.huge_page_sizes_kb or None)
-    boot_memory = bc.BootMemory(bmf.host_boot_swap(found, host_path, memory.memtotal_kb), tuple(params),
+    boot_memory = bc.BootMemory(bmf.host_boot_swap(found, files.host_path, memory.memtotal_kb), tuple(params),
                                 found.default_huge_page_kb, found.hugetlb_supported, found.huge_page_sizes_kb)
     writers = ["%s at boot (%s)" % (boot_tool, boot_tool_evidence) if boot_tool else (
         "the boot tool cannot be told (%s): every modelled systemd-sysctl and sysctl --system must agree"
@@ -303,10 +170,10 @@ def read_boot_model(memory: MemoryShape, sources: Dict[str, sf.SysctlSource], bo
 
 def read_tuned_writer() -> Optional[bc.TunedWriter]:
     """tuned, if it is installed: what it may write at boot, told from its files."""
-    host = tf.read_tuned_host(host_path)
+    host = tf.read_tuned_host(files.host_path)
     if not host.installed:
         return None
-    resolved = {path: tf.resolve(path, host_path)[0] for path in host.profile_files}
+    resolved = {path: tf.resolve(path, files.host_path)[0] for path in host.profile_files}
     return bc.TunedWriter(host, tm.rules_for_version(host.version), resolved)
 
 
@@ -375,92 +242,23 @@ def report(decision: Decision, want_diff: bool) -> Dict[str, Any]:
 
 # --- executing ----------------------------------------------------------------------------------
 
-class _StepError(Exception):
-    """A step failed after something may have changed: triggers the rollback."""
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_file_atomic(path: str, data: bytes, keep_attrs: bool = False) -> None:
-    """Write next to the target and rename over it, so a reader (or a boot) sees old or new, never half.
-
-    Our own rename rather than AnsibleModule.atomic_move: that one ends the module with fail_json on
-    some errors (an SELinux context it cannot set), which would skip our rollback and leave the
-    temporary file behind. The temporary file never outlives this call. Our drop-ins are 0644
-    root:root; another file we edit (takeover) keeps its own mode and owner (``keep_attrs``).
-    """
-    real = host_path(path)
-    directory = os.path.dirname(real)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    mode, uid, gid = FILE_MODE, 0, 0
-    if keep_attrs and os.path.exists(real):
-        st = os.stat(real)
-        mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        if os.geteuid() == 0:
-            os.chown(tmp, uid, gid)
-        os.rename(tmp, real)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-
-
-def remove_file(path: str) -> None:
-    os.unlink(host_path(path))
-    _fsync_dir(os.path.dirname(host_path(path)))
-
-
 def _apply_live(writes: List[sw.Write], expect_limit_kb: Optional[int], applied: List[sw.Write]) -> None:
     for w in writes:
         # Counted as applied before the write: a write can take effect and still report an error.
         applied.append(w)
         try:
-            write_live(w.key, w.after)
+            live.write_live(w.key, w.after)
         except OSError as exc:
-            raise _StepError("the kernel refused %s = %s: %s" % (w.key, w.after, exc.strerror or exc))
-        got = read_live([w.key])[w.key]
+            raise StepError("the kernel refused %s = %s: %s" % (w.key, w.after, exc.strerror or exc))
+        got = live.read_live([w.key])[w.key]
         if got != w.after:
-            raise _StepError("%s reads back %s after writing %s" % (w.key, got, w.after))
+            raise StepError("%s reads back %s after writing %s" % (w.key, got, w.after))
     if expect_limit_kb is not None:
-        got = read_commit_limit_kb()
-        tolerance_kb = page_size_kb()
+        got = live.read_commit_limit_kb()
+        tolerance_kb = live.page_size_kb()
         if got is None or abs(got - expect_limit_kb) > tolerance_kb:
-            raise _StepError("CommitLimit is %s kB after applying, the plan expected %d kB (tolerance one page, %d kB)"
+            raise StepError("CommitLimit is %s kB after applying, the plan expected %d kB (tolerance one page, %d kB)"
                              % (got, expect_limit_kb, tolerance_kb))
-
-
-def _apply_file(change: FileChange, done: List[FileChange]) -> None:
-    done.append(change)
-    if change.after is None:
-        if os.path.lexists(host_path(change.path)):
-            remove_file(change.path)
-    else:
-        write_file_atomic(change.path, change.after, keep_attrs=not change.ours)
-    got = read_own(change.path)
-    if change.after is None and got.not_absent():
-        raise _StepError("%s does not read back as removed (%s)" % (change.path, got.not_absent()))
-    if change.after is not None and got.not_holding(change.after):
-        raise _StepError("%s does not read back as written (%s)" % (change.path, got.not_holding(change.after)))
 
 
 def rollback_snapshot(decision: Decision) -> Tuple[Dict[str, str], Optional[str]]:
@@ -496,14 +294,9 @@ def _rollback(decision: Decision, applied: List[sw.Write], files_done: List[File
         if step is LIVE_STEP:
             problems.extend(_rollback_live(decision, applied))
             continue
-        try:
-            if step.before is None:
-                if os.path.lexists(host_path(step.path)):
-                    remove_file(step.path)
-            else:
-                write_file_atomic(step.path, step.before, keep_attrs=not step.ours)
-        except OSError as exc:
-            problems.append("restoring %s: %s" % (step.path, exc))
+        problem = files.restore_file(step)
+        if problem:
+            problems.append(problem)
     snapshot, unsafe_before = rollback_snapshot(decision)
     if unsafe_before and not live_done:
         problems.extend(_rollback_live(decision, applied))
@@ -517,10 +310,10 @@ def _rollback_live(decision: Decision, applied: List[sw.Write]) -> List[str]:
         # Listed last, so undone first: leaving mode 2 comes before the limit is lowered back.
         applied = applied + [sw.Write(KEY_MODE, None, snapshot[KEY_MODE])]
     for w in sw.rollback_writes(applied, snapshot):
-        if read_live([w.key])[w.key] == w.after:
+        if live.read_live([w.key])[w.key] == w.after:
             continue  # the forward write never took effect; writing again could only fail again
         try:
-            write_live(w.key, w.after)
+            live.write_live(w.key, w.after)
         except OSError as exc:
             problems.append("restoring %s = %s: %s" % (w.key, w.after, exc))
     return problems
@@ -529,25 +322,20 @@ def _rollback_live(decision: Decision, applied: List[sw.Write]) -> List[str]:
 def verify_restored(decision: Decision, snapshot: Dict[str, str], files_done: List[FileChange]) -> List[str]:
     """What still differs from before the run, read back from the host."""
     left: List[str] = []
-    now = read_live(sw.MANAGED_KEYS)
+    now = live.read_live(sw.MANAGED_KEYS)
     limit_key = sw.limit_key_in_effect(snapshot)
     for key in sw.MANAGED_KEYS:
         if key not in snapshot or (key in (sw.RATIO, sw.KBYTES) and key != limit_key):
             continue  # of the pair only the one in effect can be restored; the other reads 0
         if now.get(key) != snapshot[key]:
             left.append("%s is %s, was %s" % (key, now.get(key), snapshot[key]))
-    for change in files_done:
-        got = read_own(change.path)
-        if change.before is None and got.not_absent():
-            left.append("%s did not exist before the run (now: %s)" % (change.path, got.not_absent()))
-        elif change.before is not None and got.not_holding(change.before):
-            left.append("%s differs from before the run (%s)" % (change.path, got.not_holding(change.before)))
-    left.extend("%s is a temporary file left behind" % path for path in _tmp_files(_edit_dirs(decision)))
+    left.extend(files.left_after_restore(files_done))
+    left.extend("%s is a temporary file left behind" % path for path in files.tmp_files(_edit_dirs(decision)))
     return left
 
 
 def _edit_dirs(decision: Decision) -> Tuple[str, ...]:
-    return tuple(sorted({os.path.dirname(change.path) for change in decision.file_changes}))
+    return TMP_DIRS + tuple(sorted({os.path.dirname(change.path) for change in decision.file_changes}))
 
 
 def execute(decision: Decision) -> Dict[str, Any]:
@@ -555,7 +343,7 @@ def execute(decision: Decision) -> Dict[str, Any]:
     result = report(decision, want_diff=False)
     for tmp in decision.host.stale_tmp:
         try:
-            os.unlink(host_path(tmp))
+            os.unlink(files.host_path(tmp))
         except OSError:
             pass
     applied: List[sw.Write] = []
@@ -570,12 +358,12 @@ def execute(decision: Decision) -> Dict[str, Any]:
                 if not decision.skip_live:
                     _apply_live(decision.writes, expect_kb, applied)
             else:
-                _apply_file(step, files_done)
+                files.apply_file(step, files_done)
     except BaseException as exc:  # pylint: disable=broad-except
         # Whatever broke (the kernel, the disk, our own bug, even a SystemExit), the host must not be
         # left half-changed: roll back, then read back what is really there.
         problems, left = _rollback(decision, applied, files_done)
-        reason = str(exc) if isinstance(exc, _StepError) else "%s: %s" % (type(exc).__name__, exc)
+        reason = str(exc) if isinstance(exc, StepError) else "%s: %s" % (type(exc).__name__, exc)
         if left:
             msg = "Apply failed, ROLLBACK INCOMPLETE: %s; still different from before: %s" % (reason, "; ".join(left))
         else:
@@ -585,29 +373,34 @@ def execute(decision: Decision) -> Dict[str, Any]:
         _snapshot, unsafe_before = rollback_snapshot(decision)
         if unsafe_before:
             msg += "; " + unsafe_before
-        result.update(changed=bool(left or unsafe_before), live_values=read_live(sw.MANAGED_KEYS),
-                      commit_limit_kb=read_commit_limit_kb(),
+        result.update(changed=bool(left or unsafe_before), live_values=live.read_live(sw.MANAGED_KEYS),
+                      commit_limit_kb=live.read_commit_limit_kb(),
                       rollback={"complete": not left, "left": left, "problems": problems,
                                 "unsafe_before": unsafe_before})
         raise Failed(msg, result)
     result["live_applied"] = decision.skip_live is None
-    result["live_values"] = read_live(sw.MANAGED_KEYS)
-    result["commit_limit_kb"] = read_commit_limit_kb()
+    result["live_values"] = live.read_live(sw.MANAGED_KEYS)
+    result["commit_limit_kb"] = live.read_commit_limit_kb()
     return result
+
+
+def decide_or_refuse(request: Request, host: HostState) -> Decision:
+    """decide(), with a state the lower-bound check cannot judge turned into a refusal."""
+    try:
+        return decide(request, host)
+    except CommitStateInputError as exc:
+        # A value the lower-bound check takes no position on (a negative ratio, as the kernel
+        # stores it): nothing may be done on a state that cannot be judged safe.
+        raise Refused("Nothing changed: an end state of the sysctl files or the live values cannot be judged "
+                      "by the lower-bound check: %s" % exc)
 
 
 def run(request: Request, check_mode: bool, want_diff: bool, lock_timeout_s: float,
         warn: Callable[[str], None]) -> Dict[str, Any]:
     """The overcommit module's whole run. Raises Refused, Failed or host_lock.LockTimeout."""
-    with HostLock(host_path(LOCK_PATH), lock_timeout_s) as lock:
+    with HostLock(files.host_path(LOCK_PATH), lock_timeout_s) as lock:
         host = read_host()
-        try:
-            decision = decide(request, host)
-        except CommitStateInputError as exc:
-            # A value the lower-bound check takes no position on (a negative ratio, as the kernel
-            # stores it): nothing may be done on a state that cannot be judged safe.
-            raise Refused("Nothing changed: an end state of the sysctl files or the live values cannot be judged "
-                          "by the lower-bound check: %s" % exc)
+        decision = decide_or_refuse(request, host)
         if decision.refusal:
             raise Refused(decision.refusal, report(decision, want_diff=False))
         for message in decision.warnings:

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
@@ -147,7 +148,7 @@ def test_missing_directories_and_sysctl_conf_are_simply_absent(host_tree):
 
 
 def test_oversized_file_is_skipped(host, monkeypatch):
-    monkeypatch.setattr(sf, "MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 10)
     host.file("/etc/sysctl.d/10-big.conf", "vm.overcommit_ratio = 87\n")
     src = read(host)["/etc/sysctl.d/10-big.conf"]
     assert (src.status, src.kind) == (sf.STATUS_SKIPPED, sf.KIND_TOO_LARGE)

@@ -10,6 +10,8 @@ from ansible.module_utils import _internal
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as apply_transaction
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import live
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, USER_RESERVE_KB, FakeKernel, plant_systemd_host
 
 
@@ -37,7 +39,7 @@ def run_module(capsys):
 
 @pytest.fixture
 def kernel(tmp_path, monkeypatch):
-    k = FakeKernel(tmp_path, real_write_live=apply_transaction.write_live)
+    k = FakeKernel(tmp_path, real_write_live=live.write_live)
     k.vm.mkdir(parents=True)
     for name, value in BOOT.items():
         k.set(name, value)
@@ -56,9 +58,9 @@ def kernel(tmp_path, monkeypatch):
     # all the swap meminfo shows (fake_kernel.SWAP_KB), and the boot is told to be systemd-sysctl's.
     plant_systemd_host(tmp_path)
     (tmp_path / "usr/lib/sysctl.d/50-pid-max.conf").write_text("kernel.pid_max = 4194304\n")
-    monkeypatch.setattr(apply_transaction, "_ROOT", str(tmp_path))
-    monkeypatch.setattr(apply_transaction, "write_live", k.write)
-    monkeypatch.setattr(apply_transaction, "page_size_kb", lambda: 4)
+    monkeypatch.setattr(files, "_ROOT", str(tmp_path))
+    monkeypatch.setattr(live, "write_live", k.write)
+    monkeypatch.setattr(live, "page_size_kb", lambda: 4)
     # Importing controller code (other tests do) flips warnings to the controller's
     # display; a module run on a target always returns them in its result.
     monkeypatch.setattr(_internal, "is_controller", False)

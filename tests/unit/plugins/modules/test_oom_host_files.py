@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as txn
 from ansible_collections.dbfleet.memory.plugins.module_utils._oom import transaction as oom_host
 from ansible_collections.dbfleet.memory.plugins.module_utils._oom import rules as core
@@ -105,11 +106,9 @@ def test_our_drop_in_read_whole(kernel, host_tree):
 def test_a_removal_whose_read_back_cannot_open_the_file_is_not_taken_for_done(kernel, host_tree, refuse, monkeypatch):
     """Failed before the fix: a read-back that could not open the file read as "gone"."""
     refuse("open", host_tree.file(OUR_DROPIN, OUR_TEXT))
-    monkeypatch.setattr(txn, "remove_file", lambda _path: None)  # a removal that did not happen
-    with pytest.raises(oom_host._StepError,  # pylint: disable=protected-access
-                       match="does not read back as removed \\(still there\\)"):
-        oom_host._apply_files([core.FileChange(OUR_DROPIN, OUR_TEXT, None, "state=absent")],  # pylint: disable=protected-access
-                              [])
+    monkeypatch.setattr(files, "remove_file", lambda _path: None)  # a removal that did not happen
+    with pytest.raises(files.StepError, match="does not read back as removed \\(still there\\)"):
+        files.apply_file(files.FileChange(OUR_DROPIN, OUR_TEXT.encode(), None, "state=absent", prune_dir=True), [])
 
 
 def test_a_unit_using_the_direct_pg_unit_still_reads_its_own_score(systemd):

@@ -13,6 +13,8 @@ import stat
 import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as apply_transaction
+from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import live
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.dropin import render_dropin
 from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LOCK_PATH, HostLock
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit
@@ -63,7 +65,7 @@ def test_every_write_is_read_back_and_a_silent_kernel_is_caught(kernel, run_modu
         if key == "vm.overcommit_ratio":
             kernel.set("overcommit_ratio", "50")
 
-    monkeypatch.setattr(apply_transaction, "write_live", forgetful)
+    monkeypatch.setattr(live, "write_live", forgetful)
     failed, result = run_module(overcommit.main, PG)
     assert failed and "vm.overcommit_ratio reads back 50 after writing 90" in result["msg"]
     assert kernel.live() == BOOT and not dropin(kernel).exists()
@@ -221,7 +223,7 @@ def test_an_incomplete_rollback_says_what_is_left_and_reports_changed(kernel, ru
             raise OSError(16, "Device or resource busy")
         real(key, value)
 
-    monkeypatch.setattr(apply_transaction, "write_live", stuck_ratio)
+    monkeypatch.setattr(live, "write_live", stuck_ratio)
     kernel.refuse.add("vm.overcommit_memory")
     failed, result = run_module(overcommit.main, PG)
     assert failed and "ROLLBACK INCOMPLETE" in result["msg"]
@@ -267,7 +269,7 @@ def test_failed_file_write_restores_file_and_live_values_and_leaves_no_temporary
             raise OSError(28, "No space left on device")
         real_rename(src, dst)
 
-    monkeypatch.setattr(apply_transaction.os, "rename", full_disk)
+    monkeypatch.setattr(files.os, "rename", full_disk)
     before_live = kernel.live()
     failed, result = run_module(overcommit.main, dict(PG, shadowing="warn"))
     assert failed and "No space left on device" in result["msg"]
@@ -283,7 +285,7 @@ def test_a_module_exit_in_the_middle_still_rolls_back(kernel, run_module, monkey
     def exits(path, data, keep_attrs=False):
         raise SystemExit(1)
 
-    monkeypatch.setattr(apply_transaction, "write_file_atomic", exits)
+    monkeypatch.setattr(files, "write_file_atomic", exits)
     failed, result = run_module(overcommit.main, PG)
     assert failed and "SystemExit" in result["msg"] and "rolled back" in result["msg"]
     assert kernel.live() == BOOT and not dropin(kernel).exists()
@@ -472,7 +474,7 @@ def test_a_negative_live_ratio_is_read_as_the_kernel_holds_it(kernel, run_module
     negative number, so a live overcommit_ratio of -5 (proc_dointvec stores it as given) read as
     missing and the run was refused: "cannot read vm.overcommit_ratio from /proc/sys"."""
     kernel.set("overcommit_ratio", "-5")
-    assert apply_transaction.read_live(["vm.overcommit_ratio"]) == {"vm.overcommit_ratio": "-5"}
+    assert live.read_live(["vm.overcommit_ratio"]) == {"vm.overcommit_ratio": "-5"}
     failed, result = run_module(overcommit.main, PG)
     assert not failed, result["msg"]
     assert {"key": "vm.overcommit_ratio", "before": "-5", "after": "90"} in result["live_changes"]
@@ -515,7 +517,7 @@ def test_commit_limit_that_cannot_be_read_after_the_writes_fails_and_rolls_back(
         if key == "vm.overcommit_memory" and value == "2":
             (kernel.root / "proc/meminfo").unlink()
 
-    monkeypatch.setattr(apply_transaction, "write_live", meminfo_gone_after_the_mode)
+    monkeypatch.setattr(live, "write_live", meminfo_gone_after_the_mode)
     failed, result = run_module(overcommit.main, PG)
     assert failed and "CommitLimit is None kB after applying" in result["msg"]
     assert kernel.live() == BOOT and not dropin(kernel).exists()
@@ -545,7 +547,7 @@ def test_a_failure_after_a_takeover_edit_puts_the_edited_file_back(kernel, run_m
             raise OSError(28, "No space left on device")
         real_rename(src, dst)
 
-    monkeypatch.setattr(apply_transaction.os, "rename", dropin_on_a_full_disk)
+    monkeypatch.setattr(files.os, "rename", dropin_on_a_full_disk)
     failed, result = run_module(overcommit.main, dict(PG, shadowing="takeover"))
     assert failed and result["rollback"]["complete"] is True, result["msg"]
     assert {"path": "/etc/sysctl.conf", "action": "update",

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as apply_transaction
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.takeover import MARKER
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, no_systemd, snapshot
@@ -134,13 +135,13 @@ def test_takeover_keeps_the_edited_files_mode_and_edits_it_before_writing_ours(k
     conf.write_text(DEBIAN_SYSCTL_CONF + SEED_ADVICE)
     os.chmod(conf, 0o600)
     order = []
-    real_write = apply_transaction.write_file_atomic
+    real_write = files.write_file_atomic
 
     def recording(path, data, keep_attrs=False):
         order.append(path)
         real_write(path, data, keep_attrs)
 
-    monkeypatch.setattr(apply_transaction, "write_file_atomic", recording)
+    monkeypatch.setattr(files, "write_file_atomic", recording)
     failed, result = run_module(overcommit.main, dict(PG, shadowing="takeover"))
     assert not failed, result["msg"]
     assert oct(conf.stat().st_mode & 0o777) == "0o600"
@@ -169,7 +170,7 @@ def test_a_failed_takeover_puts_every_file_back(kernel, run_module, monkeypatch)
             raise OSError(28, "No space left on device")
         real_rename(src, dst)
 
-    monkeypatch.setattr(apply_transaction.os, "rename", conf_on_a_full_disk)
+    monkeypatch.setattr(files.os, "rename", conf_on_a_full_disk)
     failed, result = run_module(overcommit.main, dict(PG, shadowing="takeover"))
     assert failed and result["rollback"]["complete"] is True
     assert conf.read_text() == original and not (kernel.root / DROPIN).exists()

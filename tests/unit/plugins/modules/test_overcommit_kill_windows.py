@@ -16,6 +16,7 @@ from typing import Dict, List
 import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as apply_transaction
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
@@ -43,7 +44,7 @@ def request(**options) -> apply_transaction.Request:
 def kill_after(monkeypatch, steps: int) -> List[str]:
     """Cut the next run off after ``steps`` steps: a file written or removed, or the block of live writes."""
     done: List[str] = []
-    real_write, real_remove = apply_transaction.write_file_atomic, apply_transaction.remove_file
+    real_write, real_remove = files.write_file_atomic, files.remove_file
     real_live = apply_transaction._apply_live  # pylint: disable=protected-access
 
     def step(name, real, *args, **kwargs):
@@ -52,9 +53,9 @@ def kill_after(monkeypatch, steps: int) -> List[str]:
         real(*args, **kwargs)
         done.append(name)
 
-    monkeypatch.setattr(apply_transaction, "write_file_atomic", lambda path, *a, **kw: step(
+    monkeypatch.setattr(files, "write_file_atomic", lambda path, *a, **kw: step(
         "write " + path, real_write, path, *a, **kw))
-    monkeypatch.setattr(apply_transaction, "remove_file", lambda path: step("remove " + path, real_remove, path))
+    monkeypatch.setattr(files, "remove_file", lambda path: step("remove " + path, real_remove, path))
     monkeypatch.setattr(apply_transaction, "_apply_live", lambda *a: step("live", real_live, *a))
 
     def no_rollback(*_args):

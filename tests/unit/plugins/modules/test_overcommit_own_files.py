@@ -15,6 +15,7 @@ import os
 import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as apply_transaction
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import BOOT, CONTENT, snapshot
@@ -45,7 +46,7 @@ def test_a_dropin_too_large_to_read_whole_is_refused_not_overwritten(kernel, hos
                                                                      state):
     """Failed before the fix: the drop-in reader had no cap, so any size was read into memory
     and then overwritten or removed. Now it is refused at the cap the boot replay uses."""
-    monkeypatch.setattr(sysctl_files, "MAX_FILE_BYTES", len(CONTENT) - 1)
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", len(CONTENT) - 1)
     host_tree.file(DROPIN, CONTENT)
     before = snapshot(kernel.root)
     failed, result = run_module(overcommit.main, dict(PG, state=state))
@@ -84,19 +85,19 @@ def test_a_removal_that_cannot_be_read_back_is_not_taken_for_done(kernel, host_t
     """Failed before the fix: after removing a file, an lstat error read as "absent", so a removal
     that never happened passed its read-back."""
     refuse("lstat", host_tree.file(DROPIN, CONTENT))
-    change = apply_transaction.FileChange(DROPIN, CONTENT.encode(), None, "state=absent")
-    with pytest.raises(apply_transaction._StepError,  # pylint: disable=protected-access
+    change = files.FileChange(DROPIN, CONTENT.encode(), None, "state=absent")
+    with pytest.raises(files.StepError,  # pylint: disable=protected-access
                        match=r"does not read back as removed \(cannot lstat: Permission denied\)"):
-        apply_transaction._apply_file(change, [])  # pylint: disable=protected-access
+        files.apply_file(change, [])  # pylint: disable=protected-access
     assert os.path.exists(host_tree.path(DROPIN))
 
 
 def test_a_write_that_cannot_be_read_back_fails_the_step_naming_why(kernel, host_tree, refuse):
     refuse("open", host_tree.path(DROPIN))
-    change = apply_transaction.FileChange(DROPIN, None, CONTENT.encode(), "the planned drop-in")
-    with pytest.raises(apply_transaction._StepError,  # pylint: disable=protected-access
+    change = files.FileChange(DROPIN, None, CONTENT.encode(), "the planned drop-in")
+    with pytest.raises(files.StepError,  # pylint: disable=protected-access
                        match=r"does not read back as written \(cannot open: Permission denied\)"):
-        apply_transaction._apply_file(change, [])  # pylint: disable=protected-access
+        files.apply_file(change, [])  # pylint: disable=protected-access
 
 
 def test_a_file_named_like_our_drop_in_with_a_trailing_newline_is_not_ours(kernel, run_module):

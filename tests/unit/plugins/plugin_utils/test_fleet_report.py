@@ -34,22 +34,33 @@ from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import
     row_from_results,
 )
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import memory_from_fields
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import PlanOptions, plan_overcommit
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
+    DEFAULT_USER_RESERVE_KB,
+    PlanOptions,
+    check_commit_state,
+    copied_advice_verdict,
+    plan_overcommit,
+)
 
 GIB_KB = 1024 * 1024
 BOOT_ADMIN_RESERVE_KB = 8192
 
 
 def module_result(memtotal_kb, swaptotal_kb, committed_as_kb, live_mode=0, live_ratio_pct=50, hugetlb_kb=0,
-                  admin_reserve_kb=BOOT_ADMIN_RESERVE_KB):
-    """What overcommit_info returns for a host in this state."""
+                  admin_reserve_kb=BOOT_ADMIN_RESERVE_KB, user_reserve_kb=DEFAULT_USER_RESERVE_KB):
+    """What overcommit_info returns for a host in this state: the plan, and the planner's verdicts on the
+    live values and on the copied advice (api.Examination.result)."""
     live_limit_kb = commit_limit_kb(memtotal_kb, hugetlb_kb, swaptotal_kb, live_ratio_pct)
     memory = memory_from_fields({"MemTotal": memtotal_kb, "SwapTotal": swaptotal_kb, "Hugetlb": hugetlb_kb,
                                  "Committed_AS": committed_as_kb, "CommitLimit": live_limit_kb})
-    result = plan_overcommit(memory, PlanOptions(profiles=("postgresql",))).as_dict()
-    result["live_values"] = {"vm.overcommit_memory": str(live_mode), "vm.overcommit_ratio": str(live_ratio_pct),
-                             "vm.overcommit_kbytes": "0", "vm.admin_reserve_kbytes": str(admin_reserve_kb)}
-    result["changed"] = False
+    options = PlanOptions(profiles=("postgresql",), user_reserve_kb=user_reserve_kb)
+    result = plan_overcommit(memory, options).as_dict()
+    live = {"vm.overcommit_memory": str(live_mode), "vm.overcommit_ratio": str(live_ratio_pct),
+            "vm.overcommit_kbytes": "0", "vm.admin_reserve_kbytes": str(admin_reserve_kb)}
+    result["live_values"] = live
+    result["live_commit_state"] = check_commit_state(memory, live, options).as_dict()
+    result["ratio100_commit_state"] = copied_advice_verdict(memory, admin_reserve_kb, options).as_dict()
+    result.update(changed=False, boot_now_unsafe=[], next_boot={"writers": [], "unmodelled": [], "memory": None})
     return result
 
 
@@ -100,10 +111,8 @@ MIB_KB = 1024
 ])
 def test_ratio100_locks_a_host_out_when_committed_as_exceeds_commit_limit_less_the_reserves(
         admin_kb, user_kb, committed_as_kb, locked):
-    row = AuditRow(host="db1", memtotal_kb=4 * GIB_KB, swaptotal_kb=0, hugetlb_kb=0, committed_as_kb=committed_as_kb,
-                   live_mode=0, live_ratio_pct=50, live_kbytes=0, live_admin_reserve_kb=admin_kb,
-                   user_reserve_kb=user_kb, backable_kb=8 * GIB_KB)
-    risk = assess(row)
+    risk = assess(row_from_results("db1", module_result(4 * GIB_KB, 0, committed_as_kb, admin_reserve_kb=admin_kb,
+                                                        user_reserve_kb=user_kb)))
     assert (risk.ratio100_commit_limit_kb, risk.locked_out_by_ratio100) == (RATIO100_KB, locked)
     said = [f for f in risk.findings if f.startswith("overcommit_ratio=100 in mode 2 would lock it out")]
     assert len(said) == int(locked)
@@ -502,3 +511,18 @@ def test_a_host_down_with_overcommit_info_facts_in_the_cache_is_assessed_with_it
     report = json.loads(fleet_report([row], format="json"))["hosts"][0]
     assert report["risk"]["level"] == "critical"
     assert "one spike away from an OOM kill" in report["risk"]["findings"][0]
+
+
+@pytest.mark.parametrize("drop", ["live_commit_state", "memory.committed_as_kb", "ratio100_commit_state.safe"])
+def test_a_result_with_a_renamed_or_missing_field_fails_its_row_by_name(drop):
+    """Failed before: the row read holes as None and came out as an "unknown" risk, which hides a version
+    mismatch between controller and host behind a harmless-looking level."""
+    result = module_result(16 * GIB_KB, 0, 4 * GIB_KB, live_mode=2, live_ratio_pct=80)
+    name, _, part = drop.partition(".")
+    if part:
+        del result[name][part]
+    else:
+        del result[name]
+    row = row_from_results("db", result)
+    assert row.status == "failed" and drop in row.message
+    assert assess(row).findings[0].startswith("host failed: overcommit_info's result lacks " + drop)
