@@ -72,7 +72,6 @@ KIND_UNREADABLE = "unreadable"  # open or read failed (EACCES, ELOOP, EIO, ...)
 KIND_TOO_LARGE = "too-large"
 
 
-
 @dataclass(frozen=True)
 class SysctlSource:
     """One ``*.conf`` entry (or /etc/sysctl.conf) as found on the host."""

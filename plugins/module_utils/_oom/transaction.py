@@ -224,7 +224,7 @@ def _apply_live(writes: Sequence[core.LiveWrite], done: List[core.LiveWrite]) ->
             write_score(w.pid, w.after)
         except OSError as exc:
             raise StepError("writing %d to /proc/%d/oom_score_adj (%s) failed: %s"
-                             % (w.after, w.pid, w.unit, exc.strerror or exc))
+                            % (w.after, w.pid, w.unit, exc.strerror or exc))
         got = read_process(w.pid).oom_score_adj
         if got != w.after:
             raise StepError("/proc/%d/oom_score_adj (%s) reads back %s after writing %d" % (w.pid, w.unit, got, w.after))
@@ -235,7 +235,7 @@ def _check_fixed_point(again: core.Decision) -> None:
     want no further file change."""
     if again.file_changes:
         raise StepError("after daemon-reload the drop-ins still differ: %s"
-                         % ", ".join(c.path for c in again.file_changes))
+                        % ", ".join(c.path for c in again.file_changes))
     if again.refusals:
         raise StepError("after daemon-reload: " + " | ".join(again.refusals))
 

@@ -24,7 +24,6 @@ path that can leave a host in mode 2 passes one check.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 

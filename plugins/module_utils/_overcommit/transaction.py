@@ -32,7 +32,6 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._host import regula
 from ansible_collections.dbfleet.memory.plugins.module_utils._host.files import Failed, FileChange, Refused, StepError
 from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LOCK_PATH, HostLock
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import live
-from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import writes as sw
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import (
     MeminfoError,
@@ -258,7 +257,7 @@ def _apply_live(writes: List[sw.Write], expect_limit_kb: Optional[int], applied:
         tolerance_kb = live.page_size_kb()
         if got is None or abs(got - expect_limit_kb) > tolerance_kb:
             raise StepError("CommitLimit is %s kB after applying, the plan expected %d kB (tolerance one page, %d kB)"
-                             % (got, expect_limit_kb, tolerance_kb))
+                            % (got, expect_limit_kb, tolerance_kb))
 
 
 def rollback_snapshot(decision: Decision) -> Tuple[Dict[str, str], Optional[str]]:

@@ -33,13 +33,16 @@ params["ANSIBLE_MODULE_ARGS"].update(overrides)
 with open(args_path, "w") as handle:
     json.dump(params, handle)
 
-# Import the payload's own apply_transaction first: the module's `import` then finds this
-# very object in sys.modules, and the wrappers below are what its transaction calls.
+# Import the payload's own host primitives first: the module's `import` then finds these very
+# objects in sys.modules, and the wrappers below are what its transaction calls (through the
+# module attributes live.write_live, files.write_file_atomic and files.remove_file).
 # The collection exists on the guest only inside the exploded payload, whose directory
 # is known only now: so that directory goes on sys.path here, as AnsiballZ's own
 # `execute` would put it.
 sys.path.insert(0, debug_dir)
-apply_transaction = importlib.import_module("ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.transaction")
+MODULE_UTILS = "ansible_collections.dbfleet.memory.plugins.module_utils"
+live = importlib.import_module(MODULE_UTILS + "._kernel.live")
+files = importlib.import_module(MODULE_UTILS + "._host.files")
 
 calls = {}
 
@@ -69,8 +72,8 @@ def after(name, real):
     return wrapper
 
 
-for name in ("write_live", "write_file_atomic", "remove_file"):
-    setattr(apply_transaction, name, after(name, getattr(apply_transaction, name)))
+for owner, name in ((live, "write_live"), (files, "write_file_atomic"), (files, "remove_file")):
+    setattr(owner, name, after(name, getattr(owner, name)))
 
 real_rename = os.rename
 

@@ -9,7 +9,6 @@ import pytest
 from ansible.module_utils import _internal
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as apply_transaction
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import live
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import BOOT, DEBIAN_SYSCTL_CONF, USER_RESERVE_KB, FakeKernel, plant_systemd_host

@@ -13,7 +13,6 @@ import os
 import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as txn
 from ansible_collections.dbfleet.memory.plugins.module_utils._oom import transaction as oom_host
 from ansible_collections.dbfleet.memory.plugins.module_utils._oom import rules as core
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_systemd import DIRECT_PG_UNIT, PG_ENV

@@ -12,7 +12,6 @@ import stat
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as apply_transaction
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import live
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.dropin import render_dropin

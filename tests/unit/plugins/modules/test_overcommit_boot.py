@@ -11,7 +11,6 @@ import os
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as apply_transaction
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.takeover import MARKER
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit

@@ -1,6 +1,6 @@
 """Our own drop-in as the overcommit module finds it, and as it reads back what it wrote.
 
-The rule (apply_transaction.read_own): a file named NN-dbfleet-overcommit.conf is ours only when
+The rule (_host.files.read_own): a file named NN-dbfleet-overcommit.conf is ours only when
 it can be read in full. Anything else there (a FIFO, a symlink, a directory, a file too large to
 read whole, one that cannot be opened or even lstat'ed) is refused with nothing changed: a run
 must never take it for absent, overwrite it without having read it, or remove it, because a
@@ -14,9 +14,7 @@ import os
 
 import pytest
 
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import transaction as apply_transaction
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
-from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import BOOT, CONTENT, snapshot
 

@@ -23,7 +23,6 @@ from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import p
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.fleet_report import (
     CACHED_LABEL,
     CSV_COLUMNS,
-    AuditRow,
     assess,
     csv_cell,
     html_text,
@@ -518,7 +517,7 @@ def test_a_result_with_a_renamed_or_missing_field_fails_its_row_by_name(drop):
     """Failed before: the row read holes as None and came out as an "unknown" risk, which hides a version
     mismatch between controller and host behind a harmless-looking level."""
     result = module_result(16 * GIB_KB, 0, 4 * GIB_KB, live_mode=2, live_ratio_pct=80)
-    name, _, part = drop.partition(".")
+    name, _dot, part = drop.partition(".")
     if part:
         del result[name][part]
     else:
