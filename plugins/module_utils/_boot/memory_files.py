@@ -362,10 +362,14 @@ def same_node_on(host_path: HostPath) -> bm.SameNode:
 
 
 def host_zram(host: BootMemoryHost, memtotal_kb: int) -> bm.ZramBoot:
+    """The zram swap this host's boot creates again: nothing to load when nothing configures zram."""
+    if not host.zram_generator_files and host.zramswap_config is None and not host.zramswap_enabled:
+        return bm.ZramBoot()
+    from ansible_collections.dbfleet.memory.plugins.module_utils._boot import zram  # pylint: disable=import-outside-toplevel
     return bm.merge_zram(
-        bm.zram_generator_devices(host.zram_generator_files, memtotal_kb, host.generators[ZRAM_GENERATOR],
-                                  host.params),
-        bm.zramswap_devices(host.zramswap_config, host.zramswap_enabled, memtotal_kb),
+        zram.zram_generator_devices(host.zram_generator_files, memtotal_kb, host.generators[ZRAM_GENERATOR],
+                                    host.params),
+        zram.zramswap_devices(host.zramswap_config, host.zramswap_enabled, memtotal_kb),
     )
 
 

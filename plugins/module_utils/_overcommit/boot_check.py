@@ -20,14 +20,13 @@ Pure Python, no Ansible import.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory as bm
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import writes as sw
-from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
 from ansible_collections.dbfleet.memory.plugins.module_utils._host.files import FileChange
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
@@ -37,6 +36,9 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner
     PlanOptions,
     check_commit_state,
 )
+
+if TYPE_CHECKING:  # loaded only on a host with tuned (transaction.read_tuned_writer): a run pays for what it needs
+    from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
 
 T = TypeVar("T")
 
@@ -121,11 +123,13 @@ class TunedWriter:
         return replace(self.host, profile_files={p: d for p, d in files.items() if d is not None})
 
     def starts(self, sources: Mapping[str, sf.SysctlSource], changes: Sequence[FileChange] = ()) -> List[tm.TunedStart]:
+        from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm  # pylint: disable=import-outside-toplevel
         host = self._host_after(changes)
         return [tm.tuned_boot_writes(host, rules, sources) for rules in self.rules]
 
     def after_boot_tool(self, replay: sr.Replay, sources: Mapping[str, sf.SysctlSource],
                         changes: Sequence[FileChange]) -> List[sr.Replay]:
+        from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm  # pylint: disable=import-outside-toplevel
         starts = [start for start in self.starts(sources, changes) if start.runs]
         return [tm.apply_tuned(replay, start) for start in starts] or [replay]
 
@@ -133,6 +137,7 @@ class TunedWriter:
                        changes: Sequence[FileChange]) -> List[sr.Replay]:
         """The moment at boot after tuned wrote its profile and before it wrote the files again
         (reapply_sysctl = 1): a state the host holds for that moment, while other units start."""
+        from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm  # pylint: disable=import-outside-toplevel
         out = []
         for start in self.starts(sources, changes):
             if start.runs and start.reapply:
@@ -143,6 +148,7 @@ class TunedWriter:
     def restarts(self, live: Mapping[str, str], sources: Mapping[str, sf.SysctlSource],
                  changes: Sequence[FileChange]) -> List[sr.Replay]:
         # A restart (or a profile switch) writes again from the live values; no boot tool runs first.
+        from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm  # pylint: disable=import-outside-toplevel
         nothing = sr.replay({}, sr.SYSTEMD_257, live)
         return [tm.apply_tuned(nothing, start) for start in self.starts(sources, changes) if start.runs]
 

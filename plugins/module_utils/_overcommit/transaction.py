@@ -24,8 +24,6 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory_files as bmf
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
-from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
-from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned_files as tf
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import container
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
@@ -167,8 +165,19 @@ def read_boot_model(memory: MemoryShape, sources: Dict[str, sf.SysctlSource], bo
                         unmodelled=tuple(unmodelled), notes=tuple(notes))
 
 
+# Where an installed tuned leaves a trace (its configuration, its unit). Without any of them tuned
+# cannot start at boot, and its model is not even loaded: a run pays only for what it needs.
+TUNED_TRACES = ("/etc/tuned", "/etc/systemd/system/tuned.service", "/usr/lib/systemd/system/tuned.service",
+                "/lib/systemd/system/tuned.service")
+
+
 def read_tuned_writer() -> Optional[bc.TunedWriter]:
     """tuned, if it is installed: what it may write at boot, told from its files."""
+    if not any(os.path.lexists(files.host_path(path)) for path in TUNED_TRACES):
+        return None
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
+    from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned_files as tf
     host = tf.read_tuned_host(files.host_path)
     if not host.installed:
         return None

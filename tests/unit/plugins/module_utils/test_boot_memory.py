@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory as bm
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import zram
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limit import commit_limit_kb
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
@@ -267,9 +268,9 @@ def test_a_zram_device_made_by_hand_is_not_counted():
 
 def test_the_whole_fixture_host():
     """The fixture's four areas: sdb2 by fstab, /swapfile by fstab, a hand-made one, zram by config."""
-    zram = bm.zram_generator_devices([("/usr/lib/systemd/zram-generator.conf", b"[zram0]\n")], 16 * GIB,
-                                     bm.GENERATOR_PRESENT)
-    swap = bm.boot_swap(bm.parse_proc_swaps(PROC_SWAPS), bm.parse_fstab_swaps(FSTAB), [], zram,
+    zram_boot = zram.zram_generator_devices([("/usr/lib/systemd/zram-generator.conf", b"[zram0]\n")], 16 * GIB,
+                                          bm.GENERATOR_PRESENT)
+    swap = bm.boot_swap(bm.parse_proc_swaps(PROC_SWAPS), bm.parse_fstab_swaps(FSTAB), [], zram_boot,
                         same_node_of({"/dev/disk/by-uuid/0a4f6d2e-1b3c-4d5e-8f9a-7b6c5d4e3f2a": "/dev/sdb2"}))
     counted = {i.what: i.size_kb for i in swap.items if i.counted}
     # min(ram / 2, 4096) MB on 16 GiB: 4 GiB, minus mkswap's header page.
@@ -316,7 +317,7 @@ def test_counted_swap_never_exceeds_the_swap_active_now(active, lines, units, zr
     (b"[zram0]\nzram-size = 512\n", 8 * GIB, 512 * MIB - 4),
 ])
 def test_zram_generator_sizes_its_device_from_memtotal(config, memtotal_kb, swap_kb):
-    boot = bm.zram_generator_devices([("/etc/systemd/zram-generator.conf", config)], memtotal_kb,
+    boot = zram.zram_generator_devices([("/etc/systemd/zram-generator.conf", config)], memtotal_kb,
                                      bm.GENERATOR_PRESENT)
     assert [(d.name, d.swap_kb) for d in boot.devices] == [("zram0", swap_kb)]
 
@@ -324,7 +325,7 @@ def test_zram_generator_sizes_its_device_from_memtotal(config, memtotal_kb, swap
 def test_zram_generator_drop_ins_override_the_main_file():
     files = [("/usr/lib/systemd/zram-generator.conf", b"[zram0]\nzram-size = ram / 2\n"),
              ("/etc/systemd/zram-generator.conf.d/50-small.conf", b"[zram0]\nzram-size = 256\n")]
-    (device,) = bm.zram_generator_devices(files, 8 * GIB, bm.GENERATOR_PRESENT).devices
+    (device,) = zram.zram_generator_devices(files, 8 * GIB, bm.GENERATOR_PRESENT).devices
     assert device.swap_kb == 256 * MIB - 4
 
 
@@ -336,12 +337,12 @@ def test_zram_generator_drop_ins_override_the_main_file():
     (b"[zram0]\nzram-size = 0\n", [], bm.GENERATOR_PRESENT, "gives 0"),
 ])
 def test_zram_generator_makes_no_device(config, params, generator, says):
-    boot = bm.zram_generator_devices([("/etc/systemd/zram-generator.conf", config)], 8 * GIB, generator, params)
+    boot = zram.zram_generator_devices([("/etc/systemd/zram-generator.conf", config)], 8 * GIB, generator, params)
     assert boot.devices == () and says in " ".join(boot.notes)
 
 
 def test_a_zram_size_beyond_this_model_cannot_be_told():
-    (device,) = bm.zram_generator_devices([("/etc/systemd/zram-generator.conf", b"[zram0]\nzram-size = ram ^ 2\n")],
+    (device,) = zram.zram_generator_devices([("/etc/systemd/zram-generator.conf", b"[zram0]\nzram-size = ram ^ 2\n")],
                                           8 * GIB, bm.GENERATOR_PRESENT).devices
     assert device.swap_kb is None
 
@@ -353,13 +354,13 @@ def test_a_zram_size_beyond_this_model_cannot_be_told():
     (b"ALLOCATION=128\n", 128 * MIB - 4),  # old zram-tools: the smaller reading is taken
 ])
 def test_zramswap_makes_zram0_from_etc_default_zramswap(config, swap_kb):
-    (device,) = bm.zramswap_devices(config, True, 8 * GIB).devices
+    (device,) = zram.zramswap_devices(config, True, 8 * GIB).devices
     assert (device.name, device.swap_kb) == ("zram0", swap_kb)
 
 
 def test_zramswap_not_enabled_makes_nothing_and_shell_it_cannot_read_is_not_told():
-    assert bm.zramswap_devices(b"SIZE=1024\n", False, 8 * GIB).devices == ()
-    (device,) = bm.zramswap_devices(b"SIZE=$(nproc)\n", True, 8 * GIB).devices
+    assert zram.zramswap_devices(b"SIZE=1024\n", False, 8 * GIB).devices == ()
+    (device,) = zram.zramswap_devices(b"SIZE=$(nproc)\n", True, 8 * GIB).devices
     assert device.swap_kb is None
 
 

@@ -12,6 +12,7 @@ import stat
 import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory as bm
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import zram
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import memory_files as bf
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limit import commit_limit_kb
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import memory_from_meminfo
@@ -190,7 +191,7 @@ def test_zram_generator_config_and_its_drop_ins_are_read_in_order(host):
         "/usr/lib/systemd/zram-generator.conf", "/etc/systemd/zram-generator.conf.d/10-vendor.conf"]
     swap = bf.host_boot_swap(got, host.path, 4028732)
     # ram / 4 of 3934 MB: 983.6 MB, i.e. 1007183 kB of disk less mkswap's page.
-    assert swap.swaptotal_kb == bm._swap_kb_of_disksize(int(4028732 / 1024 / 4 * 1024 * 1024))
+    assert swap.swaptotal_kb == zram._swap_kb_of_disksize(int(4028732 / 1024 / 4 * 1024 * 1024))
     assert swap.items[0].counted and "ram / 4" in swap.items[0].why
 
 
