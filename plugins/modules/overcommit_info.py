@@ -238,6 +238,13 @@ boot_now_unsafe:
   returned: always
   type: list
   elements: str
+ratio100_commit_state:
+  description:
+    - The advice copied from blog posts (mode 2 with C(vm.overcommit_ratio=100)) judged on this host by the same
+      lower-bound rule, with its live admin reserve and no headroom - whether it would lock non-root out today
+      (C(safe)), with C(commit_limit_kb), C(room_kb) and C(reason). Null when the admin reserve cannot be read.
+  returned: always
+  type: dict
 next_boot:
   description:
     - What decides the next boot besides the sysctl files, as this host's files say.

@@ -10,7 +10,7 @@ a problem with the facts raises FactsPlanError, which each caller turns into its
 
 Two kinds of facts, the precise one winning when both are present:
 
-* ``dbfleet_overcommit`` (overcommit_info with ``facts: true``, see overcommit_facts.py): the
+* ``dbfleet_overcommit`` (overcommit_info with ``facts: true``, see _overcommit/facts.py): the
   memory shape in kB with Committed_AS, huge pages and the page size, and the host's
   vm.user_reserve_kbytes, so the plan is the one the module made on the host.
 * ``setup``'s memory facts: MiB, no Committed_AS, no huge pages (only as the caller gives them),

@@ -181,7 +181,7 @@ KERNEL_ROWS = [
 
 @pytest.mark.parametrize("key, raw", KERNEL_ROWS, ids=["%s=%r" % (k.split(".")[1], r) for k, r in KERNEL_ROWS])
 def test_kernel_model_equals_the_kernel(lab: Lab, key: str, raw: bytes):
-    """sysctl_kernel.kernel_write against one real write(2) to /proc/sys/vm on Linux 6.1:
+    """_kernel.sysctl.kernel_write against one real write(2) to /proc/sys/vm on Linux 6.1:
     whether it is accepted, and all four values afterwards (the pair side effect included)."""
     start = dict(START, **{KBYTES: "262144", RATIO: "0"})  # kbytes in effect: a ratio write visibly zeroes it
     lab.run(KERNEL_GUEST, "sysctl -q -w vm.overcommit_memory=0 -w vm.admin_reserve_kbytes=8192 "

@@ -75,7 +75,7 @@ echo "rc=$rc"
 
 
 def stored_text_kernel(state, key, raw):
-    """A stand-in for sysctl_kernel.kernel_write: stores the first line written, like a tmpfs file."""
+    """A stand-in for _kernel.sysctl.kernel_write: stores the first line written, like a tmpfs file."""
     new = {k: (state.get(k) if state.get(k) is not None else sk.KERNEL_BOOT_DEFAULTS[k]) for k in sk.MANAGED_KEYS}
     new[key] = raw.split(b"\n")[0].decode("latin-1")
     return sk.KernelWrite(key, new, True, None, True, new[key])

@@ -26,7 +26,7 @@ from umlab import Lab
 
 HOST = "swap"   # 768 MiB + 256 MiB swap: both a ratio and a kbytes plan are real choices
 LOCK_TIMEOUT_MESSAGE = "another dbfleet.memory run holds"
-LOCK_POLL_S = 0.1   # host_lock polls this often: waiting at least that long means it found the lock held
+LOCK_POLL_S = 0.1   # _host.lock polls this often: waiting at least that long means it found the lock held
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from umlab import Lab, LabError
 HOST = "plain"   # 512 MiB, no swap: the database stand-in decides who can commit
 # The role's request in every run of this file; the kill runs get the same arguments.
 ROLE_VARS = dict(lab_profile="postgresql", overcommit_headroom_pct=0)
-LOCK_POLL_S = 0.1   # host_lock polls this often: a run that found the lock free waited less
+LOCK_POLL_S = 0.1   # _host.lock polls this often: a run that found the lock free waited less
 
 
 @pytest.fixture(scope="module")

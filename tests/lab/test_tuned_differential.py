@@ -9,7 +9,7 @@ runs the same cases on Debian 13 (tuned 2.25.1, systemd 257) instead. For each p
    files in /etc/sysctl.d, /run/sysctl.d and /etc/sysctl.conf);
 2. read tuned's and the sysctl files back from the guest as bytes (tar keeps links and odd nodes
    what they are), with the product's readers (tuned_files, sysctl_files), and predict:
-   sysctl_replay (the guest's systemd) from the boot's values, then tuned_model.apply_tuned with
+   sysctl_replay (the guest's systemd) from the boot's values, then _boot.tuned.apply_tuned with
    the rule set rules_for_version picks from the guest's tuned/version.py;
 3. do what a boot does: set the boot's values, run the guest's real systemd-sysctl, start the
    real tuned (``systemctl start`` returns once tuned.service is active, which tuned reaches after
@@ -267,7 +267,7 @@ def guest_rules(tuned_lab) -> Tuple[tm.TunedRules, sr.ToolRules, str]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_prediction_equals_the_real_tuned(tuned_lab, guest_rules, case: Case):
-    """Each planted case: the boot replay continued by tuned_model ends where the real systemd-sysctl
+    """Each planted case: the boot replay continued by _boot.tuned ends where the real systemd-sysctl
     and the real tuned leave the kernel, key by key."""
     lab, saved = tuned_lab
     rules, systemd, systemd_sysctl = guest_rules

@@ -31,7 +31,7 @@ escaping); zram-generator.conf(5) (files, precedence, ``zram-size`` default
 ``min(ram / 2, 4096)``, ``host-memory-limit``); Debian zram-tools' zramswap (PERCENT before
 SIZE, SIZE 256 MiB by default; older releases read ALLOCATION and PERCENTAGE).
 
-Everything here is pure and typed: no Ansible import, no I/O. boot_memory_files reads a host.
+Everything here is pure and typed: no Ansible import, no I/O. _boot.memory_files reads a host.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def _sysctl_key_of(name: str) -> Optional[str]:
 
 
 def cmdline_sysctl_writes(params: Sequence[Param]) -> List[CmdlineSysctl]:
-    """The command line's writes to sysctl_kernel.TRACKED_KEYS, in the order the kernel makes them.
+    """The command line's writes to _kernel.sysctl.TRACKED_KEYS, in the order the kernel makes them.
 
     A param without a value, or with an empty one, is refused by the kernel (EINVAL) and writes
     nothing. Needs Linux 5.8+ with CONFIG_PROC_SYSCTL; older kernels ignore these params.
@@ -478,7 +478,7 @@ _USER_RESERVE_MAX_KB = 131072  # mm/mmap.c init_user_reserve: min(free / 32, SZ_
 
 def boot_start(memory: MemoryShape, params: Sequence[Param], default_size_kb_now: Optional[int] = None,
                hugetlb_supported: bool = True, valid_sizes_kb: Optional[Sequence[int]] = None) -> Dict[str, str]:
-    """The values of sysctl_kernel.TRACKED_KEYS before any sysctl file runs at the next boot.
+    """The values of _kernel.sysctl.TRACKED_KEYS before any sysctl file runs at the next boot.
 
     The kernel's defaults, then the reserves the kernel sizes from free memory: mm/mmap.c
     init_user_reserve and init_admin_reserve use min(free / 32, 128 MiB resp. 8 MiB). Free
@@ -486,7 +486,7 @@ def boot_start(memory: MemoryShape, params: Sequence[Param], default_size_kb_now
     they can take: the larger holdback is the conservative one for a lower bound. Then
     vm.nr_hugepages from the command line's hugepages= for the default size, and last the
     command line's sysctl.* writes (do_sysctl_args runs after those initcalls, before init),
-    each through sysctl_kernel.kernel_write so a bad value is refused as the kernel refuses it.
+    each through _kernel.sysctl.kernel_write so a bad value is refused as the kernel refuses it.
     """
     state: Dict[str, str] = dict(sk.KERNEL_BOOT_DEFAULTS)
     state[sk.USER_RESERVE] = str(min(memory.memtotal_kb // 32, _USER_RESERVE_MAX_KB))

@@ -2,10 +2,10 @@
 # Copyright: dbfleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Read what decides the next boot's swap and huge pages from a host's files: the I/O half of
-boot_memory.
+_boot.memory.
 
 One call, ``read_boot_memory(host_path)``, returns plain data (BootMemoryHost); the helpers
-below it feed that data to boot_memory's pure rules. ``same_node_on(host_path)`` is the one
+below it feed that data to _boot.memory's pure rules. ``same_node_on(host_path)`` is the one
 place that asks the file system whether two paths are one swap area.
 
 Every file is read by regular_file's one rule (never blocking, capped, only regular files
@@ -88,7 +88,7 @@ class BootMemoryHost:
     default_huge_page_kb: Optional[int]  # Hugepagesize of this boot
     huge_page_sizes_kb: Tuple[int, ...]  # the sizes /sys/kernel/mm/hugepages lists
     bootloader_cmdlines: Dict[str, Optional[str]]  # source -> configured command line
-    writer_files: Dict[str, bytes]  # for boot_memory.scan_unmodelled_writers
+    writer_files: Dict[str, bytes]  # for _boot.memory.scan_unmodelled_writers
     notes: Tuple[str, ...] = ()  # what could not be read, what is assumed
     systemd: bool = True
 
@@ -287,7 +287,7 @@ def _unit_scripts(units: Dict[str, bytes], host_path: HostPath) -> Dict[str, byt
 
 
 def read_boot_memory(host_path: HostPath) -> BootMemoryHost:
-    """Everything boot_memory needs from this host, read from files alone."""
+    """Everything _boot.memory needs from this host, read from files alone."""
     notes: List[str] = []
     swaps, problem = _read(PROC_SWAPS, host_path)
     if swaps is None:
@@ -357,7 +357,7 @@ def same_node_on(host_path: HostPath) -> bm.SameNode:
 
 
 # ---------------------------------------------------------------------------------------------
-# The host's data through boot_memory's rules
+# The host's data through _boot.memory's rules
 # ---------------------------------------------------------------------------------------------
 
 
@@ -374,7 +374,7 @@ def host_zram(host: BootMemoryHost, memtotal_kb: int) -> bm.ZramBoot:
 
 
 def host_boot_swap(host: BootMemoryHost, host_path: HostPath, memtotal_kb: int) -> bm.BootSwap:
-    """boot_memory.boot_swap for this host."""
+    """_boot.memory.boot_swap for this host."""
     active = bm.parse_proc_swaps(host.proc_swaps) if host.proc_swaps is not None else []
     fstab = bm.parse_fstab_swaps(host.fstab, FSTAB) if host.fstab is not None else []
     swap = bm.boot_swap(active, fstab, host.swap_units, host_zram(host, memtotal_kb), same_node_on(host_path),
@@ -387,7 +387,7 @@ def host_boot_swap(host: BootMemoryHost, host_path: HostPath, memtotal_kb: int) 
 
 
 def host_boot_hugetlb(host: BootMemoryHost, nr_hugepages_default: Optional[str]) -> bm.BootHugePages:
-    """boot_memory.boot_hugetlb for this host."""
+    """_boot.memory.boot_hugetlb for this host."""
     return bm.boot_hugetlb(host.params, nr_hugepages_default, host.default_huge_page_kb, host.hugetlb_supported,
                            host.huge_page_sizes_kb or None)
 

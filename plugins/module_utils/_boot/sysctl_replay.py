@@ -7,7 +7,7 @@ Shadowing is not decided key by key: the kernel couples overcommit_ratio and
 overcommit_kbytes (a write to one zeroes the other), and the tools differ in files,
 order, parsing and globs. So we *replay* a tool: read the files it reads, parse
 each line as it does, order the writes as it does, and push every write of a managed
-key through sysctl_kernel. The end state is then compared with the plan.
+key through _kernel.sysctl. The end state is then compared with the plan.
 
 Each tool version is a ToolRules value (RULE_SETS lists them); everything a rule
 set says was read in the tool's sources at the named tag (see each rule's
@@ -696,7 +696,7 @@ def decided_by(result: Replay, key: str) -> Decision:
 def diff_end_state(result: Replay, expected: Mapping[str, object]) -> List[str]:
     """One message per expected key whose end value differs, naming the file, line and value.
 
-    ``expected`` values follow sysctl_kernel.plain_decimal (ValueError otherwise)."""
+    ``expected`` values follow _kernel.sysctl.plain_decimal (ValueError otherwise)."""
     messages = []
     for key in sorted(expected):
         want = sk.plain_decimal(key, expected[key])

@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: dbfleet maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Read tuned's files on a host, safely, as bytes: the host I/O half of tuned_model.
+"""Read tuned's files on a host, safely, as bytes: the host I/O half of _boot.tuned.
 
-What is read (tuned_model decides what tuned makes of it):
+What is read (_boot.tuned decides what tuned makes of it):
 
 * whether tuned is installed and its version: ``tuned/version.py`` in a Python 3 package
   directory (Debian's /usr/lib/python3/dist-packages, site-packages elsewhere) and the unit file
@@ -15,7 +15,7 @@ What is read (tuned_model decides what tuned makes of it):
   drop-ins (``tuned.service.d/*.conf``), which can name a profile or run other commands;
 * /etc/tuned/tuned-main.conf, active_profile, profile_mode and post_loaded_profile;
 * ``DIR/NAME/tuned.conf`` for every entry NAME of every profile directory any modelled tuned
-  version may use (tuned_model.profile_dirs_to_read, which adds tuned-main.conf's
+  version may use (_boot.tuned.profile_dirs_to_read, which adds tuned-main.conf's
   ``profile_dirs``).
 
 Told from files alone, no subprocess. Never blocks and never leaves the logical tree: every

@@ -112,7 +112,7 @@ def zram_generator_devices(files: Sequence[Tuple[str, bytes]], memtotal_kb: int,
     """The zram swap devices zram-generator creates at boot.
 
     ``files``: the configuration in the order zram-generator reads it (the main file first,
-    then the drop-ins sorted by name; later settings win), as boot_memory_files orders them.
+    then the drop-ins sorted by name; later settings win), as _boot.memory_files orders them.
     A device is a ``[zramN]`` section; ``zram-size`` defaults to min(ram / 2, 4096) MB;
     ``host-memory-limit`` (MB, "none" by default) drops the device on a larger host; a device
     with a ``mount-point`` or a ``fs-type`` other than swap is no swap. ``systemd.zram=0`` on

@@ -72,7 +72,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.keys import
 # A freshly booted kernel before any sysctl file. admin_reserve boots as
 # min(free/32, 8 MiB): 8192 on any host with more than 256 MiB free. user_reserve boots as
 # min(free/32, 128 MiB) (mm/mmap.c init_user_reserve): its largest value stands in here, and
-# the boot model puts the host's own in its place (boot_memory.boot_start).
+# the boot model puts the host's own in its place (_boot.memory.boot_start).
 KERNEL_BOOT_DEFAULTS = {MODE: "0", RATIO: "50", KBYTES: "0", ADMIN_RESERVE: "8192",
                         USER_RESERVE: "131072", NR_HUGEPAGES: "0"}
 

@@ -48,7 +48,7 @@ class Write:
 def validate_desired(desired: Mapping[str, object]) -> Dict[str, str]:
     """Desired values as we write them, or ValueError saying what is wrong.
 
-    Each value follows sysctl_kernel.plain_decimal, the one rule: digits as they are, nothing
+    Each value follows _kernel.sysctl.plain_decimal, the one rule: digits as they are, nothing
     reinterpreted ("010" is refused, not written as 10 for the kernel to read 8).
     """
     unknown = sorted(set(desired) - set(MANAGED_KEYS))
@@ -166,7 +166,7 @@ def rollback_writes(applied: List[Write], snapshot: Mapping[str, str]) -> List[W
 
 def simulate(live: Mapping[str, str], writes: List[Write]) -> Dict[str, str]:
     """The live values after ``writes``, through the one model of the kernel's handlers
-    (sysctl_kernel), so the ratio/kbytes side effect lives in one place."""
+    (_kernel.sysctl), so the ratio/kbytes side effect lives in one place."""
     state = dict(live)
     for w in writes:
         state.update(sysctl_kernel.kernel_write(state, w.key, w.after).state)

@@ -7,7 +7,7 @@
     what the host holds       -> per unit: the drop-in to write, the live write, or why not (decide)
     the same host data        -> a report per database unit (describe_units), for overcommit_info
 
-The host side (reading unit files, ``systemctl show``, /proc/PID) is oom_host.py. The kernel
+The host side (reading unit files, ``systemctl show``, /proc/PID) is _oom/transaction.py. The kernel
 and systemd facts behind the rules are in /work/shared/notes/oom-priority.md and the module's
 documentation; the per-database values carry their own sentence and source (RULES).
 
@@ -179,7 +179,7 @@ class ProcessState:
 
 @dataclass(frozen=True)
 class HostUnits:
-    """Everything decide() and describe_units() need, read by oom_host.read_host_units()."""
+    """Everything decide() and describe_units() need, read by _oom.transaction.read_host_units()."""
 
     units: Dict[str, UnitState]  # by every name systemctl answered for (Id and requested names)
     unit_files: Dict[str, UnitFile]  # by name, the winning entry of the unit directories

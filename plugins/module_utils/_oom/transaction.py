@@ -10,7 +10,7 @@
 
 systemctl is run through ``run`` (AnsibleModule.run_command in the module), and only ever as
 ``systemctl show`` and ``systemctl daemon-reload``: this code never starts, stops or restarts a
-unit. Paths go through ``host_path`` (apply_transaction's, so unit tests use one fake tree), and
+unit. Paths go through ``host_path`` (_overcommit.transaction's, so unit tests use one fake tree), and
 every file is read by regular_file's one rule: unit files through their links as systemd follows
 them, our own drop-ins never through a link. No Ansible import.
 """
@@ -289,7 +289,7 @@ def _rollback(run: Runner, files_done: Sequence[files.FileChange], live_done: Se
 
 def run(request: core.Request, runner: Runner, check_mode: bool, want_diff: bool, lock_timeout_s: float,
         warn: Callable[[str], None]) -> Dict[str, Any]:
-    """The oom_priority module's whole run. Raises Refused, Failed or host_lock.LockError (LockTimeout, LockUnusable)."""
+    """The oom_priority module's whole run. Raises Refused, Failed or _host.lock.LockError (LockTimeout, LockUnusable)."""
     with HostLock(files.host_path(LOCK_PATH), lock_timeout_s) as lock:
         host = read_host_units(runner, request.profiles, request.units)
         decision = core.decide(request, host)

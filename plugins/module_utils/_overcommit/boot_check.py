@@ -79,7 +79,7 @@ def full_state(values: Mapping[str, Optional[str]]) -> Dict[str, str]:
 @dataclass(frozen=True)
 class BootMemory:
     """The memory the next boot will have, as far as the lower bound may count on it
-    (boot_memory holds the rules: which swap comes back, which huge pages are reserved)."""
+    (_boot.memory holds the rules: which swap comes back, which huge pages are reserved)."""
 
     swap: bm.BootSwap
     params: Tuple[bm.Param, ...] = ()  # the kernel command line

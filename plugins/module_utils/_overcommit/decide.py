@@ -8,7 +8,7 @@
     was found, the verdicts on the end state (live, at the next boot, on a later sysctl --system,
     on a tuned restart), and a refusal when any of them is not safe.
 
-The transaction (apply_transaction) reads the host, calls ``decide`` and carries the decision
+The transaction (_overcommit.transaction) reads the host, calls ``decide`` and carries the decision
 out. Pure Python, no Ansible import.
 """
 
@@ -47,7 +47,7 @@ def dropin_path(priority: int) -> str:
 class HostState:
     """Everything the decision needs, read under the lock."""
 
-    live: Dict[str, Optional[str]]  # sysctl_writes.OBSERVED_KEYS; None where unreadable
+    live: Dict[str, Optional[str]]  # _kernel.writes.OBSERVED_KEYS; None where unreadable
     meminfo: Dict[str, int]
     memory: MemoryShape
     sources: Dict[str, sf.SysctlSource]  # every sysctl file a boot tool may read, as bytes
@@ -216,7 +216,7 @@ def _restore_warning(restore: sr.BootEnd, host: HostState, mode_left: bool) -> s
 
 
 class LiveWrites:
-    """The live writes of a run as one step of its order (their own order is sysctl_writes')."""
+    """The live writes of a run as one step of its order (their own order is _kernel.writes')."""
 
     def __repr__(self) -> str:
         return "LiveWrites()"

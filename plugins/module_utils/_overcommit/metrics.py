@@ -83,7 +83,7 @@ def dropin_path(priority: int) -> str:
 
 
 def samples(report: Mapping[str, Any], priority: int) -> List[Tuple[str, str]]:
-    """(metric name, sample line) for one host, from an overcommit_info result (overcommit_report.describe_host)."""
+    """(metric name, sample line) for one host, from an overcommit_info result (_overcommit.api.examine)."""
     bounds = report.get("bounds") or {}
     options = report.get("options") or {}
     shadowing = report.get("shadowing") or {}

@@ -8,7 +8,7 @@
 
 The decisions come from the pure cores: planner (the plan and THE lower-bound check every mode-2
 end state must pass), sysctl_replay (what the boot and ``sysctl --system`` would set, by replaying
-the files the way the real tools do), sysctl_writes (the order of live writes) and takeover (which
+the files the way the real tools do), _kernel.writes (the order of live writes) and takeover (which
 lines of other files to comment out). This file is the host I/O around them. No Ansible import:
 the host primitives (atomic writes, the lock, /proc/sys) live in _host and _kernel.
 """
@@ -405,7 +405,7 @@ def decide_or_refuse(request: Request, host: HostState) -> Decision:
 
 def run(request: Request, check_mode: bool, want_diff: bool, lock_timeout_s: float,
         warn: Callable[[str], None]) -> Dict[str, Any]:
-    """The overcommit module's whole run. Raises Refused, Failed or host_lock.LockTimeout."""
+    """The overcommit module's whole run. Raises Refused, Failed or _host.lock.LockTimeout."""
     with HostLock(files.host_path(LOCK_PATH), lock_timeout_s) as lock:
         host = read_host()
         decision = decide_or_refuse(request, host)

@@ -1,4 +1,4 @@
-"""The next boot's memory (boot_memory): its swap, its huge pages and its sysctl start values.
+"""The next boot's memory (_boot.memory): its swap, its huge pages and its sysctl start values.
 
 Each test states one rule, with the kernel or systemd file it comes from in the module's
 docstring. Fixture texts are what the kernel and the tools print or read. The lab test

@@ -1,4 +1,4 @@
-"""Reading what decides the next boot's memory from a host's files (boot_memory_files).
+"""Reading what decides the next boot's memory from a host's files (_boot.memory_files).
 
 Every test plants a fake host in host_tree; its ``path`` is the ``host_path`` the reader maps
 logical paths through, so links inside the tree are followed inside it.

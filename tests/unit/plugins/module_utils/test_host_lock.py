@@ -1,4 +1,4 @@
-"""The host lock's timeout message names the holder only as far as it can be known (host_lock).
+"""The host lock's timeout message names the holder only as far as it can be known (_host.lock).
 
 The holder writes "pid N" after it takes the flock, so a waiter can find the record of an earlier,
 finished run (the new holder has not written yet, or a holder died and another took the lock).

@@ -1,4 +1,4 @@
-"""The kernel's sysctl handlers for the four vm keys we manage (sysctl_kernel).
+"""The kernel's sysctl handlers for the four vm keys we manage (_kernel.sysctl).
 
 Each row is what Linux 6.1/6.12 does with one write(2) of that buffer; the lab suite
 checks the same rows against a real kernel through the real tools.
@@ -139,7 +139,7 @@ def test_unknown_key_is_a_programming_error():
 
 @pytest.mark.parametrize("raw, want", [("0x57", "87"), ("0127", "87"), ("87 ", "87"), ("087", None), ("8 7", "8")])
 def test_canonical_or_none_is_the_kernels_reading(raw, want):
-    """Old sysctl_writes.canonical said '087' is 87; the kernel rejects it."""
+    """Old _kernel.writes.canonical said '087' is 87; the kernel rejects it."""
     assert sk.canonical_or_none(raw, RATIO) == want
 
 
@@ -179,7 +179,7 @@ def test_plain_decimal_takes_digits_and_ints_as_they_are(value, want):
     ("8O", "the kernel would refuse '8O'"),
 ])
 def test_plain_decimal_refuses_every_other_form_naming_the_key_and_the_allowed_form(value, reading):
-    """Old sysctl_writes.canonical turned '087 ' into 87 and '010' into 10, where the kernel refuses
+    """Old _kernel.writes.canonical turned '087 ' into 87 and '010' into 10, where the kernel refuses
     the first and reads 8 from the second: desired values are never reinterpreted."""
     with pytest.raises(ValueError) as refused:
         sk.plain_decimal(RATIO, value)

@@ -500,7 +500,7 @@ def test_decided_by_names_a_later_writer_with_its_file_and_the_whole_chain_when_
 
 
 def test_diff_end_state_takes_ints_and_refuses_values_the_kernel_would_read_otherwise():
-    """Expected values follow sysctl_kernel.plain_decimal, the one rule: ' 2' is not silently 2."""
+    """Expected values follow _kernel.sysctl.plain_decimal, the one rule: ' 2' is not silently 2."""
     result = sr.replay(host(), sr.SYSTEMD_252, BOOT)
     assert sr.diff_end_state(result, {RATIO: 87, MODE: "2"}) == []
     with pytest.raises(ValueError, match="vm.overcommit_memory = ' 2' is refused"):

@@ -1,4 +1,4 @@
-"""How oom_host reads unit files, /proc/PID files and its own drop-ins (regular_file's one rule).
+"""How _oom.transaction reads unit files, /proc/PID files and its own drop-ins (regular_file's one rule).
 
 Unit files are read as systemd reads them, through their links (Debian's mysql.service alias
 of mariadb.service); nothing but a regular file is ever opened; a file larger than the cap is

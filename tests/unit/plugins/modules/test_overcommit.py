@@ -469,7 +469,7 @@ def test_bad_input_fails_naming_the_option_and_changes_nothing(kernel, run_modul
 
 
 def test_a_negative_live_ratio_is_read_as_the_kernel_holds_it(kernel, run_module):
-    """Failed before the fix: /proc/sys was read with sysctl_writes.canonical, which knows no
+    """Failed before the fix: /proc/sys was read with _kernel.writes.canonical, which knows no
     negative number, so a live overcommit_ratio of -5 (proc_dointvec stores it as given) read as
     missing and the run was refused: "cannot read vm.overcommit_ratio from /proc/sys"."""
     kernel.set("overcommit_ratio", "-5")
