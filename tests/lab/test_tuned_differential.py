@@ -1,7 +1,7 @@
 """Differential test of the tuned model: prediction against Debian 12's real tuned on a real kernel.
 
 One guest of the "tuned" image flavour (Debian 12 with its tuned 2.20 package, as installed:
-tests/lab/image/build-tuned-rootfs.sh), in a lab of this module's own; DBFLEET_TUNED_SUITE=trixie
+tests/lab/image/build-flavour-rootfs.sh), in a lab of this module's own; DBFLEET_TUNED_SUITE=trixie
 runs the same cases on Debian 13 (tuned 2.25.1, systemd 257) instead. For each planted case:
 
 1. stop tuned, plant the case's files (profiles under /etc/tuned with [sysctl] keys and

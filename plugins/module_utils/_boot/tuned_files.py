@@ -56,52 +56,6 @@ _VERSION_RE = re.compile(rb"^TUNED_VERSION_(MAJOR|MINOR|PATCH)\s*=\s*(\d+)\s*$",
 HostPath = Callable[[str], str]
 
 
-def resolve(logical: str, host_path: HostPath) -> Tuple[str, Optional[str]]:
-    """Follow every symlink in ``logical``, each hop in logical space.
-
-    Returns (final logical path, problem): problem is None (the path exists, or it is /dev/null),
-    "absent" (nothing there, no link followed), "dangling" (a link led to nothing), "loop", or
-    "unreadable: <why>".
-    """
-    parts = [p for p in logical.split("/") if p]
-    current = "/"
-    hops = 0
-    index = 0
-    while index < len(parts):
-        if posixpath.join(current, *parts[index:]) == rf.DEV_NULL:
-            return rf.DEV_NULL, None  # a mask to tuned's open() (it reads empty); the tree has no /dev
-        comp = parts[index]
-        index += 1
-        if comp == ".":
-            continue
-        if comp == "..":
-            current = posixpath.dirname(current)
-            continue
-        candidate = posixpath.join(current, comp)
-        try:
-            node = os.lstat(host_path(candidate))
-        except OSError as exc:
-            final = posixpath.normpath(posixpath.join(candidate, *parts[index:]))
-            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                return final, "dangling" if hops else "absent"
-            return final, "unreadable: %s" % (exc.strerror or exc)
-        if not stat.S_ISLNK(node.st_mode):
-            current = candidate
-            continue
-        hops += 1
-        if hops > _MAX_SYMLINKS:
-            return candidate, "loop"
-        try:
-            target = os.readlink(host_path(candidate))
-        except OSError as exc:
-            return candidate, "unreadable: %s" % (exc.strerror or exc)
-        parts = [p for p in target.split("/") if p] + parts[index:]
-        index = 0
-        if target.startswith("/"):
-            current = "/"
-    return current, None
-
-
 class _Reading:
     """What one host reading collects."""
 
@@ -112,7 +66,7 @@ class _Reading:
 
     def read(self, logical: str) -> Optional[bytes]:
         """The bytes of ``logical`` as tuned's open() gives them, or None (absent or reported)."""
-        final, problem = resolve(logical, self.host_path)
+        final, problem = rf.resolve_all_links(logical, self.host_path)
         if final == rf.DEV_NULL:
             return b""
         if problem == "absent":
@@ -138,7 +92,7 @@ class _Reading:
 
     def exists(self, logical: str) -> bool:
         """Something (even a dangling link) is at ``logical``; its parent's links are followed."""
-        parent, problem = resolve(posixpath.dirname(logical), self.host_path)
+        parent, problem = rf.resolve_all_links(posixpath.dirname(logical), self.host_path)
         if problem is not None:
             return False
         try:
@@ -149,7 +103,7 @@ class _Reading:
 
     def list_dir(self, logical: str) -> Optional[List[str]]:
         """Entry names of a directory (links followed in logical space); None when absent."""
-        final, problem = resolve(logical, self.host_path)
+        final, problem = rf.resolve_all_links(logical, self.host_path)
         if problem in ("absent", "dangling"):
             return None
         if problem is not None:
@@ -199,7 +153,7 @@ def _unit(reading: _Reading) -> Tuple[str, Tuple[str, ...], Optional[bytes]]:
     unit_data = None  # type: Optional[bytes]
     for directory in UNIT_DIRS:
         path = directory + "/" + UNIT_NAME
-        final, problem = resolve(path, reading.host_path)
+        final, problem = rf.resolve_all_links(path, reading.host_path)
         if final == rf.DEV_NULL:
             return tm.UNIT_MASKED, (path + " -> /dev/null",), None
         if problem is not None:
@@ -212,7 +166,7 @@ def _unit(reading: _Reading) -> Tuple[str, Tuple[str, ...], Optional[bytes]]:
                 unit_file, unit_data = path, data
     seen = set()
     for directory in UNIT_DIRS:
-        real, _problem = resolve(directory, reading.host_path)
+        real, _problem = rf.resolve_all_links(directory, reading.host_path)
         if real in seen:
             continue  # /lib is /usr/lib on a merged-/usr host
         seen.add(real)
@@ -232,7 +186,7 @@ def _unit_dropins(reading: _Reading) -> Tuple[str, ...]:
     seen = set()
     for directory in UNIT_DIRS:
         dropin_dir = "%s/%s.d" % (directory, UNIT_NAME)
-        real, _problem = resolve(dropin_dir, reading.host_path)
+        real, _problem = rf.resolve_all_links(dropin_dir, reading.host_path)
         if real in seen:
             continue
         seen.add(real)

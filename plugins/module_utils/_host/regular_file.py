@@ -189,31 +189,40 @@ def resolve_links(logical: str, host_path: Callable[[str], str]) -> Tuple[str, O
 
 
 def resolve_all_links(logical: str, host_path: Callable[[str], str]) -> Tuple[str, Optional[str]]:
-    """The path with the symlinks of *every* component followed, each hop in logical space.
+    """Follow the symlinks of *every* component of ``logical``, each hop in logical space.
 
     ``resolve_links`` follows only the last component, which is what a reader needs; a writer
     needs more: /etc/sysctl.d/x.conf under a linked /etc/sysctl.d, or a link to /etc/alt/x.conf
-    with /etc/alt linked into /usr, is really a file under /usr. Returns (path, problem) with the
-    problems of ``resolve_links``; a component that does not exist ends the walk (what follows
-    is taken as written).
+    with /etc/alt linked into /usr, is really a file under /usr (and a takeover must not edit it).
+
+    Returns (final logical path, problem): problem is None (the path exists, or it is /dev/null),
+    "absent" (nothing there, no link followed), "dangling" (a link led to nothing), "loop", or
+    "unreadable: <why>".
     """
-    parts = [p for p in logical.split("/") if p not in ("", ".")]
-    done = "/"
+    parts = [p for p in logical.split("/") if p]
+    current = "/"
     hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            done = posixpath.dirname(done.rstrip("/")) or "/"
+    index = 0
+    while index < len(parts):
+        if posixpath.join(current, *parts[index:]) == DEV_NULL:
+            return DEV_NULL, None  # a mask to tuned's open() (it reads empty); the tree has no /dev
+        comp = parts[index]
+        index += 1
+        if comp == ".":
             continue
-        candidate = posixpath.join(done, part)
+        if comp == "..":
+            current = posixpath.dirname(current)
+            continue
+        candidate = posixpath.join(current, comp)
         try:
-            st = os.lstat(host_path(candidate))
+            node = os.lstat(host_path(candidate))
         except OSError as exc:
+            final = posixpath.normpath(posixpath.join(candidate, *parts[index:]))
             if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                return posixpath.join(candidate, *parts) if parts else candidate, None
-            return candidate, "unreadable: %s" % exc
-        if not stat.S_ISLNK(st.st_mode):
-            done = candidate
+                return final, "dangling" if hops else "absent"
+            return final, "unreadable: %s" % (exc.strerror or exc)
+        if not stat.S_ISLNK(node.st_mode):
+            current = candidate
             continue
         hops += 1
         if hops > _MAX_SYMLINKS:
@@ -221,8 +230,9 @@ def resolve_all_links(logical: str, host_path: Callable[[str], str]) -> Tuple[st
         try:
             target = os.readlink(host_path(candidate))
         except OSError as exc:
-            return candidate, "unreadable: %s" % exc
+            return candidate, "unreadable: %s" % (exc.strerror or exc)
+        parts = [p for p in target.split("/") if p] + parts[index:]
+        index = 0
         if target.startswith("/"):
-            done = "/"
-        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-    return done, None
+            current = "/"
+    return current, None

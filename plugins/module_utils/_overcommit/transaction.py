@@ -181,7 +181,7 @@ def read_tuned_writer() -> Optional[bc.TunedWriter]:
     host = tf.read_tuned_host(files.host_path)
     if not host.installed:
         return None
-    resolved = {path: tf.resolve(path, files.host_path)[0] for path in host.profile_files}
+    resolved = {path: rf.resolve_all_links(path, files.host_path)[0] for path in host.profile_files}
     return bc.TunedWriter(host, tm.rules_for_version(host.version), resolved)
 
 

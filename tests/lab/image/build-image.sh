@@ -4,9 +4,9 @@
 # Linux. Prints the image's path. Guests never write to it: each gets its own
 # copy-on-write file over it, so the image is made read-only.
 # Usage: build-image.sh [SUITE [FLAVOUR]]   SUITE: bookworm (the default) or trixie.
-#   FLAVOUR db: PostgreSQL and MariaDB from Debian's packages (build-db-rootfs.sh) plus
+#   FLAVOUR db: PostgreSQL and MariaDB from Debian's packages (build-flavour-rootfs.sh) plus
 #   overlay-db/ (the one UML adjustment MariaDB needs); FLAVOUR tuned: Debian's tuned package
-#   (build-tuned-rootfs.sh), as installed. One image per suite and flavour.
+#   (build-flavour-rootfs.sh), as installed. One image per suite and flavour.
 # The cache key hashes this script, the overlay trees, the rootfs tarball's name (it
 # carries the suite, the flavour and that recipe's hash) and the UML kernel version:
 # changing any rebuilds.
@@ -27,10 +27,10 @@ case $flavour in
       rootfs=$("$repo/scripts/build-rootfs.sh" "$suite") ;;
   # "+", not "-": the plain images' stale-image glob ("$suite-*.img") must not match it.
   db) stem=$suite+db
-      rootfs=$("$here/build-db-rootfs.sh" "$suite")
+      rootfs=$("$here/build-flavour-rootfs.sh" "$suite" db)
       overlays+=("$here/overlay-db") ;;
   tuned) stem=$suite+tuned
-      rootfs=$("$here/build-tuned-rootfs.sh" "$suite") ;;
+      rootfs=$("$here/build-flavour-rootfs.sh" "$suite" tuned) ;;
   *) echo "build-image: flavour $flavour: use db, tuned or nothing" >&2; exit 2 ;;
 esac
 kernel=$(linux.uml --version 2>/dev/null | tail -1)

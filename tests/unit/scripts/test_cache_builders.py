@@ -84,7 +84,9 @@ def run_builder(env: Dict[str, str], *argv: str) -> str:
 
 BUILDERS = [
     pytest.param(("scripts/build-rootfs.sh", "bookworm"), ".tar", id="rootfs"),
-    pytest.param(("tests/lab/image/build-db-rootfs.sh", "bookworm"), ".tar", id="db-rootfs"),
+    pytest.param(("tests/lab/image/build-flavour-rootfs.sh", "bookworm", "db"), ".tar", id="db-rootfs"),
+    pytest.param(("tests/lab/image/build-flavour-rootfs.sh", "bookworm", "tuned"), ".tar", id="tuned-rootfs"),
+    pytest.param(("tests/lab/image/build-image.sh", "bookworm", "tuned"), ".img", id="lab-tuned-image"),
     pytest.param(("tests/lab/image/build-image.sh", "bookworm"), ".img", id="lab-image"),
     pytest.param(("tests/lab/image/build-image.sh", "bookworm", "db"), ".img", id="lab-db-image"),
     pytest.param(("scripts/venv.sh",), "", id="venv"),

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
@@ -229,4 +230,4 @@ def test_profile_dirs_of_tuned_main_conf_are_read_too(host_tree):
 def test_resolve_follows_every_component_in_logical_space(host_tree, links, path, expected):
     for link, target in links.items():
         host_tree.link(link, target)
-    assert tf.resolve(path, host_tree.path) == expected
+    assert rf.resolve_all_links(path, host_tree.path) == expected

@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
-# Builds (or finds cached) the root filesystem of the lab's "db" guests: the Debian rootfs of
-# scripts/build-rootfs.sh plus PostgreSQL and MariaDB from Debian's own packages, installed
-# the way a user installs them (`apt-get install postgresql mariadb-server`, recommends
-# included): the packages' postinst scripts create the cluster 15/main and the MariaDB
-# system tables, and enable postgresql.service and mariadb.service. Nothing is tuned here;
-# the one lab adjustment (for UML) is in overlay-db/, applied by build-image.sh.
-# Usage: build-db-rootfs.sh SUITE; prints the tarball's path.
-# The cache key hashes this script and the base tarball's name (which carries the suite and
-# the base recipe's hash), so changing either rebuilds it; the base recipe stays untouched
-# (the molecule images and the plain lab images keep their cache).
+# Builds (or finds cached) the root filesystem of a lab flavour: the Debian rootfs of
+# scripts/build-rootfs.sh plus Debian's own packages, installed the way a user installs them
+# (`apt-get install`, recommends included), with nothing tuned:
+#   db     postgresql mariadb-server: their postinst scripts create the cluster 15/main and the
+#          MariaDB system tables and enable both units (the one UML adjustment is overlay-db/,
+#          applied by build-image.sh);
+#   tuned  tuned (2.20 on bookworm): its postinst enables tuned.service; active_profile and
+#          profile_mode stay empty as shipped (auto mode); the tests plant their profiles.
+# Usage: build-flavour-rootfs.sh SUITE FLAVOUR; prints the tarball's path.
+# The cache key hashes this script, the flavour and the base tarball's name (which carries the
+# suite and the base recipe's hash), so changing either rebuilds it; the base recipe stays
+# untouched (the molecule images and the plain lab images keep their cache).
 set -euo pipefail
-suite=${1:?usage: build-db-rootfs.sh SUITE}
+suite=${1:?usage: build-flavour-rootfs.sh SUITE FLAVOUR}
+flavour=${2:?usage: build-flavour-rootfs.sh SUITE FLAVOUR}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 cache=${DBFLEET_CACHE:-/var/cache/dbfleet}/rootfs
-PACKAGES=(postgresql mariadb-server)
+case $flavour in
+  db) PACKAGES=(postgresql mariadb-server) ;;
+  tuned) PACKAGES=(tuned) ;;
+  *) echo "build-flavour-rootfs: flavour $flavour: use db or tuned" >&2; exit 2 ;;
+esac
 
 base=$("$repo/scripts/build-rootfs.sh" "$suite")
-key=$( (cat "$0"; basename "$base") | sha256sum | cut -c1-12)
-stem=$suite+db   # not "$suite-*": build-rootfs.sh drops stale "$suite-*.tar" files
+key=$( (cat "$0"; echo "$flavour"; basename "$base") | sha256sum | cut -c1-12)
+stem=$suite+$flavour   # not "$suite-*": build-rootfs.sh drops stale "$suite-*.tar" files
 tarball=$cache/$stem-$key.tar
 if [[ -f $tarball ]]; then echo "$tarball"; exit 0; fi
 
@@ -27,7 +34,7 @@ flock 9
 if [[ -f $tarball ]]; then echo "$tarball"; exit 0; fi
 work=$(mktemp -d "$cache/build-$stem.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-echo "build-db-rootfs: apt-get install ${PACKAGES[*]} on $suite (a minute or two)" >&2
+echo "build-flavour-rootfs: apt-get install ${PACKAGES[*]} on $suite (a minute or two)" >&2
 root=$work/root
 mkdir "$root"
 tar -C "$root" -xf "$base"
