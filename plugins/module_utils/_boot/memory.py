@@ -1091,6 +1091,5 @@ __all__ = [
     "format_cmdline", "grub_cmdline", "kernel_params", "merge_zram", "next_boot_memory", "parse_cmdline",
     "unit_exec_paths",
     "parse_fstab_swaps", "parse_proc_swaps", "parse_swap_unit", "pending_cmdline_notes",
-    "scan_unmodelled_writers", "spec_to_path", "unit_name_from_path", "zram_generator_devices",
-    "zramswap_devices",
+    "scan_unmodelled_writers", "spec_to_path", "unit_name_from_path",
 ]

@@ -35,7 +35,6 @@ import errno
 import os
 import posixpath
 import re
-import stat
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf

@@ -23,6 +23,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._boot.memory import
     _text,
 )
 
+
 def _swap_kb_of_disksize(disksize_bytes: int) -> int:
     # The kernel rounds disksize up to a page (zram_drv.c disksize_store); mkswap keeps the
     # first page for its header, so the area adds one page less (as a swap file does).
@@ -209,5 +210,3 @@ def zramswap_devices(data: Optional[bytes], enabled: bool, memtotal_kb: int,
                                 "zramswap: %s" % (", ".join("%s=%s" % kv for kv in sorted(values.items())
                                                             if kv[0] in ("SIZE", "PERCENT", "ALLOCATION",
                                                                          "PERCENTAGE")) or "SIZE=256 (default)")),))
-
-

@@ -269,7 +269,7 @@ def test_a_zram_device_made_by_hand_is_not_counted():
 def test_the_whole_fixture_host():
     """The fixture's four areas: sdb2 by fstab, /swapfile by fstab, a hand-made one, zram by config."""
     zram_boot = zram.zram_generator_devices([("/usr/lib/systemd/zram-generator.conf", b"[zram0]\n")], 16 * GIB,
-                                          bm.GENERATOR_PRESENT)
+                                            bm.GENERATOR_PRESENT)
     swap = bm.boot_swap(bm.parse_proc_swaps(PROC_SWAPS), bm.parse_fstab_swaps(FSTAB), [], zram_boot,
                         same_node_of({"/dev/disk/by-uuid/0a4f6d2e-1b3c-4d5e-8f9a-7b6c5d4e3f2a": "/dev/sdb2"}))
     counted = {i.what: i.size_kb for i in swap.items if i.counted}
@@ -318,7 +318,7 @@ def test_counted_swap_never_exceeds_the_swap_active_now(active, lines, units, zr
 ])
 def test_zram_generator_sizes_its_device_from_memtotal(config, memtotal_kb, swap_kb):
     boot = zram.zram_generator_devices([("/etc/systemd/zram-generator.conf", config)], memtotal_kb,
-                                     bm.GENERATOR_PRESENT)
+                                       bm.GENERATOR_PRESENT)
     assert [(d.name, d.swap_kb) for d in boot.devices] == [("zram0", swap_kb)]
 
 
@@ -343,7 +343,7 @@ def test_zram_generator_makes_no_device(config, params, generator, says):
 
 def test_a_zram_size_beyond_this_model_cannot_be_told():
     (device,) = zram.zram_generator_devices([("/etc/systemd/zram-generator.conf", b"[zram0]\nzram-size = ram ^ 2\n")],
-                                          8 * GIB, bm.GENERATOR_PRESENT).devices
+                                            8 * GIB, bm.GENERATOR_PRESENT).devices
     assert device.swap_kb is None
 
 
