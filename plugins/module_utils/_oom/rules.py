@@ -8,8 +8,8 @@
     the same host data        -> a report per database unit (describe_units), for overcommit_info
 
 The host side (reading unit files, ``systemctl show``, /proc/PID) is _oom/transaction.py. The kernel
-and systemd facts behind the rules are in /work/shared/notes/oom-priority.md and the module's
-documentation; the per-database values carry their own sentence and source (RULES).
+and systemd facts behind the rules are in the module's documentation and the guides; the per-database
+values carry their own sentence and source (RULES).
 
 Three things this file guarantees, whatever the options say:
 * a live write only ever targets a unit's main PID (never its children, never its cgroup);
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._common.profiles import DROPIN_PRIORITY_RANGE as PRIORITY_RANGE
@@ -514,46 +514,58 @@ def _owner_fragment(owner: str, units: Sequence[UnitState], host: HostUnits) -> 
     return host.file_texts.get(found.path) if found else None
 
 
+@dataclass
+class Wanted:
+    """What one owner's drop-in should hold, and what else deciding it found."""
+
+    settings: Dict[str, str] = field(default_factory=dict)
+    score: Optional[int] = None  # the score the main PID should have; None: leave it
+    ineffective: bool = False  # the value cannot take effect here (a negative score in a container)
+    refusal: Optional[str] = None
+    warnings: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+
 def _wanted_settings(rule: DatabaseRule, request: Request, owner: str, host: HostUnits,
-                     refusals: List[str], warnings: List[str], notes: List[str],
-                     pg_ctlcluster: bool = False) -> Tuple[Dict[str, str], Optional[int]]:
-    """The drop-in's settings for one owner, and the score the main PID should have (None: leave it)."""
+                     pg_ctlcluster: bool = False) -> Wanted:
+    """The drop-in's settings for one owner, and the score its main PID should have."""
+    wanted = Wanted()
     value = request.oom_score_adj if request.oom_score_adj is not None else rule.oom_score_adj
     asked = request.oom_score_adj is not None
-    settings: Dict[str, str] = {}
     if pg_ctlcluster:
-        notes.append(PG_CTLCLUSTER_NOTE)
+        wanted.notes.append(PG_CTLCLUSTER_NOTE)
         if asked:
-            warnings.append("%s: oom_score_adj=%d not written: %s" % (owner, value, PG_CTLCLUSTER_NOTE))
+            wanted.warnings.append("%s: oom_score_adj=%d not written: %s" % (owner, value, PG_CTLCLUSTER_NOTE))
         value = None
-    score: Optional[int] = value
+    wanted.score = value
     if value is not None and value <= OOM_SCORE_ADJ_MIN and rule.single_process \
             and owner not in request.allow_unkillable:
-        refusals.append(
+        wanted.refusal = (
             "%s: OOMScoreAdjust=%d refused for %s, a single-process database: if it is itself the runaway, the "
             "kernel has nothing it may kill and a host-wide OOM panics. Use -999 or higher, or name the unit in "
             "allow_unkillable to accept that." % (owner, value, rule.name))
-        return {}, None
+        return replace(wanted, score=None)
     if value is not None and value < 0 and host.container:
         text = ("%s: OOMScoreAdjust=%d is ineffective in a container (%s; %s): lowering a score needs "
                 "CAP_SYS_RESOURCE in the host's namespace, and older systemd fails the unit with 206/OOM_ADJUST. "
                 "Not written." % (owner, value, host.container, host.container_evidence))
         if asked:
-            refusals.append("Nothing changed: " + text + " Set it on the container host, or leave oom_score_adj unset.")
-            return {}, None
-        warnings.append(text)
-        notes.append("OOMScoreAdjust=%d: ineffective in a container (%s), not written" % (value, host.container))
-        score = None
+            wanted.refusal = "Nothing changed: " + text + " Set it on the container host, or leave oom_score_adj unset."
+            return replace(wanted, score=None)
+        wanted.warnings.append(text)
+        wanted.notes.append("OOMScoreAdjust=%d: ineffective in a container (%s), not written" % (value, host.container))
+        wanted.ineffective = True
+        wanted.score = None
     elif value is not None:
-        settings["OOMScoreAdjust"] = str(value)
+        wanted.settings["OOMScoreAdjust"] = str(value)
     if rule.environment and not pg_ctlcluster:
-        settings["Environment"] = " ".join("%s=%s" % kv for kv in rule.environment)
+        wanted.settings["Environment"] = " ".join("%s=%s" % kv for kv in rule.environment)
     policy = request.oom_policy or rule.oom_policy
     if policy:
-        settings["OOMPolicy"] = policy
-    if host.oomd_active and settings:
-        settings["ManagedOOMPreference"] = "avoid"
-    return settings, score
+        wanted.settings["OOMPolicy"] = policy
+    if host.oomd_active and wanted.settings:
+        wanted.settings["ManagedOOMPreference"] = "avoid"
+    return wanted
 
 
 def _later_overrides(owner_dropin: str, unit: UnitState, host: HostUnits, keys: Sequence[str]) -> List[str]:
@@ -711,12 +723,13 @@ def decide(request: Request, host: HostUnits) -> Decision:
         if database:
             refusals.append("Nothing changed: " + foreign_unit_message(owner, database, request.profiles))
             continue
-        notes: List[str] = []
         pg_ctlcluster = rule.name == "postgresql" and runs_pg_ctlcluster(_owner_fragment(owner, units, host))
-        settings, score = _wanted_settings(rule, request, owner, host, refusals, warnings, notes, pg_ctlcluster)
-        ineffective = any("ineffective" in note for note in notes)
+        wanted = _wanted_settings(rule, request, owner, host, pg_ctlcluster)
+        refusals.extend([wanted.refusal] if wanted.refusal else [])
+        warnings.extend(wanted.warnings)
+        settings, score, notes = wanted.settings, wanted.score, wanted.notes
         if not settings:
-            status = "ineffective" if ineffective else "report-only"
+            status = "ineffective" if wanted.ineffective else "report-only"
             if not units:
                 decisions.append(UnitDecision(owner, rule.name, status, live="nothing to write: " + rule.why,
                                               notes=notes))
@@ -740,7 +753,7 @@ def decide(request: Request, host: HostUnits) -> Decision:
             if later:
                 refusals.append("Nothing changed: %s: a drop-in applied after ours would override it: %s. Remove "
                                 "that setting or pick a later dropin_priority." % (unit.unit_id, "; ".join(later)))
-        status = "ineffective" if ineffective else "managed"
+        status = "ineffective" if wanted.ineffective else "managed"
         if not units:
             decisions.append(UnitDecision(owner, rule.name, status, path, settings,
                                           live="no instance loaded: applies when one starts", notes=notes))
