@@ -237,18 +237,19 @@ def order_steps(changes: List[FileChange], writes: List[sw.Write], host: HostSta
     first when that is safe: a value the kernel refuses is then never persisted."""
     live_found = _live_after(host, [])
     live_end = _live_after(host, writes)
-    try:
-        found: Optional[bc.BootCheck] = bc.check_boot(host.sources, (), None, live_found, host.memory, options,
-                                                      host.boot)
-    except CommitStateInputError:
-        found = None  # the host as found cannot be judged (a negative ratio live): nothing is worse than that
+    found: List[Optional[bc.BootCheck]] = []  # judged once, and only when there is an order to search
 
     def worse_after(applied: List[Any]) -> List[str]:
-        if found is None:
+        if not found:
+            try:
+                found.append(bc.check_boot(host.sources, (), None, live_found, host.memory, options, host.boot))
+            except CommitStateInputError:
+                found.append(None)  # the host as found cannot be judged (a negative ratio live): nothing is worse
+        if found[0] is None:
             return []
         files = [step for step in applied if step is not LIVE_STEP]
         live = live_end if LIVE_STEP in applied else live_found
-        return bc.worse_than(found, bc.check_boot(host.sources, files, None, live, host.memory, options, host.boot))
+        return bc.worse_than(found[0], bc.check_boot(host.sources, files, None, live, host.memory, options, host.boot))
 
     steps: List[Any] = ([LIVE_STEP] if writes else []) + list(changes)
     ordered, stuck = bc.order_steps(steps, worse_after, _describe)
