@@ -837,8 +837,8 @@ def boot_swap(
         what = area.path
         if area.deleted:
             items.append(BootSwapItem(what, area.size_kb, False, "/proc/swaps",
-                                      "the swap file was deleted while active: no boot can switch it on; "
-                                      + FIX_HAND_SWAP))
+                                      "the swap file was deleted while active: no boot can switch it on; %s"
+                                      % FIX_HAND_SWAP))
             continue
         matched: List[_Writer] = []
         unsure: List[_Writer] = []

@@ -192,9 +192,9 @@ TUNED_2_22 = TunedRules(
 )
 TUNED_2_25 = TunedRules(
     name="tuned-2.25", version="2.25.1", distro="Debian 13 (2.25.1); upstream 2.23-2.26",
-    source="tuned v2.25.1 (plugin_sysctl.py as in v2.23.0-v2.26.0): " + _COMMON_FILES
-           + " (write_to_file ignore_same; consts.CFG_DEF_PROFILE_DIRS); Debian's 2.25.1 package differs from "
-             "the tag only in grub and irqbalance paths",
+    source=("tuned v2.25.1 (plugin_sysctl.py as in v2.23.0-v2.26.0): %s (write_to_file ignore_same; "
+            "consts.CFG_DEF_PROFILE_DIRS); Debian's 2.25.1 package differs from the tag only in grub and irqbalance "
+            "paths" % _COMMON_FILES),
     first=(2, 23), last=(2, 26), swaps_dots_and_slashes=True, suppresses_unchanged_writes=True,
     profile_dirs=_NEW_DIRS, profile_dirs_option=True, reapply_exclusions=False, collapses_reapplied=False,
 )
@@ -206,8 +206,8 @@ TUNED_2_27 = TunedRules(
 )
 TUNED_2_28 = TunedRules(
     name="tuned-2.28", version="2.28.0-rc.1", distro="upstream 2.28 (release candidate, HEAD)",
-    source="tuned v2.28.0-rc.1 (HEAD 2bfa442): " + _COMMON_FILES
-           + " (plugin_sysctl.py _apply_system_sysctl collects an OrderedDict)",
+    source=("tuned v2.28.0-rc.1 (HEAD 2bfa442): %s (plugin_sysctl.py _apply_system_sysctl collects an "
+            "OrderedDict)" % _COMMON_FILES),
     first=(2, 28), last=(2, 28), swaps_dots_and_slashes=True, suppresses_unchanged_writes=True,
     profile_dirs=_NEW_DIRS, profile_dirs_option=True, reapply_exclusions=True, collapses_reapplied=True,
 )
@@ -750,8 +750,8 @@ def _boot_writes(host: TunedHost, rules: TunedRules, sources: Mapping[str, sf.Sy
     if host.unit_state == UNIT_NOT_INSTALLED:
         return run.done(False, "no tuned.service unit file: nothing starts tuned at boot")
     if host.unit_state != UNIT_ENABLED:
-        return run.done(False, "tuned.service is not enabled: no *.wants link starts it at boot"
-                               + (" (%s)" % evidence if evidence else ""))
+        shown = " (%s)" % evidence if evidence else ""
+        return run.done(False, "tuned.service is not enabled: no *.wants link starts it at boot%s" % shown)
     for command in host.unit_exec_start:
         if command.strip() != STOCK_EXEC_START:
             run.issue("tuned.service", None, "ExecStart=%s is not the stock %s: a -p PROFILE there replaces "
@@ -909,8 +909,8 @@ def _judge_conditional_units(run: _Run, order: List[Tuple[_Unit, bool]], reapply
             continue
         what = "unit [%s] applies only if /proc/cpuinfo or uname match its pattern" % unit.name
         tracked = [option for option in unit.options if tracked_key(proc_path(option, run.rules))]
-        reapply_matters = reapply is not None and (bool(reapply.writes) or reapply.hung_on is not None
-                                                   or any(i.unmodelled for i in reapply.issues))
+        reapply_matters = reapply is not None and any((bool(reapply.writes), reapply.hung_on is not None,
+                                                       any(i.unmodelled for i in reapply.issues)))
         first_plain = next((i for i, (_u, c) in enumerate(order) if not c), None)
         if tracked:
             run.issue(unit.path, None, "%s, and it sets %s (not modelled)" % (what, ", ".join(tracked)), True)

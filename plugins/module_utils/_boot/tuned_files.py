@@ -60,8 +60,8 @@ class _Reading:
 
     def __init__(self, host_path: HostPath) -> None:
         self.host_path = host_path
-        self.not_files = {}  # type: Dict[str, str]
-        self.unreadable = {}  # type: Dict[str, str]
+        self.not_files: Dict[str, str] = {}
+        self.unreadable: Dict[str, str] = {}
 
     def read(self, logical: str) -> Optional[bytes]:
         """The bytes of ``logical`` as tuned's open() gives them, or None (absent or reported)."""
@@ -123,7 +123,7 @@ class _Reading:
 
 def _version(reading: _Reading) -> Tuple[Optional[str], Optional[str]]:
     """tuned's version from its tuned/version.py, and the file; None when none or several disagree."""
-    found = {}  # type: Dict[str, str]
+    found: Dict[str, str] = {}
     for lib in _PYTHON_LIB_DIRS:
         for entry in reading.list_dir(lib) or ():
             if not entry.startswith("python3"):
@@ -147,9 +147,9 @@ _EXEC_START = re.compile(rb"^\s*ExecStart\s*=\s*(.*?)\s*$", re.M)
 
 def _unit(reading: _Reading) -> Tuple[str, Tuple[str, ...], Optional[bytes]]:
     """(unit state, evidence, the unit file's bytes when one exists)."""
-    evidence = []  # type: List[str]
-    unit_file = None  # type: Optional[str]
-    unit_data = None  # type: Optional[bytes]
+    evidence: List[str] = []
+    unit_file: Optional[str] = None
+    unit_data: Optional[bytes] = None
     for directory in UNIT_DIRS:
         path = directory + "/" + UNIT_NAME
         final, problem = rf.resolve_all_links(path, reading.host_path)
@@ -181,7 +181,7 @@ def _unit(reading: _Reading) -> Tuple[str, Tuple[str, ...], Optional[bytes]]:
 
 def _unit_dropins(reading: _Reading) -> Tuple[str, ...]:
     """tuned.service.d/*.conf that survive a reboot (/etc and the vendor's directories)."""
-    found = []  # type: List[str]
+    found: List[str] = []
     seen = set()
     for directory in UNIT_DIRS:
         dropin_dir = "%s/%s.d" % (directory, UNIT_NAME)
@@ -200,8 +200,8 @@ def read_tuned_host(host_path: HostPath) -> tm.TunedHost:
     unit_state, unit_evidence, unit_data = _unit(reading)
     exec_start = tuple(m.decode("utf-8", "backslashreplace") for m in _EXEC_START.findall(unit_data or b""))
     state = {path: reading.read(path) for path in tm.STATE_FILES}
-    profiles = {}  # type: Dict[str, bytes]
-    listed = []  # type: List[str]
+    profiles: Dict[str, bytes] = {}
+    listed: List[str] = []
     for directory in tm.profile_dirs_to_read(state[tm.MAIN_CONF]):
         entries = reading.list_dir(directory)
         if directory in reading.unreadable:

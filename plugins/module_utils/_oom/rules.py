@@ -389,8 +389,8 @@ def matching_unit_files(patterns: Sequence[str], unit_files: Mapping[str, UnitFi
     out = []
     for name in sorted(unit_files):
         for pat in patterns:
-            if fnmatch.fnmatchcase(name, pat) or (is_template(name) and "@" in pat
-                                                  and fnmatch.fnmatchcase(name, pat.replace("*", ""))):
+            instance_of = is_template(name) and "@" in pat and fnmatch.fnmatchcase(name, pat.replace("*", ""))
+            if fnmatch.fnmatchcase(name, pat) or instance_of:
                 out.append(name)
                 break
     return out

@@ -329,17 +329,17 @@ def _decide_present(request: Request, host: HostState) -> Decision:
         refusal = "Nothing changed: " + " | ".join(check.unpredictable)
     if refusal is None and check.unsafe:
         # Whatever shadowing says: no run of ours leaves a host that boots locked out.
+        overridden = ". Overridden: " + " | ".join(check.differences) if check.differences else ""
         refusal = ("Nothing changed: the next boot, or a later sysctl --system or tuned restart, would leave an "
-                   "unsafe mode 2: " + " | ".join(check.unsafe) + _swap_note(host, check)
-                   + (". Overridden: " + " | ".join(check.differences) if check.differences else ""))
+                   "unsafe mode 2: %s%s%s" % (" | ".join(check.unsafe), _swap_note(host, check), overridden))
     elif refusal is None and check.differences:
         if request.shadowing == "warn":
             warnings.extend(check.differences)
         else:
             refusal = ("Nothing changed: another sysctl file or tuned would change the plan at the next boot or "
-                       "sysctl --system: " + " | ".join(check.differences)
-                       + ". Remove or change that setting, use shadowing=takeover for files under /etc, or "
-                       "pick a later overcommit_dropin_priority." + _tuned_hint(check))
+                       "sysctl --system: %s. Remove or change that setting, use shadowing=takeover for files under "
+                       "/etc, or pick a later overcommit_dropin_priority.%s"
+                       % (" | ".join(check.differences), _tuned_hint(check)))
     decision = Decision(request=request, host=host, path=path, plan=plan, target=target, file_changes=changes,
                         writes=writes, skip_live=skip, shadowing=shadowing, boot=check.as_dict(), options=options,
                         warnings=warnings, refusal=refusal, boot_check=check)
@@ -401,14 +401,14 @@ def _decide_absent(request: Request, host: HostState) -> Decision:
     live_verdict = check_commit_state(host.memory, bc.full_state(live_end), options)
     if not changes and (check.unsafe or check.unpredictable):
         # Not ours to fix, and nothing of ours to remove: say it, change nothing.
-        warnings.append("this host's own sysctl files would boot into an unsafe mode 2, or cannot be predicted: "
-                        + " | ".join(check.unpredictable + check.unsafe))
+        warnings.append("this host's own sysctl files would boot into an unsafe mode 2, or cannot be predicted: %s"
+                        % " | ".join(check.unpredictable + check.unsafe))
     elif check.unpredictable:
         refusal = "Nothing changed: " + " | ".join(check.unpredictable)
     elif check.unsafe:
         refusal = ("Nothing changed: without our drop-in the remaining sysctl files would leave an unsafe mode 2 "
-                   "(new processes could not start): " + " | ".join(check.unsafe) + _swap_note(host, check)
-                   + ". Fix or remove that setting first, or keep state=present.")
+                   "(new processes could not start): %s%s. Fix or remove that setting first, or keep state=present."
+                   % (" | ".join(check.unsafe), _swap_note(host, check)))
     elif not live_verdict.safe and not skip and changes:
         refusal = ("Nothing changed: without our drop-in the live values would be an unsafe mode 2 (new processes "
                    "could not start): " + live_verdict.reason + " Fix the remaining sysctl files first, or keep "

@@ -215,8 +215,8 @@ def nonroot_holdback_kb(admin_reserve_kb: int, user_reserve_kb: int, page_size_k
     with the kernel's default. The strict '<' costs one more page: the total after the
     request must stay at least one page below `allowed`.
     """
-    return (_whole_pages_kb(admin_reserve_kb, page_size_kb) + _whole_pages_kb(user_reserve_kb, page_size_kb)
-            + page_size_kb)
+    return sum((_whole_pages_kb(admin_reserve_kb, page_size_kb), _whole_pages_kb(user_reserve_kb, page_size_kb),
+                page_size_kb))
 
 
 def _mode2_end_state(ratio_pct: int, kbytes: int, admin_reserve_kb: int) -> Dict[str, str]:
