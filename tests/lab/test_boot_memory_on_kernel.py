@@ -1,4 +1,4 @@
-"""The next boot's memory (plugins/module_utils/boot_memory.py), checked against a real kernel.
+"""The next boot's memory (plugins/module_utils/_boot/memory.py), checked against a real kernel.
 
 One guest of its own, `bootmem` (512 MiB, no swap disk), booted with two sysctls on its kernel
 command line (GuestSpec.kernel_args). The product's reader runs *on the guest* (its files,
@@ -59,8 +59,9 @@ def upload_product(lab: Lab) -> None:
     """The collection's module_utils and the probe, in one tar over SSH (the guest has no collection)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path in sorted(MODULE_UTILS.glob("*.py")):
-            tar.add(path, arcname=f"ansible_collections/dbfleet/memory/plugins/module_utils/{path.name}")
+        for path in sorted(MODULE_UTILS.rglob("*.py")):
+            relative = path.relative_to(MODULE_UTILS)
+            tar.add(path, arcname=f"ansible_collections/dbfleet/memory/plugins/module_utils/{relative}")
         tar.add(PROBE, arcname="boot_memory_probe.py")
     lab.run(GUEST, f"rm -rf {ON_GUEST} && mkdir -p {ON_GUEST} && base64 -d | tar -C {ON_GUEST} -xzf -",
             input_text=base64.b64encode(buf.getvalue()).decode())
