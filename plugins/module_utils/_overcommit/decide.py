@@ -336,10 +336,10 @@ def _decide_present(request: Request, host: HostState) -> Decision:
         if request.shadowing == "warn":
             warnings.extend(check.differences)
         else:
-            refusal = ("Nothing changed: another sysctl file or tuned would change the plan at the next boot or "
+            refusal = ("Nothing changed: %s would change the plan at the next boot or "
                        "sysctl --system: %s. Remove or change that setting, use shadowing=takeover for files under "
                        "/etc, or pick a later overcommit_dropin_priority.%s"
-                       % (" | ".join(check.differences), _tuned_hint(check)))
+                       % (_overriders(check), " | ".join(check.differences), _tuned_hint(check)))
     decision = Decision(request=request, host=host, path=path, plan=plan, target=target, file_changes=changes,
                         writes=writes, skip_live=skip, shadowing=shadowing, boot=check.as_dict(), options=options,
                         warnings=warnings, refusal=refusal, boot_check=check)
@@ -348,9 +348,18 @@ def _decide_present(request: Request, host: HostState) -> Decision:
     return decision
 
 
+def _tuned_decides(check: bc.BootCheck) -> bool:
+    return any((write.tool or "").startswith("tuned") for write in check.decisive)
+
+
+def _overriders(check: bc.BootCheck) -> str:
+    """Who overrides the plan, for the refusal's first words: tuned only when one of its writes decides."""
+    return "another sysctl file or tuned" if _tuned_decides(check) else "another sysctl file"
+
+
 def _tuned_hint(check: bc.BootCheck) -> str:
     """The fix when tuned decides: a later drop-in cannot win over a writer that runs after the boot."""
-    if not any((write.tool or "").startswith("tuned") for write in check.decisive):
+    if not _tuned_decides(check):
         return ""
     return (" tuned writes after the sysctl files: remove the key from the profile's [sysctl] section (a profile "
             "under /etc/tuned, which shadowing=takeover can edit; a vendor profile under /usr/lib/tuned is "

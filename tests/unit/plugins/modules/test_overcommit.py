@@ -135,7 +135,9 @@ def test_a_shadowing_file_fails_the_run_or_is_warned_about(kernel, run_module):
     (kernel.root / "etc/sysctl.d/99-zz-tuning.conf").write_text("vm.overcommit_ratio = 40\n")
     before = snapshot(kernel.root)
     failed, result = run_module(overcommit.main, {})
-    assert failed and "99-zz-tuning.conf" in result["msg"] and "Nothing changed" in result["msg"]
+    assert failed and "99-zz-tuning.conf" in result["msg"]
+    # tuned is named only when it is among the writers that decide (molecule sysctl_files matches this text).
+    assert result["msg"].startswith("Nothing changed: another sysctl file would change the plan at the next boot")
     assert snapshot(kernel.root) == before and kernel.writes == []
     failed, result = run_module(overcommit.main, {"shadowing": "warn"})
     assert not failed and "99-zz-tuning.conf" in str(result["warnings"])

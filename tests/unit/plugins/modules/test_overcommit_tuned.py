@@ -48,6 +48,7 @@ def test_a_profile_that_wins_over_the_drop_in_at_boot_is_refused_naming_it(kerne
     before = snapshot(kernel.root)
     failed, result = run_module(overcommit.main, PG)
     assert failed and "vm.overcommit_ratio would end at 40, not 90" in result["msg"]
+    assert result["msg"].startswith("Nothing changed: another sysctl file or tuned would change the plan")
     assert "/etc/tuned/dbfleet-pg/tuned.conf:6" in result["msg"] and "systemd-252 + tuned-2.20 boot" in result["msg"]
     assert "reapply_sysctl = 1" in result["msg"]  # the fix: a later drop-in cannot win over tuned
     assert snapshot(kernel.root) == before and kernel.writes == []
