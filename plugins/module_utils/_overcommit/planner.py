@@ -6,8 +6,7 @@
 The plan sits between two bounds:
 
 * lower bound (keeps the host alive): a process without CAP_SYS_ADMIN must still be able
-  to commit the larger of today's Committed_AS and the expected database peak, plus
-  headroom, under the kernel's own check (see check_commit_state, the one place that rule
+  to commit the demand plus headroom, under the kernel's own check (see check_commit_state, the one place that rule
   lives): CommitLimit less the admin reserve that lets root log in, less the user reserve
   hold, less one page for the strict comparison;
 * upper bound (keeps the OOM killer away): CommitLimit must not exceed what RAM, less
@@ -16,6 +15,11 @@ The plan sits between two bounds:
 We pick the largest limit the kernel can express at or below the upper bound; the
 choice depends on the memory shape and options only, so repeated runs render the same
 file. Committed_AS only decides the verdict. Pure Python, no Ansible import.
+
+The demand is the largest of today's Committed_AS, the hand-written workload peak, and, when
+the databases on the host were read and database_peak is "enforce", everything else committed
+now plus the databases' configured peaks (demand_kb). With "warn" the same rule is run once more
+with the databases' peaks in it (database_verdict): its answer is a warning, not the verdict.
 
 check_commit_state() judges any end state of the four managed keys (a plan's, what the
 sysctl files would set at the next boot, a rollback target) by that same rule, so every
@@ -40,6 +44,9 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limi
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
 
 PREFER_CHOICES = ("auto", "ratio", "kbytes")
+# What a database's configured peak that does not fit does to the plan: a warning with the
+# numbers and the fix (warn), or a part of the demand, so that the plan is unsafe (enforce).
+DATABASE_PEAK_CHOICES = ("warn", "enforce")
 
 KIB_PER_MIB = 1024
 # Beyond this, one percent of overcommit_ratio is too coarse a step: use overcommit_kbytes.
@@ -79,14 +86,40 @@ class PlanOptions:
     kernel_reserve_pct: int = DEFAULT_KERNEL_RESERVE_PCT
     admin_reserve_kb: int = DEFAULT_ADMIN_RESERVE_MB * KIB_PER_MIB
     prefer: str = "auto"
+    database_peak: str = "warn"
     # The host's vm.user_reserve_kbytes. Not a module option: it is read from the host,
     # because the kernel holds it back from every non-root request (check_commit_state).
     user_reserve_kb: int = DEFAULT_USER_RESERVE_KB
+    # What the host's databases commit now and at their configured peaks. Not a module option:
+    # read from the host (the _db layer); None when no one read them (cached facts, the filter).
+    databases: Optional["DatabaseDemand"] = None
+
+
+@dataclass(frozen=True)
+class DatabaseDemand:
+    """The host's databases as the lower bound sees them: all of them together."""
+
+    charged_kb: int  # what their processes commit now: a part of Committed_AS
+    peaks_kb: int  # the sum of their configured peaks (each estimated by _db)
+    servers: Tuple[str, ...] = ()  # "postgresql 15/main", for the reasons
+
+    def demand_kb(self, committed_as_kb: Optional[int]) -> int:
+        """Everything else committed now (Committed_AS less the databases' own charge) + their peaks."""
+        return self.everything_else_kb(committed_as_kb) + self.peaks_kb
+
+    def everything_else_kb(self, committed_as_kb: Optional[int]) -> int:
+        # Never negative: a server that grew between the two readings is not a negative rest.
+        return max(0, (committed_as_kb or 0) - self.charged_kb)
+
+    def text(self, committed_as_kb: Optional[int]) -> str:
+        return "everything else %s (Committed_AS %s - the databases' charge now %s) + the databases' " \
+               "configured peaks %s" % (_mib(self.everything_else_kb(committed_as_kb)), _mib(committed_as_kb or 0),
+                                        _mib(self.charged_kb), _mib(self.peaks_kb))
 
 
 @dataclass(frozen=True)
 class Bounds:
-    demand_kb: int  # max(Committed_AS, workload peak)
+    demand_kb: int  # max(Committed_AS, workload peak[, everything else + database peaks])
     headroom_kb: int
     admin_reserve_kb: int
     user_reserve_kb: int  # the hold: vm.user_reserve_kbytes in whole pages (check_commit_state)
@@ -111,6 +144,9 @@ class Plan:
     options: PlanOptions = field(repr=False, default_factory=PlanOptions)
     # The one lower-bound check (check_commit_state) on end_state; it decides `safe`.
     commit_state: Optional["CommitStateVerdict"] = None
+    # The same check with the databases' configured peaks in the demand, whatever database_peak
+    # says; None when no databases were read. With "enforce" it is commit_state itself.
+    database_verdict: Optional["CommitStateVerdict"] = None
 
     @property
     def verdict(self) -> str:
@@ -145,6 +181,7 @@ class Plan:
             "memory": self.memory.as_dict(),
             "bounds": asdict(self.bounds),
             "commit_state": self.commit_state.as_dict() if self.commit_state else None,
+            "database_verdict": self.database_verdict.as_dict() if self.database_verdict else None,
             "options": {
                 "workload_commit_kb": self.options.workload_commit_kb,
                 "headroom_pct": self.options.headroom_pct,
@@ -167,7 +204,7 @@ class CommitStateVerdict:
     room_kb: Optional[int]  # what non-root processes may commit in total; None in modes 0 and 1
     shortfall_kb: int  # needed - room when unsafe, else 0
     reason: str
-    demand_kb: int = 0  # max(Committed_AS, workload peak)
+    demand_kb: int = 0  # max(Committed_AS, workload peak[, everything else + database peaks])
     headroom_kb: int = 0
     admin_reserve_kb: Optional[int] = None  # as the end state sets it
     user_reserve_kb: int = 0  # the hold: vm.user_reserve_kbytes in whole pages
@@ -224,15 +261,61 @@ def _mode2_end_state(ratio_pct: int, kbytes: int, admin_reserve_kb: int) -> Dict
     return {KEY_MODE: "2", KEY_RATIO: str(ratio_pct), KEY_KBYTES: str(kbytes), KEY_ADMIN_RESERVE: str(admin_reserve_kb)}
 
 
-def _demand_kb(memory: MemoryShape, options: PlanOptions) -> int:
-    return max(memory.committed_as_kb or 0, options.workload_commit_kb)
+def _counts_databases(options: PlanOptions) -> bool:
+    return options.databases is not None and options.database_peak == "enforce"
+
+
+def demand_kb(memory: MemoryShape, options: PlanOptions) -> int:
+    """What the lower bound starts from: max(Committed_AS, workload peak), and with database_peak
+    "enforce" and the databases read, everything else committed now + their configured peaks."""
+    demand = max(memory.committed_as_kb or 0, options.workload_commit_kb)
+    if _counts_databases(options):
+        assert options.databases is not None
+        demand = max(demand, options.databases.demand_kb(memory.committed_as_kb))
+    return demand
+
+
+def needed_kb(demand: int, headroom_pct: int) -> int:
+    """demand + headroom, as check_commit_state compares it with the room."""
+    return demand + demand * headroom_pct // 100
+
+
+def largest_demand_within(room_kb: int, headroom_pct: int) -> int:
+    """The largest demand whose needed_kb fits ``room_kb`` (0 when nothing does): the rule solved for
+    the demand, for the fixes that say how much less to commit."""
+    if room_kb <= 0:
+        return 0
+    demand = room_kb * 100 // (100 + headroom_pct)
+    while needed_kb(demand + 1, headroom_pct) <= room_kb:  # the rounding down of the headroom
+        demand += 1
+    return demand
+
+
+def room_for_more_kb(verdict: "CommitStateVerdict", headroom_pct: int) -> Optional[int]:
+    """How much more demand the verdict's end state takes before it is unsafe (negative: how much
+    less it needs), None in modes 0 and 1, which compare nothing."""
+    if verdict.room_kb is None:
+        return None
+    if verdict.safe:
+        return largest_demand_within(verdict.room_kb, headroom_pct) - verdict.demand_kb
+    return -(verdict.demand_kb - largest_demand_within(verdict.room_kb, headroom_pct))
+
+
+def swap_for_demand_kb(demand_kb_more: int, headroom_pct: int) -> int:
+    """Swap that lets the demand grow by ``demand_kb_more``: CommitLimit, and so the room, grows by the
+    swap's size, and the room must cover the demand's headroom too."""
+    return needed_kb(demand_kb_more, headroom_pct) + (1 if demand_kb_more * headroom_pct % 100 else 0)
 
 
 def _demand_text(memory: MemoryShape, options: PlanOptions) -> str:
+    databases = ""
+    if _counts_databases(options):
+        assert options.databases is not None
+        databases = ", %s" % options.databases.text(memory.committed_as_kb)
     if memory.committed_as_kb is None:
-        return "workload peak %s (Committed_AS unknown)" % _mib(options.workload_commit_kb)
-    return "max(Committed_AS %s, workload peak %s)" % (
-        _mib(memory.committed_as_kb), _mib(options.workload_commit_kb))
+        return "max(workload peak %s%s) (Committed_AS unknown)" % (_mib(options.workload_commit_kb), databases)
+    return "max(Committed_AS %s, workload peak %s%s)" % (
+        _mib(memory.committed_as_kb), _mib(options.workload_commit_kb), databases)
 
 
 def _end_state_int(values: Mapping[str, str], key: str) -> int:
@@ -249,8 +332,9 @@ def check_commit_state(memory: MemoryShape, values: Mapping[str, str], options: 
     """THE lower-bound rule: can a process without CAP_SYS_ADMIN commit demand + headroom here?
 
     `values` is an end state of the four managed keys as canonical strings (a plan's, what
-    the sysctl files would set at the next boot, a rollback target). demand is
-    max(Committed_AS, workload peak), headroom is headroom_pct of it, and
+    the sysctl files would set at the next boot, a rollback target). demand is demand_kb()
+    (Committed_AS, the workload peak, the databases' configured peaks with database_peak
+    "enforce"), headroom is headroom_pct of it, and
     options.user_reserve_kb is the host's vm.user_reserve_kbytes. Modes 0 and 1 never
     compare Committed_AS with CommitLimit, so they lock no one out. In mode 2 the state is
     safe when
@@ -261,19 +345,19 @@ def check_commit_state(memory: MemoryShape, values: Mapping[str, str], options: 
     commit_limit.commit_limit_kb, the one copy of the kernel's formula.
     """
     mode = _end_state_int(values, KEY_MODE)
-    demand_kb = _demand_kb(memory, options)
-    headroom_kb = demand_kb * options.headroom_pct // 100
-    needed_kb = demand_kb + headroom_kb
+    demand = demand_kb(memory, options)
+    needed = needed_kb(demand, options.headroom_pct)
+    headroom_kb = needed - demand
     page_kb = memory.page_size_kb
     hold_kb = _whole_pages_kb(options.user_reserve_kb, page_kb)
     if mode in (0, 1):
         what = ("always: the kernel grants every request" if mode == 1 else
                 "heuristic: the kernel refuses only a single request larger than RAM plus swap")
         return CommitStateVerdict(
-            safe=True, mode=mode, commit_limit_kb=None, needed_kb=needed_kb, room_kb=None, shortfall_kb=0,
+            safe=True, mode=mode, commit_limit_kb=None, needed_kb=needed, room_kb=None, shortfall_kb=0,
             reason="vm.overcommit_memory=%d (%s and never compares Committed_AS with CommitLimit), so commit "
                    "accounting refuses no new process and locks no one out." % (mode, what),
-            demand_kb=demand_kb, headroom_kb=headroom_kb, admin_reserve_kb=None, user_reserve_kb=hold_kb,
+            demand_kb=demand, headroom_kb=headroom_kb, admin_reserve_kb=None, user_reserve_kb=hold_kb,
         )
     if mode != 2:
         raise CommitStateInputError(KEY_MODE, "must be 0, 1 or 2 (the kernel refuses anything else), got %d" % mode)
@@ -284,15 +368,15 @@ def check_commit_state(memory: MemoryShape, values: Mapping[str, str], options: 
     shape = (memory.memtotal_kb, memory.hugetlb_kb, memory.swaptotal_kb, ratio_pct, kbytes, page_kb)
     limit_kb = commit_limit_kb(*shape)
     room_kb = limit_kb - nonroot_holdback_kb(admin_reserve_kb, options.user_reserve_kb, page_kb)
-    safe = needed_kb <= room_kb
-    shortfall_kb = 0 if safe else needed_kb - room_kb
+    safe = needed <= room_kb
+    shortfall_kb = 0 if safe else needed - room_kb
     setting = "%s=%d" % ((KEY_KBYTES, kbytes) if kbytes else (KEY_RATIO, ratio_pct))
     room_text = "CommitLimit %s - admin reserve %s - user reserve %s - 1 page = %s in total" % (
         _mib(limit_kb), _mib(admin_reserve_kb), _mib(hold_kb), _mib(room_kb))
     if room_kb < 0:
         room_text = "nothing (%s)" % room_text
     need_text = "%s + headroom %d %% (%s) = %s" % (
-        _demand_text(memory, options), options.headroom_pct, _mib(headroom_kb), _mib(needed_kb))
+        _demand_text(memory, options), options.headroom_pct, _mib(headroom_kb), _mib(needed))
     head = ("vm.overcommit_memory=2 with %s: %s. A process without CAP_SYS_ADMIN may commit %s "
             "(the kernel's strict Committed_AS < limit in __vm_enough_memory)" % (
                 setting, explain_commit_limit(*shape), room_text))
@@ -302,8 +386,8 @@ def check_commit_state(memory: MemoryShape, values: Mapping[str, str], options: 
         reason = ("%s, %s short of the %s it needs: new processes, shells and SSH logins of non-root users "
                   "would fail with ENOMEM." % (head, _mib_up(shortfall_kb), need_text))
     return CommitStateVerdict(
-        safe=safe, mode=2, commit_limit_kb=limit_kb, needed_kb=needed_kb, room_kb=room_kb,
-        shortfall_kb=shortfall_kb, reason=reason, demand_kb=demand_kb, headroom_kb=headroom_kb,
+        safe=safe, mode=2, commit_limit_kb=limit_kb, needed_kb=needed, room_kb=room_kb,
+        shortfall_kb=shortfall_kb, reason=reason, demand_kb=demand, headroom_kb=headroom_kb,
         admin_reserve_kb=admin_reserve_kb, user_reserve_kb=hold_kb,
     )
 
@@ -316,7 +400,7 @@ def copied_advice_verdict(memory: MemoryShape, admin_reserve_kb: int, options: P
     """mode 2 at ratio 100 judged on this memory by the one rule, with this admin reserve and no
     headroom: would the copied advice lock non-root out today?"""
     state = {KEY_MODE: "2", KEY_RATIO: str(COPY_PASTE_RATIO_PCT), KEY_KBYTES: "0", KEY_ADMIN_RESERVE: str(admin_reserve_kb)}
-    return check_commit_state(memory, state, replace(options, headroom_pct=0, workload_commit_kb=0))
+    return check_commit_state(memory, state, replace(options, headroom_pct=0, workload_commit_kb=0, databases=None))
 
 
 def mode_for_profiles(profiles: Sequence[str]) -> int:
@@ -362,20 +446,23 @@ def validate_options(options: PlanOptions) -> int:
         raise PlanInputError("user_reserve_kb", "vm.user_reserve_kbytes must be 0 or more, got %d" % options.user_reserve_kb)
     if options.prefer not in PREFER_CHOICES:
         raise PlanInputError("prefer", "must be one of %s, got %r" % (", ".join(PREFER_CHOICES), options.prefer))
+    if options.database_peak not in DATABASE_PEAK_CHOICES:
+        raise PlanInputError("database_peak", "must be one of %s, got %r" % (
+            ", ".join(DATABASE_PEAK_CHOICES), options.database_peak))
     return mode
 
 
 def compute_bounds(memory: MemoryShape, options: PlanOptions) -> Bounds:
-    demand_kb = _demand_kb(memory, options)
-    headroom_kb = demand_kb * options.headroom_pct // 100
+    demand = demand_kb(memory, options)
+    headroom_kb = needed_kb(demand, options.headroom_pct) - demand
     # The same terms check_commit_state holds back, so lower_kb <= CommitLimit <=> safe.
-    lower_kb = demand_kb + headroom_kb + nonroot_holdback_kb(
+    lower_kb = demand + headroom_kb + nonroot_holdback_kb(
         options.admin_reserve_kb, options.user_reserve_kb, memory.page_size_kb)
     non_huge_kb = memory.memtotal_kb - memory.hugetlb_kb
     kernel_reserve_kb = non_huge_kb * options.kernel_reserve_pct // 100
     usable_ram_kb = non_huge_kb - kernel_reserve_kb
     return Bounds(
-        demand_kb=demand_kb,
+        demand_kb=demand,
         headroom_kb=headroom_kb,
         admin_reserve_kb=options.admin_reserve_kb,
         user_reserve_kb=_whole_pages_kb(options.user_reserve_kb, memory.page_size_kb),
@@ -494,8 +581,7 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
     else:
         shortfall_kb = commit_state.shortfall_kb
         # Demand that would fit: demand * (1 + h) <= room
-        fitting_demand_kb = max(0, (commit_state.room_kb or 0) * 100 // (100 + options.headroom_pct))
-        excess_demand_kb = bounds.demand_kb - fitting_demand_kb
+        excess_demand_kb = bounds.demand_kb - largest_demand_within(commit_state.room_kb or 0, options.headroom_pct)
         reasons.append(
             "No safe mode-2 limit exists: the lower bound %s exceeds the most RAM and swap can back "
             "(CommitLimit %s with %s=%d) by %s. Mode 2 here would make new processes, shells and SSH "
@@ -504,8 +590,34 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
             % (_mib(bounds.lower_kb), _mib(planned_kb), limit_key, value, _mib(shortfall_kb),
                _mib_up(shortfall_kb), _mib_up(excess_demand_kb))
         )
+    database_verdict = None
+    if options.databases is not None:
+        database_verdict = commit_state if _counts_databases(options) else check_commit_state(
+            memory, _mode2_end_state(ratio_pct, kbytes, options.admin_reserve_kb),
+            replace(options, database_peak="enforce"))
+        reasons.append(_database_reason(database_verdict, options))
     return Plan(
         profiles=tuple(options.profiles), mode=2, limit_by=limit_by, sysctl=sysctl,
         commit_limit_kb=planned_kb, safe=commit_state.safe, reasons=tuple(reasons),
         memory=memory, bounds=bounds, formula=formula, options=options, commit_state=commit_state,
+        database_verdict=database_verdict,
     )
+
+
+def _database_reason(verdict: CommitStateVerdict, options: PlanOptions) -> str:
+    """One line on whether the databases' configured peaks fit this plan, by the one rule."""
+    assert options.databases is not None
+    names = ", ".join(options.databases.servers) or "none readable"
+    if verdict.safe:
+        return ("The databases' configured peaks fit (%s): the demand with them, %s, plus headroom needs %s of the "
+                "%s non-root processes may commit." % (names, _mib(verdict.demand_kb), _mib(verdict.needed_kb),
+                                                      _mib(verdict.room_kb or 0)))
+    more_kb = -(room_for_more_kb(verdict, options.headroom_pct) or 0)
+    head = "enforced (database_peak=enforce): the plan is unsafe" if _counts_databases(options) else \
+        "warning only (database_peak=warn: the verdict does not count them)"
+    return ("The databases' configured peaks do not fit (%s), %s: the demand with them, %s, plus headroom needs %s, "
+            "%s more than the %s non-root processes may commit. At their busy hour their memory requests would "
+            "fail with ENOMEM. Fix: lower their peaks by %s in total (each database's line says how), or add at "
+            "least %s of swap." % (names, head, _mib(verdict.demand_kb), _mib(verdict.needed_kb),
+                                   _mib_up(verdict.shortfall_kb), _mib(verdict.room_kb or 0), _mib_up(more_kb),
+                                   _mib_up(swap_for_demand_kb(more_kb, options.headroom_pct))))
