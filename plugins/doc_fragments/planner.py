@@ -56,4 +56,20 @@ options:
     type: str
     choices: [auto, ratio, kbytes]
     default: auto
+  database_peak:
+    description:
+      - What a database's configured peak that does not fit under the planned limit does to the plan. The
+        modules that run on the host read its PostgreSQL, MariaDB/MySQL and Redis/Valkey servers (read-only,
+        through their own clients) and estimate each one's peak commit charge from its configuration.
+      - V(warn) adds a warning to the plan's reasons with the numbers and the fix in the database's own terms
+        (a smaller C(work_mem), fewer C(max_connections) behind a pooler, more swap); the plan's verdict is
+        unchanged.
+      - V(enforce) puts the databases' peaks into the demand the lower bound starts from (everything else
+        committed now plus each database's configured peak), so a peak that does not fit makes the plan
+        unsafe and the run refuses with the same numbers.
+      - Planning from cached facts (the P(dbfleet.memory.overcommit_plan#filter) filter, the audit from the
+        cache) knows no databases, and says so.
+    type: str
+    choices: [warn, enforce]
+    default: warn
 """

@@ -63,6 +63,8 @@ _value:
     - From the C(dbfleet_overcommit) fact, C(source=overcommit_info facts), the real C(committed_as_kb), and the
       cached C(gathered_at), C(live_values), C(live_commit_state), C(boot_now_unsafe) and C(container).
     - From C(setup) facts, C(source=facts) and C(committed_as_kb=null).
+    - Facts carry no database, so C(databases=null) and C(database_verdict=null), and the reasons say that the
+      databases' configured peaks were not judged (the modules on the host read and judge them).
   type: dict
 """
 

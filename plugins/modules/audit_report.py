@@ -49,7 +49,7 @@ options:
         C(dbfleet_overcommit) fact, or C(setup)'s C(memtotal_mb)), the row's numbers are planned from them with
         P(dbfleet.memory.overcommit_plan#filter), using that host's own C(overcommit_profile) and planner
         variables (C(overcommit_workload_commit_mb), C(overcommit_headroom_pct), C(overcommit_kernel_reserve_pct),
-        C(overcommit_admin_reserve_mb), C(overcommit_prefer)), as the role plans.
+        C(overcommit_admin_reserve_mb), C(overcommit_prefer), C(overcommit_database_peak)), as the role plans.
       - Needs O(hosts).
     type: str
   from_cache:

@@ -42,6 +42,10 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner
     plan_overcommit,
 )
 
+# The facts carry no database: their configured peaks are judged on the host only.
+DATABASES_NOTE = (
+    "No databases are known from facts: their configured peaks were not read or judged here (database_peak=%s "
+    "has nothing to act on). overcommit_info on the host reads them.")
 USER_RESERVE_NOTE = (
     "vm.user_reserve_kbytes is not in the facts: the lower bound assumes the kernel's default cap, %d kB "
     "(%d MiB). The module reads the host's live value." % (DEFAULT_USER_RESERVE_KB, DEFAULT_USER_RESERVE_KB // KIB_PER_MIB)
@@ -176,6 +180,8 @@ def plan_from_facts(facts: Any, *, hugetlb_mb: Any = 0, **options: Any) -> Dict[
     result = plan.as_dict()
     if user_reserve_kb is None:
         result["reasons"].append(USER_RESERVE_NOTE)
+    result["reasons"].append(DATABASES_NOTE % planned.database_peak)
+    result["databases"] = None
     if cached is None:
         result["source"] = SOURCE_SETUP_FACTS
         return result

@@ -23,6 +23,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._common.profiles im
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     DEFAULT_ADMIN_RESERVE_MB,
     DEFAULT_HEADROOM_PCT,
+    DATABASE_PEAK_CHOICES,
     DEFAULT_KERNEL_RESERVE_PCT,
     KIB_PER_MIB,
     PREFER_CHOICES,
@@ -38,6 +39,7 @@ PLANNER_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = dict(
     kernel_reserve_pct=dict(type="int", default=DEFAULT_KERNEL_RESERVE_PCT),
     admin_reserve_mb=dict(type="int", default=DEFAULT_ADMIN_RESERVE_MB),
     prefer=dict(type="str", choices=list(PREFER_CHOICES), default="auto"),
+    database_peak=dict(type="str", choices=list(DATABASE_PEAK_CHOICES), default="warn"),
 )
 PLANNER_OPTIONS = tuple(PLANNER_ARGUMENT_SPEC)
 
@@ -70,6 +72,7 @@ def plan_options_from_params(params: Mapping[str, Any]) -> PlanOptions:
         kernel_reserve_pct=params["kernel_reserve_pct"],
         admin_reserve_kb=params["admin_reserve_mb"] * KIB_PER_MIB,
         prefer=params["prefer"],
+        database_peak=params["database_peak"],
     )
 
 

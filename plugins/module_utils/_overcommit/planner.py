@@ -188,6 +188,7 @@ class Plan:
                 "kernel_reserve_pct": self.options.kernel_reserve_pct,
                 "admin_reserve_kb": self.options.admin_reserve_kb,
                 "prefer": self.options.prefer,
+                "database_peak": self.options.database_peak,
                 "user_reserve_kb": self.options.user_reserve_kb,
             },
         }

@@ -32,6 +32,7 @@ OTHER_VALUES = {
     "kernel_reserve_pct": 25,
     "admin_reserve_mb": 256,
     "prefer": "kbytes",
+    "database_peak": "enforce",
 }
 FACTS = {"memtotal_mb": 65536, "swaptotal_mb": 8192}
 
@@ -76,7 +77,7 @@ def test_the_filter_plans_with_each_option_as_the_module_would(option):
     assert {k: v for k, v in plan["options"].items() if k != "user_reserve_kb"} == {
         "workload_commit_kb": expected.workload_commit_kb, "headroom_pct": expected.headroom_pct,
         "kernel_reserve_pct": expected.kernel_reserve_pct, "admin_reserve_kb": expected.admin_reserve_kb,
-        "prefer": expected.prefer}
+        "prefer": expected.prefer, "database_peak": expected.database_peak}
 
 
 @pytest.mark.parametrize("option", PLANNER_OPTIONS)
@@ -144,6 +145,7 @@ def test_the_role_and_both_playbooks_pass_the_dropin_priority(path, module):
         ({"kernel_reserve_pct": "1_0"}, "kernel_reserve_pct: must be a whole number, got '1_0'"),
         ({"admin_reserve_mb": "\u0661\u0662"}, "admin_reserve_mb: must be a whole number"),
         ({"prefer": "pages"}, "prefer: must be one of auto, ratio, kbytes, got 'pages'"),
+        ({"database_peak": "refuse"}, "database_peak: must be one of warn, enforce, got 'refuse'"),
         ({"profile": ["postgres"]}, "profile: must be one or more of generic, postgresql, mysql, mariadb, oracle, redis, valkey, got 'postgres'"),
         ({"profile": 5}, "profile: must be a name or a list of names, got 5"),
         ({"headroom": 20}, "headroom: not a planner option; the options are profile, workload_commit_mb"),

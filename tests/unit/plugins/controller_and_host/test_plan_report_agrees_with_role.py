@@ -29,6 +29,9 @@ COMBINATIONS = [
     ({"overcommit_profile": ["postgresql", "redis"]}, "invalid"),
     ({"overcommit_headroom_pct": 150}, "invalid"),
     ({"overcommit_prefer": "pages"}, "invalid"),
+    # No database on the fake host: enforcing their peaks adds nothing to the demand.
+    ({"overcommit_database_peak": "enforce"}, "safe"),
+    ({"overcommit_database_peak": "strict"}, "invalid"),
     # A later file sets the ratio: the role refuses (shadowing: fail), the report says it would be refused.
     ({"overcommit_dropin_priority": 10}, "refused"),
 ]

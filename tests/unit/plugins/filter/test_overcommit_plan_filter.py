@@ -21,7 +21,7 @@ def test_plans_from_ansible_facts_with_the_same_core_as_the_module():
         MemoryShape(memtotal_kb=16384 * 1024, swaptotal_kb=4096 * 1024, hugetlb_kb=0, committed_as_kb=None),
         PlanOptions(profiles=("postgresql",), workload_commit_kb=8192 * 1024),
     ).as_dict()
-    assert result == dict(core, source="facts", reasons=core["reasons"] + [result["reasons"][-1]])
+    assert result == dict(core, source="facts", reasons=core["reasons"] + result["reasons"][-2:], databases=None)
     # (16777216 - 1677721) + 4194304 = 19293799 kB can be backed; ratio 90 -> 15099494 + 4194304
     assert result["sysctl"]["vm.overcommit_ratio"] == "90"
     assert result["commit_limit_kb"] == 19293796
@@ -33,8 +33,18 @@ def test_says_it_assumes_the_kernels_default_user_reserve():
     result = overcommit_plan(FACTS)
     assert result["options"]["user_reserve_kb"] == 131072
     assert result["bounds"]["user_reserve_kb"] == 131072
-    assert "vm.user_reserve_kbytes is not in the facts" in result["reasons"][-1]
-    assert "131072 kB (128 MiB)" in result["reasons"][-1]
+    assert "vm.user_reserve_kbytes is not in the facts" in result["reasons"][-2]
+    assert "131072 kB (128 MiB)" in result["reasons"][-2]
+
+
+@pytest.mark.parametrize("database_peak", ["warn", "enforce"])
+def test_facts_know_no_database_and_the_plan_says_so_instead_of_judging_one(database_peak):
+    result = overcommit_plan(FACTS, profile="postgresql", database_peak=database_peak)
+    assert result["databases"] is None and result["database_verdict"] is None
+    assert result["reasons"][-1].startswith(
+        "No databases are known from facts: their configured peaks were not read or judged here (database_peak=%s"
+        % database_peak)
+    assert result["options"]["database_peak"] == database_peak
 
 
 def test_reads_hostvars_with_the_ansible_prefix_and_the_memory_mb_dict():
