@@ -23,6 +23,10 @@ description:
     overwritten or removed; the run fails, nothing changed, naming the file and why.
   - An unsafe plan (no mode-2 limit leaves room for the demand, the headroom, the admin reserve and the kernel's user
     reserve) or conflicting profiles fail before anything changes.
+  - With O(state=present) the host's databases are read too, read-only through their own clients, as
+    M(dbfleet.memory.overcommit_info) reads them (RV(databases)). A database whose configured peak does not fit is
+    a warning with the numbers and the fix (O(database_peak=warn)), or makes the plan unsafe so that the run
+    fails and nothing changes (O(database_peak=enforce)).
   - Before any change, what the next boot and a later C(sysctl --system) would set is decided by replaying every
     sysctl file the way those tools do. A file that would override the plan is refused (O(shadowing=fail)), warned
     about (O(shadowing=warn), never when the result would be an unsafe mode 2), or commented out
@@ -112,6 +116,12 @@ EXAMPLES = r"""
     shadowing: takeover
   become: true
 
+- name: Refuse to set mode 2 where a database's configured peak would not fit at its busy hour
+  dbfleet.memory.overcommit:
+    profile: postgresql
+    database_peak: enforce
+  become: true
+
 - name: Remove our settings; the remaining sysctl files (or the kernel defaults) apply again
   dbfleet.memory.overcommit:
     state: absent
@@ -123,6 +133,12 @@ plan:
   description: The plan (sysctl, commit_limit_kb, safe, reasons, bounds, memory, ...), as M(dbfleet.memory.overcommit_info) returns it.
   returned: when O(state=present)
   type: dict
+databases:
+  description: The host's database servers, each with its configured peak and whether it fits, as
+    M(dbfleet.memory.overcommit_info) returns them.
+  returned: when O(state=present)
+  type: list
+  elements: dict
 lock_waited_s:
   description: Seconds spent waiting for another run on the host to finish.
   returned: success
@@ -161,8 +177,10 @@ def main():
     except api.ExamineFailed as exc:
         module.fail_json(msg=exc.msg, **exc.result)
     try:
+        # The databases' configured peaks are judged for a plan only: state=absent reads none.
+        reader = api.databases_reader(module.run_command) if p["state"] == "present" else None
         result = api.apply(request, check_mode=module.check_mode, want_diff=module._diff,
-                           lock_timeout_s=p["lock_timeout"], warn=module.warn)
+                           lock_timeout_s=p["lock_timeout"], warn=module.warn, read_databases=reader)
     except LockError as exc:
         module.fail_json(msg=str(exc))
     except (Refused, Failed) as exc:

@@ -25,6 +25,11 @@ description:
     C(/proc/meminfo) after applying.
   - This is what the C(dbfleet.memory.audit) playbook runs, once per host. An unsafe plan is reported, not
     failed.
+  - It reads the host's databases too, read-only, through their own clients (C(psql) as the cluster's owner on the
+    local socket, C(mariadb)/C(mysql) with the socket's own authentication, C(redis-cli)) and C(/proc), for each
+    server its memory settings, what its processes commit now, and its configured peak commit charge with the formula.
+    RV(databases) says for each one whether that peak fits under the planned limit and, if not, the fix in the
+    database's own terms. A server that cannot be read is listed with the reason. See O(database_peak).
 author:
   - dbfleet maintainers (@dbfleet)
 extends_documentation_fragment:
@@ -108,6 +113,15 @@ EXAMPLES = r"""
 - name: Plan on the controller from those facts, with the module's precision
   ansible.builtin.debug:
     msg: "{{ ansible_facts | dbfleet.memory.overcommit_plan(profile='postgresql') }}"
+
+- name: Which database's configured peak would not fit, and the fix
+  dbfleet.memory.overcommit_info:
+    profile: [postgresql]
+  register: sizing
+
+- name: Show each database's verdict
+  ansible.builtin.debug:
+    msg: "{{ sizing.databases | map(attribute='reason') | list }}"
 """
 
 RETURN = r"""
@@ -164,6 +178,72 @@ bounds:
   type: dict
 options:
   description: The planning options in effect, in kB where they are sizes.
+  returned: always
+  type: dict
+databases:
+  description:
+    - The database servers found on the host (running, or installed and stopped), one per item, in the order of
+      the plan's RV(reasons) lines about them. Empty when there is none.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    engine:
+      description: V(postgresql), V(mariadb), V(mysql), V(redis) or V(valkey).
+      type: str
+    server:
+      description: The server's name, for example V(15/main) or V(mariadbd).
+      type: str
+    running:
+      description: Whether it runs now.
+      type: bool
+    readable:
+      description: Whether its configuration could be read.
+      type: bool
+    failure:
+      description: Why not (C(kind) one of V(no-client), V(no-auth), V(down), V(timeout), V(garbage), V(failed), and
+        C(reason) in words), or V(null).
+      type: dict
+    charged_kb:
+      description: What its processes commit now (part of C(Committed_AS)); V(null) when it is not running.
+      type: int
+    configured_peak_kb:
+      description: Its estimated peak commit charge as configured; V(null) when it could not be read.
+      type: int
+    formula:
+      description: The estimate's terms with this host's numbers.
+      type: str
+    fits:
+      description: Whether that peak fits under the planned limit with everything else committed now; V(null) when
+        unread or when the planned mode compares nothing (mode 1).
+      type: bool
+    room_kb:
+      description: The most its peak may be for the plan to stay safe.
+      type: int
+    fixes:
+      description: When it does not fit, each way to make it fit (C(setting), C(current), C(proposed), C(how),
+        C(restart)), the database's own settings first, then swap.
+      type: list
+      elements: dict
+    reason:
+      description: The line the plan's RV(reasons) carry for it.
+      type: str
+  sample:
+    - engine: postgresql
+      server: 15/main
+      running: true
+      readable: true
+      failure: null
+      charged_kb: 154608
+      configured_peak_kb: 4085064
+      formula: "shared memory 139 MiB + other shared segments 32 kB + processes 170 MiB + query memory 3584 MiB
+        + maintenance 96 MiB = 3989 MiB"
+      fits: false
+database_verdict:
+  description:
+    - The lower-bound verdict (as RV(live_commit_state)) with the databases' configured peaks in the demand
+      (everything else committed now plus each peak). With O(database_peak=enforce) it is the plan's verdict;
+      with V(warn) a warning. V(null) when no database's peak is known or the planned mode compares nothing.
   returned: always
   type: dict
 profile:
@@ -333,7 +413,8 @@ def main():
     p = module.params
     try:
         # What the overcommit module would do with the same options and its defaults.
-        seen = api.examine(api.request_for(p), meminfo_path=p["meminfo_path"], meminfo=p["meminfo"])
+        seen = api.examine(api.request_for(p), meminfo_path=p["meminfo_path"], meminfo=p["meminfo"],
+                           read_databases=api.databases_reader(module.run_command))
     except api.ExamineFailed as exc:
         module.fail_json(msg=exc.msg, **exc.result)
     result = seen.result()

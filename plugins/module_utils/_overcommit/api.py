@@ -7,6 +7,9 @@
                                        what apply() with the same request would do or why it would
                                        refuse (overcommit_info, overcommit_metrics, the audit)
     apply(request)    -> result dict   the locked transaction (the overcommit module)
+    databases_reader(run_command)      what both pass to read the host's databases, read-only
+                                       through their own clients (the _db layer, imported only
+                                       when called)
 
 Both read the host with the same reader and decide with the same ``decide``: what the report says
 applying would do is what applying does. The typed Examination is the one source of a report's
@@ -78,6 +81,7 @@ class Examination:
             boot_now_unsafe=self.boot_now.unsafe + self.boot_now.unpredictable,
             next_boot=self.host.boot.as_dict(),
             ratio100_commit_state=self.ratio100_verdict.as_dict() if self.ratio100_verdict else None,
+            databases=applied.get("databases"),
         )
         return out
 
@@ -94,14 +98,30 @@ def request_for(params: Mapping[str, Any], state: str = "present", live_mode: st
                    shadowing=shadowing)
 
 
+def databases_reader(run_command: Callable[..., Any]) -> transaction.DatabaseReader:
+    """A reader of this host's databases for examine() and apply(): _db.host.read_databases with
+    ``run_command`` (AnsibleModule.run_command) as the clients' runner. Nothing is imported or run
+    until the reader is called."""
+    def read() -> Any:
+        from ansible_collections.dbfleet.memory.plugins.module_utils._db.host import read_databases
+        from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
+
+        # handle_exceptions=False: a client that is not installed is a reading failure, not fail_json.
+        return read_databases(files.host_path, lambda argv: run_command(list(argv), handle_exceptions=False))
+    return read
+
+
 def examine(request: Request, meminfo_path: str = "/proc/meminfo",
-            meminfo: Optional[Mapping[str, Any]] = None) -> Examination:
+            meminfo: Optional[Mapping[str, Any]] = None,
+            read_databases: Optional[transaction.DatabaseReader] = None) -> Examination:
     """Read the host (``meminfo``, fields in kB, stands in for its memory for what-if plans) and
     decide what ``request`` would do there. Changes nothing; takes no lock (it writes nothing).
-    Raises ExamineFailed, naming the problem."""
+    ``read_databases`` (databases_reader) reads the host's databases too. Raises ExamineFailed,
+    naming the problem."""
     source = meminfo_path
     try:
-        host = transaction.read_host(meminfo_path=meminfo_path if meminfo is None else "/proc/meminfo")
+        host = transaction.read_host(meminfo_path=meminfo_path if meminfo is None else "/proc/meminfo",
+                                     read_databases=read_databases)
         if meminfo is not None:
             source = SOURCE_OPTION
             host.memory = memory_from_fields(coerce_meminfo_fields(meminfo), page_size_kb=live.page_size_kb())
@@ -129,10 +149,11 @@ def ratio100_verdict(host: HostState, decision: Decision) -> Optional[CommitStat
 
 
 def apply(request: Request, check_mode: bool, want_diff: bool, lock_timeout_s: float,
-          warn: Callable[[str], None]) -> Dict[str, Any]:
+          warn: Callable[[str], None], read_databases: Optional[transaction.DatabaseReader] = None) -> Dict[str, Any]:
     """The overcommit module's whole run. Raises files.Refused, files.Failed or lock.LockError."""
     return transaction.run(request, check_mode=check_mode, want_diff=want_diff, lock_timeout_s=lock_timeout_s,
-                           warn=warn)
+                           warn=warn, read_databases=read_databases)
 
 
-__all__: List[str] = ["Examination", "ExamineFailed", "Request", "request_for", "examine", "apply"]
+__all__: List[str] = ["Examination", "ExamineFailed", "Request", "request_for", "examine", "apply",
+                      "databases_reader"]

@@ -29,6 +29,7 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo imp
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
     KEY_MODE,
     CommitStateInputError,
+    DatabaseDemand,
     Plan,
     PlanOptions,
     check_commit_state,
@@ -62,6 +63,10 @@ class HostState:
     # Files a takeover may edit, by fully resolved path under /etc: the sysctl files and tuned's
     # profiles there. Vendor files never appear here.
     editable: Dict[str, bytes] = field(default_factory=dict)
+    # The databases on the host (_db.host.HostDatabases), read-only through their own clients, and
+    # what they add to the lower bound's demand; None when they were not read.
+    databases: Optional[Any] = None
+    database_demand: Optional[DatabaseDemand] = None
 
 
 @dataclass
@@ -90,6 +95,8 @@ class Decision:
     refusal: Optional[str] = None  # set when the request must not be carried out
     boot_check: Optional[bc.BootCheck] = None
     live_at: int = 0  # how many of file_changes are made before the live writes
+    # One line per database on the host (_overcommit.databases.DatabaseLine); None when not read.
+    databases: Optional[Tuple[Any, ...]] = None
 
     @property
     def steps(self) -> List[Any]:
@@ -119,7 +126,21 @@ def plan_options_for(options: PlanOptions, host: HostState) -> PlanOptions:
     """The options with this host's own vm.user_reserve_kbytes: the kernel holds it back from
     every non-root request in mode 2, so the lower bound must too."""
     live = host.live.get(sw.USER_RESERVE)
-    return replace(options, user_reserve_kb=int(live)) if live is not None else options
+    if live is not None:
+        options = replace(options, user_reserve_kb=int(live))
+    return replace(options, databases=host.database_demand) if host.database_demand is not None else options
+
+
+def judge_databases(plan: Plan, host: HostState) -> Tuple[Plan, Optional[Tuple[Any, ...]]]:
+    """Each database's line, judged by the plan's rule, added to the plan's reasons; the plan as it
+    is when the databases were not read. _db is imported only then: a run that reads none pays nothing."""
+    if host.databases is None:
+        return plan, None
+    from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import databases as dbs
+
+    lines = dbs.judge(host.databases, plan.database_verdict, plan.options.headroom_pct)
+    notes = tuple(host.databases.notes)
+    return replace(plan, reasons=plan.reasons + tuple(line.reason for line in lines) + notes), lines
 
 
 def _room(host: HostState, options: PlanOptions) -> sw.RoomKb:
@@ -281,11 +302,15 @@ def _decide_present(request: Request, host: HostState) -> Decision:
     options = plan_options_for(request.options, host)
     warnings: List[str] = list(host.boot.unmodelled)
     refusal = None
-    plan = plan_overcommit(host.memory, options)
+    plan, database_lines = judge_databases(plan_overcommit(host.memory, options), host)
     target = dict(plan.sysctl)
     expected = plan.end_state
     if not plan.safe:
         refusal = "Unsafe overcommit plan, nothing changed: " + " ".join(plan.reasons)
+    elif plan.database_verdict is not None and not plan.database_verdict.safe:
+        # database_peak=warn: the verdict stands, and the run says what the busy hour would meet.
+        warnings.append(" ".join([r for r in plan.reasons if r.startswith("The databases' configured peaks")] +
+                                 [line.reason for line in database_lines or () if line.fits is False]))
     changes: List[FileChange] = []
     for other, data in sorted(host.ours.items()):
         if other != path:
@@ -342,7 +367,7 @@ def _decide_present(request: Request, host: HostState) -> Decision:
                        % (_overriders(check), " | ".join(check.differences), _tuned_hint(check)))
     decision = Decision(request=request, host=host, path=path, plan=plan, target=target, file_changes=changes,
                         writes=writes, skip_live=skip, shadowing=shadowing, boot=check.as_dict(), options=options,
-                        warnings=warnings, refusal=refusal, boot_check=check)
+                        warnings=warnings, refusal=refusal, boot_check=check, databases=database_lines)
     if refusal is None:
         _kill_window_refusal(decision)
     return decision

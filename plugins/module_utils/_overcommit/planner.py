@@ -44,6 +44,9 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.commit_limi
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
 
 PREFER_CHOICES = ("auto", "ratio", "kbytes")
+# The databases were read and none has a known peak: nothing to add, and the plan says so.
+NO_DATABASE_PEAK = ("No database's configured peak is known on this host (none was found, or none could be read): "
+                    "the demand is Committed_AS as it is.")
 # What a database's configured peak that does not fit does to the plan: a warning with the
 # numbers and the fix (warn), or a part of the demand, so that the plan is unsafe (enforce).
 DATABASE_PEAK_CHOICES = ("warn", "enforce")
@@ -592,7 +595,9 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
                _mib_up(shortfall_kb), _mib_up(excess_demand_kb))
         )
     database_verdict = None
-    if options.databases is not None:
+    if options.databases is not None and not options.databases.servers:
+        reasons.append(NO_DATABASE_PEAK)
+    elif options.databases is not None:
         database_verdict = commit_state if _counts_databases(options) else check_commit_state(
             memory, _mode2_end_state(ratio_pct, kbytes, options.admin_reserve_kb),
             replace(options, database_peak="enforce"))
@@ -608,7 +613,7 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
 def _database_reason(verdict: CommitStateVerdict, options: PlanOptions) -> str:
     """One line on whether the databases' configured peaks fit this plan, by the one rule."""
     assert options.databases is not None
-    names = ", ".join(options.databases.servers) or "none readable"
+    names = ", ".join(options.databases.servers)
     if verdict.safe:
         return ("The databases' configured peaks fit (%s): the demand with them, %s, plus headroom needs %s of the "
                 "%s non-root processes may commit." % (names, _mib(verdict.demand_kb), _mib(verdict.needed_kb),

@@ -90,8 +90,13 @@ def _owner_mode_wrong(node: os.stat_result) -> bool:
     return os.geteuid() == 0 and (node.st_uid != 0 or node.st_gid != 0)
 
 
-def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
-    """Read the host. Raises Refused for what makes a decision impossible (nothing changed)."""
+# Reads the host's databases (_db.host.read_databases with the modules' command runner); see api.
+DatabaseReader = Callable[[], Any]
+
+
+def read_host(meminfo_path: str = "/proc/meminfo", read_databases: Optional[DatabaseReader] = None) -> HostState:
+    """Read the host. Raises Refused for what makes a decision impossible (nothing changed).
+    ``read_databases``, when given, reads the host's databases too (read-only)."""
     try:
         fields = live.read_meminfo_fields(meminfo_path)
         memory = memory_from_fields(fields, page_size_kb=live.page_size_kb())
@@ -122,11 +127,18 @@ def read_host(meminfo_path: str = "/proc/meminfo") -> HostState:
     editable = editable_files(sources, boot)
     # Left by a run that was killed; we hold the lock, so they are no one's.
     stale_tmp = files.tmp_files(TMP_DIRS + tuple(os.path.dirname(p) for p in editable))
+    databases = demand = None
+    if read_databases is not None:
+        # Imported here: a run that reads no database does not pay for the _db layer.
+        from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import databases as dbs
+
+        databases = read_databases()
+        demand = dbs.demand_of(databases)
     return HostState(
         live=live.read_live(sw.OBSERVED_KEYS), meminfo=fields, memory=memory, sources=sources,
         ours=ours, ours_attr_wrong=ours_attr_wrong, container=kind, container_evidence=evidence,
         stale_tmp=stale_tmp, boot_tool=boot_tool, boot_tool_evidence=boot_tool_evidence, boot=boot,
-        editable=editable)
+        editable=editable, databases=databases, database_demand=demand)
 
 
 def read_boot_model(memory: MemoryShape, sources: Dict[str, sf.SysctlSource], boot_tool: Optional[str],
@@ -239,6 +251,8 @@ def report(decision: Decision, want_diff: bool) -> Dict[str, Any]:
     )
     if decision.plan is not None:
         result["plan"] = decision.plan.as_dict()
+    if decision.databases is not None:
+        result["databases"] = [line.as_dict() for line in decision.databases]
     if want_diff:
         diffs = [{"before_header": c.path, "after_header": c.path,
                   "before": _decode(c.before) or "", "after": _decode(c.after) or ""}
@@ -404,10 +418,10 @@ def decide_or_refuse(request: Request, host: HostState) -> Decision:
 
 
 def run(request: Request, check_mode: bool, want_diff: bool, lock_timeout_s: float,
-        warn: Callable[[str], None]) -> Dict[str, Any]:
+        warn: Callable[[str], None], read_databases: Optional[DatabaseReader] = None) -> Dict[str, Any]:
     """The overcommit module's whole run. Raises Refused, Failed or _host.lock.LockTimeout."""
     with HostLock(files.host_path(LOCK_PATH), lock_timeout_s) as lock:
-        host = read_host()
+        host = read_host(read_databases=read_databases)
         decision = decide_or_refuse(request, host)
         if decision.refusal:
             raise Refused(decision.refusal, report(decision, want_diff=False))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.dbfleet.memory.plugins.filter.overcommit_plan import overcommit_plan
+from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import NO_DATABASE_PEAK
 from ansible_collections.dbfleet.memory.plugins.plugin_utils.facts_plan import DATABASES_NOTE
 from ansible_collections.dbfleet.memory.plugins.modules import overcommit_info
 
@@ -47,8 +48,10 @@ def test_the_filter_plans_from_the_modules_facts_exactly_as_the_module_planned(
     for name in PLAN_FIELDS:
         if name != "reasons":
             assert from_cache[name] == result[name], name
-    # The facts carry no database: the filter says so rather than judge peaks it does not know.
-    assert from_cache["reasons"] == result["reasons"] + [DATABASES_NOTE % "warn"]
+    # The facts carry no database: the filter says so rather than judge peaks it does not know. The
+    # module read the fake host's and found none.
+    assert from_cache["reasons"] == [r for r in result["reasons"] if r != NO_DATABASE_PEAK] + [DATABASES_NOTE % "warn"]
+    assert (NO_DATABASE_PEAK in result["reasons"]) == (result["mode"] == 2) and result["databases"] == []
     assert from_cache["databases"] is None
     assert from_cache["source"] == "overcommit_info facts"
     assert from_cache["live_values"]["vm.overcommit_memory"] == result["live_values"]["vm.overcommit_memory"]

@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner import (
+    NO_DATABASE_PEAK,
     DatabaseDemand,
     PlanInputError,
     PlanOptions,
@@ -69,6 +70,12 @@ def test_without_databases_the_plan_has_no_database_verdict_and_no_database_line
     assert plan.database_verdict is None
     assert not [r for r in plan.reasons if "databases" in r]
     assert plan.commit_state.room_kb == ROOM_KB  # the worked numbers above hold
+
+
+def test_databases_read_with_no_known_peak_add_nothing_and_the_plan_says_so():
+    plan = plan_overcommit(MEMORY, options(DatabaseDemand(charged_kb=0, peaks_kb=0), "enforce"))
+    assert plan.safe and plan.database_verdict is None and plan.bounds.demand_kb == 400 * MIB
+    assert plan.reasons[-1] == NO_DATABASE_PEAK
 
 
 def test_peaks_that_fit_say_so_with_the_demand_they_make():

@@ -83,6 +83,8 @@ def systemd(kernel, monkeypatch):
     # Warnings are process-global in module_utils: one test's must not show in the next one's result.
     monkeypatch.setattr(warnings, "_global_warnings", {})
     fake = FakeSystemd(kernel.root)
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, args, **_kw: fake.run(args))
+    # The databases' clients are not systemd's: they get what a host without them answers.
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, args, **_kw: fake.run(args) if args[0] ==
+                        "systemctl" else (127, "", "%s: command not found (fake host)" % args[0]))
     yield fake
     assert set(fake.verbs()) <= {"show", "daemon-reload"}, fake.commands
