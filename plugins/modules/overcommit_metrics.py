@@ -21,7 +21,8 @@ description:
     C(dbfleet_overcommit_workload_commit_bytes), C(dbfleet_overcommit_next_boot_safe) (from RV(boot_now_unsafe)),
     C(dbfleet_overcommit_dropin_in_force), C(dbfleet_overcommit_apply_would_change) and
     C(dbfleet_overcommit_apply_refused). C(dbfleet_overcommit_database_configured_peak_bytes) is written only when
-    the report knows the databases' configured peak."
+    the report knows the databases' configured peak: the sum of the configured peaks of the host's databases that
+    could be read (read-only, as M(dbfleet.memory.overcommit_info) reads them)."
   - The file is replaced atomically (a temporary file in the same directory whose name does not end in C(.prom),
     then a rename), with mode C(0644). A file that already holds the same text is left alone.
   - The file carries no host label; node_exporter's scrape adds C(instance). The alert rules shipped in the
@@ -118,7 +119,7 @@ def main():
     if problem:
         module.fail_json(msg="textfile: %s" % problem, option="textfile")
     try:
-        report = api.examine(api.request_for(p)).result()
+        report = api.examine(api.request_for(p), read_databases=api.databases_reader(module.run_command)).result()
     except api.ExamineFailed as exc:
         module.fail_json(msg=exc.msg, **exc.result)
     text = textfile.render(report, p["dropin_priority"])

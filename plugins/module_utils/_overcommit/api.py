@@ -83,6 +83,10 @@ class Examination:
             ratio100_commit_state=self.ratio100_verdict.as_dict() if self.ratio100_verdict else None,
             databases=applied.get("databases"),
         )
+        demand = self.host.database_demand
+        if demand is not None and demand.servers:
+            # The sum of the configured peaks of the databases whose peak is known (metrics.DATABASE_PEAK_KEY).
+            out["database_configured_peak_kb"] = demand.peaks_kb
         return out
 
 

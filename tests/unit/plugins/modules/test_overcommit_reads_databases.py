@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import api
-from ansible_collections.dbfleet.memory.plugins.modules import overcommit, overcommit_info
+from ansible_collections.dbfleet.memory.plugins.modules import overcommit, overcommit_info, overcommit_metrics
 from ansible_collections.dbfleet.memory.tests.unit.conftest import HostTree
 from ansible_collections.dbfleet.memory.tests.unit.plugins.module_utils.conftest import (
     CAPTURED_MARIADB,
@@ -111,6 +111,16 @@ def test_an_unreadable_database_is_reported_with_its_reason_and_judged_by_nothin
     assert maria["reason"].startswith("mariadb mariadbd could not be read (no-auth: ")
     # its charge stays in everything else; only PostgreSQL's peak joins the demand
     assert result["bounds"]["demand_kb"] == 1000000 - PG_CHARGE_KB + PG_PEAK_KB
+
+
+def test_the_metrics_carry_the_sum_of_the_known_configured_peaks(kernel, run_module, databases, tmp_path):
+    textfile = tmp_path / "textfiles" / "dbfleet_overcommit.prom"
+    textfile.parent.mkdir()
+    failed, result = run_module(overcommit_metrics.main, {"profile": ["postgresql"], "textfile": str(textfile)})
+    assert not failed, result.get("msg")
+    assert result["report"]["database_configured_peak_kb"] == PG_PEAK_KB + MARIADB_PEAK_KB
+    assert "dbfleet_overcommit_database_configured_peak_bytes %d\n" % ((PG_PEAK_KB + MARIADB_PEAK_KB) * 1024) in \
+        result["metrics"]
 
 
 def test_state_absent_reads_no_database(kernel, run_module, databases):
