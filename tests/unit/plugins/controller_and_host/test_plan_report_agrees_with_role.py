@@ -71,3 +71,16 @@ def test_the_combinations_cover_both_verdicts_and_every_planner_option():
     assert verdicts == {"safe", "unsafe", "refused", "invalid"}
     given = {name for variables, _verdict in COMBINATIONS for name in variables}
     assert {role_variable(option) for option in PLANNER_OPTIONS} <= given
+
+
+def test_plan_report_prints_each_databases_line_or_that_there_is_none(kernel, run_module):
+    failed, report = run_module(overcommit_info.main, module_args("playbooks/plan_report.yml",
+                                                                  "dbfleet.memory.overcommit_info", {}))
+    assert not failed and report["databases"] == []
+    msg = module_args("playbooks/plan_report.yml", "ansible.builtin.debug", {"overcommit_plan_result": report})["msg"]
+    assert "databases (database_peak=warn): ['none found on this host']" in msg
+    lines = [{"reason": "postgresql 15/main does not fit: configured peak 3989 MiB > room 3000 MiB"},
+             {"reason": "mariadb mariadbd fits: configured peak 400 MiB <= room 3500 MiB"}]
+    msg = module_args("playbooks/plan_report.yml", "ansible.builtin.debug",
+                      {"overcommit_plan_result": dict(report, databases=lines)})["msg"]
+    assert "databases (database_peak=warn): ['%s', '%s']" % (lines[0]["reason"], lines[1]["reason"]) in msg
