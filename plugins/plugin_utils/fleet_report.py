@@ -27,7 +27,12 @@ No rule is re-derived here: every verdict comes from the planner.
 
 Levels, worst first: critical (headroom <= 0), high (< 10 %, or the next boot with today's
 sysctl files would leave an unsafe mode 2), watch (< 25 %, or locked out by ratio=100, or no
-safe plan, or a shadowed drop-in), ok, unknown (no live data).
+safe plan, or a shadowed drop-in, or a database whose configured peak does not fit the plan), ok,
+unknown (no live data).
+
+The database columns (databases, their summed configured peak, whether all fit) come from
+overcommit_info's ``databases``, judged on the host by the planner's rule; cached facts carry
+none, and those rows leave the columns empty.
 
 Host names, messages and reasons are text the hosts control (a value in a sysctl file is
 enough). Every renderer passes each field through one of the escape helpers below
@@ -74,7 +79,8 @@ CSV_COLUMNS: Tuple[str, ...] = (
     "commit_limit_kb", "committed_as_kb", "backable_kb", "memtotal_kb", "swaptotal_kb", "hugetlb_kb",
     "boot_swaptotal_kb", "boot_hugetlb_kb", "boot_writers", "boot_unmodelled",
     "ratio100_commit_limit_kb", "locked_out_by_ratio100",
-    "plan_verdict", "planned_commit_limit_kb", "planned_sysctl", "shadowed_keys", "findings", "message",
+    "plan_verdict", "planned_commit_limit_kb", "planned_sysctl", "shadowed_keys",
+    "databases", "database_configured_peak_kb", "databases_fit", "findings", "message",
 )
 
 
@@ -118,6 +124,13 @@ class AuditRow:
     database_units: Tuple[str, ...] = ()
     # PostgreSQL units whose backends inherit the postmaster's negative score.
     negative_backends: Tuple[str, ...] = ()
+    # The host's database servers as overcommit_info read them ("postgresql 15/main"); None when the
+    # result says nothing about them (cached facts, an older collection on the host).
+    databases: Optional[Tuple[str, ...]] = None
+    database_configured_peak_kb: Optional[int] = None  # the sum of the known configured peaks
+    # "yes" when every known peak fits the plan, "no" when one does not, "unknown" when none is judged.
+    databases_fit: Optional[str] = None
+    database_findings: Tuple[str, ...] = ()  # the line of each database that does not fit or could not be read
 
 
 # The fields of AuditRow that hold a tuple of texts (their default is the empty tuple).
@@ -346,6 +359,26 @@ def _row_from_plan(host: str, plan: Mapping[str, Any], status: str, source: str,
         boot_hugetlb_kb=_int_or_none((boot_memory.get("huge_pages") or {}).get("hugetlb_kb")),
         database_units=tuple(_unit_line(u) for u in _units(plan)),
         negative_backends=tuple(str(u.get("unit")) for u in _units(plan) if u.get("backends_inherit_negative")),
+        **_database_fields(plan),
+    )
+
+
+def _database_fields(plan: Mapping[str, Any]) -> Dict[str, Any]:
+    """The database columns from overcommit_info's ``databases`` (each judged on the host by the
+    planner's rule); nothing when the result has none to say (cached facts)."""
+    items = plan.get("databases")
+    if not isinstance(items, list):
+        return {}
+    items = [d for d in items if isinstance(d, Mapping)]
+    peaks = [d.get("configured_peak_kb") for d in items if _int_or_none(d.get("configured_peak_kb")) is not None]
+    verdicts = [d.get("fits") for d in items if isinstance(d.get("fits"), bool)]
+    fit = "no" if False in verdicts else "yes" if verdicts else "unknown"
+    return dict(
+        databases=tuple("%s %s" % (d.get("engine"), d.get("server")) for d in items),
+        database_configured_peak_kb=sum(peaks) if peaks else None,
+        databases_fit=fit if items else None,
+        database_findings=tuple("database " + str(d.get("reason")) for d in items
+                                if d.get("fits") is False or d.get("readable") is False),
     )
 
 
@@ -420,7 +453,10 @@ def assess(row: AuditRow) -> Assessment:
     findings.extend("%s: PostgreSQL backends inherit the postmaster's negative oom_score_adj (no PG_OOM_ADJUST_FILE), "
                     "so a runaway backend is not the OOM killer's first choice" % unit for unit in row.negative_backends)
     findings.extend(row.database_units)
-    if level == "ok" and (locked_out or row.plan_verdict == "unsafe" or row.shadowed or row.boot_unmodelled):
+    findings.extend(row.database_findings)
+    # A configured peak that does not fit is the busy hour's ENOMEM (or OOM kill) waiting: at least watch.
+    if level == "ok" and (locked_out or row.plan_verdict == "unsafe" or row.shadowed or row.boot_unmodelled
+                          or row.databases_fit == "no"):
         level = "watch"
     if row.boot_unsafe and level in ("ok", "watch", "unknown"):
         level = "high"
@@ -465,6 +501,15 @@ def _planned_text(row: AuditRow) -> str:
     return "%s: %s" % (row.plan_verdict or "?", short)
 
 
+def _databases_text(row: AuditRow) -> str:
+    if row.databases is None:
+        return "-"
+    if not row.databases:
+        return "none"
+    return "%s (%s, fits: %s)" % (", ".join(row.databases), human_kb(row.database_configured_peak_kb),
+                                 row.databases_fit)
+
+
 def _source_text(row: AuditRow) -> str:
     if row.source == SOURCE_CACHED:
         return CACHED_LABEL
@@ -502,8 +547,8 @@ def render_markdown(rows: Sequence[AuditRow], generated_at: str = "") -> str:
         "(RAM - hugetlb - kernel reserve + swap) - Committed_AS. Sorted worst first.",
         "",
         "| Host | Risk | Source | Mode (live) | CommitLimit | Committed_AS | RAM+swap can back | Headroom "
-        "| ratio=100 locks out | Plan | Findings |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |",
+        "| ratio=100 locks out | Plan | Databases (configured peak, fits) | Findings |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- |",
     ]
     for row, risk in ordered:
         headroom = "-" if risk.headroom_kb is None else "%s (%.1f %%)" % (human_kb(risk.headroom_kb), risk.headroom_pct or 0.0)
@@ -519,6 +564,7 @@ def render_markdown(rows: Sequence[AuditRow], generated_at: str = "") -> str:
             markdown_text(headroom),
             _markdown_strong({None: "-", True: "yes", False: "no"}[locked], bool(locked)),
             markdown_text(_planned_text(row)),
+            markdown_text(_databases_text(row)),
             markdown_text("; ".join(risk.findings) or "-"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -563,7 +609,10 @@ def render_csv(rows: Sequence[AuditRow]) -> str:
             "locked_out_by_ratio100": risk.locked_out_by_ratio100,
             "plan_verdict": row.plan_verdict, "planned_commit_limit_kb": row.planned_commit_limit_kb,
             "planned_sysctl": " ".join("%s=%s" % kv for kv in sorted(row.planned_sysctl.items())),
-            "shadowed_keys": len(row.shadowed), "findings": "; ".join(risk.findings), "message": row.message,
+            "shadowed_keys": len(row.shadowed),
+            "databases": None if row.databases is None else "; ".join(row.databases),
+            "database_configured_peak_kb": row.database_configured_peak_kb, "databases_fit": row.databases_fit,
+            "findings": "; ".join(risk.findings), "message": row.message,
         }
         writer.writerow([csv_cell(values[c]) for c in CSV_COLUMNS])
     return out.getvalue()
@@ -744,6 +793,8 @@ def rows_from_dicts(items: Sequence[Mapping[str, Any]], expected_hosts: Sequence
         for name in _TUPLE_FIELDS:  # lists, after a trip through Ansible's variables
             data[name] = tuple(str(m) for m in data.get(name) or ())
         data["planned_sysctl"] = dict(data.get("planned_sysctl") or {})
+        if data.get("databases") is not None:
+            data["databases"] = tuple(str(name) for name in data["databases"])
         rows.append(AuditRow(**data))
     seen = {row.host for row in rows}
     rows.extend(AuditRow(host=str(host), status=STATUS_FAILED, message="no audit row: the play failed for this host")

@@ -274,7 +274,7 @@ SCRIPT_HOST = "<script>alert(1)</script>"
 CR_HOST = "web1\rdb2"
 FORMULA_HOST = "=cmd|' /C calc'!A0"
 HOSTILE_SHADOW = "vm.overcommit_memory is shadowed by 99-x.conf: <img src=x onerror=alert(1)> | a\\|b"
-MARKDOWN_COLUMNS = 11
+MARKDOWN_COLUMNS = 12
 
 
 def _hostile_rows():
@@ -525,3 +525,53 @@ def test_a_result_with_a_renamed_or_missing_field_fails_its_row_by_name(drop):
     row = row_from_results("db", result)
     assert row.status == "failed" and drop in row.message
     assert assess(row).findings[0].startswith("host failed: overcommit_info's result lacks " + drop)
+
+
+DATABASES = [
+    {"engine": "postgresql", "server": "15/main", "readable": True, "configured_peak_kb": 4085064, "fits": False,
+     "reason": "postgresql 15/main does not fit: configured peak 3989 MiB > room 3000 MiB by 989 MiB"},
+    {"engine": "mariadb", "server": "mariadbd", "readable": True, "configured_peak_kb": 409600, "fits": True,
+     "reason": "mariadb mariadbd fits: configured peak 400 MiB <= room 3400 MiB"},
+    {"engine": "redis", "server": "redis-server 127.0.0.1:6379", "readable": False, "configured_peak_kb": None,
+     "fits": None, "reason": "redis redis-server 127.0.0.1:6379 could not be read (no-auth: NOAUTH)"},
+]
+
+
+def test_the_databases_columns_say_which_servers_their_configured_peak_and_whether_they_fit():
+    info = dict(CASES["mode2-healthy"][0], databases=DATABASES)
+    row = row_from_results("db", info)
+    assert row.databases == ("postgresql 15/main", "mariadb mariadbd", "redis redis-server 127.0.0.1:6379")
+    assert (row.database_configured_peak_kb, row.databases_fit) == (4085064 + 409600, "no")
+    risk = assess(row)
+    # the healthy host is raised to watch: its busy hour would meet ENOMEM
+    assert risk.level == "watch"
+    assert "database postgresql 15/main does not fit: configured peak 3989 MiB > room 3000 MiB by 989 MiB" \
+        in risk.findings
+    assert any(f.startswith("database redis redis-server 127.0.0.1:6379 could not be read") for f in risk.findings)
+    assert not any("mariadbd fits" in f for f in risk.findings)
+    record = next(csv.DictReader(io.StringIO(fleet_report([audit_row(info, host="db")], format="csv"))))
+    assert (record["databases"], record["database_configured_peak_kb"], record["databases_fit"]) == (
+        "postgresql 15/main; mariadb mariadbd; redis redis-server 127.0.0.1:6379", "4494664", "no")
+    markdown = fleet_report([audit_row(info, host="db")], format="markdown")
+    assert "postgresql 15/main, mariadb mariadbd, redis redis-server 127.0.0.1:6379 (4.3 GiB, fits: no)" in markdown
+
+
+@pytest.mark.parametrize("databases, fit, text", [
+    ([], None, "none"),  # read, and none found
+    ([DATABASES[1]], "yes", "mariadb mariadbd (400 MiB, fits: yes)"),
+    ([DATABASES[2]], "unknown", "redis redis-server 127.0.0.1:6379 (-, fits: unknown)"),
+])
+def test_databases_that_fit_or_are_unknown_leave_a_healthy_host_ok(databases, fit, text):
+    info = dict(CASES["mode2-healthy"][0], databases=databases)
+    row = row_from_results("db", info)
+    assert row.databases_fit == fit
+    assert assess(row).level == "ok"
+    assert text in fleet_report([audit_row(info, host="db")], format="markdown")
+
+
+def test_a_result_that_says_nothing_of_databases_has_no_database_columns():
+    row = row_from_results("db", CASES["mode2-healthy"][0])
+    assert (row.databases, row.database_configured_peak_kb, row.databases_fit) == (None, None, None)
+    record = next(csv.DictReader(io.StringIO(fleet_report([audit_row(CASES["mode2-healthy"][0], host="db")],
+                                                           format="csv"))))
+    assert (record["databases"], record["databases_fit"]) == ("", "")
