@@ -46,8 +46,10 @@ def judge(estimate: Estimate, room_kb: int, engine_fixes: Sequence[Fix] = (),
                          "add at least %s of swap: CommitLimit grows by its size, and these settings then fit"
                          % mib_text(swap_kb), restart=False))
     fix_text = "; or ".join("%s %s -> %s" % (f.setting, f.current, f.proposed) for f in fixes)
+    # No room at all: the rest of the demand alone is already that much over the limit.
+    room_text = mib_text(room_kb) if room_kb > 0 else "none (%s short without it)" % mib_text(-room_kb)
     return FitVerdict(False, peak_kb, room_kb, shortfall_kb,
                       "%s %s does not fit: configured peak %s > room %s by %s (%s).%s" % (
-                          estimate.engine, estimate.server, mib_text(peak_kb), mib_text(room_kb),
+                          estimate.engine, estimate.server, mib_text(peak_kb), room_text,
                           mib_text(shortfall_kb), estimate.formula, " Fix: %s" % fix_text if fixes else ""),
                       tuple(fixes))

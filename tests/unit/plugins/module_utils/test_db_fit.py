@@ -43,3 +43,9 @@ def test_without_a_swap_rule_no_swap_fix_is_invented_and_no_empty_fix_is_printed
     verdict = fit.judge(estimate(700 * MIB), 600 * MIB)
     assert not verdict.fits and verdict.fixes == ()
     assert verdict.text.endswith("(shared memory 700 MiB = 700 MiB).")
+
+
+def test_a_room_below_zero_is_said_as_no_room_and_how_far_short_the_rest_is():
+    verdict = fit.judge(estimate(700 * MIB), -100 * MIB)
+    assert verdict.shortfall_kb == 800 * MIB
+    assert "configured peak 700 MiB > room none (100 MiB short without it) by 800 MiB" in verdict.text
