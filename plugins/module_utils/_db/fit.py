@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Callable, List, Optional, Sequence
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._db.model import Estimate, Fix, FitVerdict
-from ansible_collections.dbfleet.memory.plugins.module_utils._db.units import mib_text
+from ansible_collections.dbfleet.memory.plugins.module_utils._db.units import mib_text, mib_text_up
 
 
 # A fix aims this far inside the room: the next reading measures the server's overhead and the
@@ -42,14 +42,14 @@ def judge(estimate: Estimate, room_kb: int, engine_fixes: Sequence[Fix] = (),
     fixes: List[Fix] = list(engine_fixes)
     if swap_for is not None:
         swap_kb = swap_for(shortfall_kb)
-        fixes.append(Fix("swap", "SwapTotal", "+%s" % mib_text(swap_kb), peak_kb,
+        fixes.append(Fix("swap", "SwapTotal", "+%s" % mib_text_up(swap_kb), peak_kb,
                          "add at least %s of swap: CommitLimit grows by its size, and these settings then fit"
-                         % mib_text(swap_kb), restart=False))
+                         % mib_text_up(swap_kb), restart=False))
     fix_text = "; or ".join("%s %s -> %s" % (f.setting, f.current, f.proposed) for f in fixes)
     # No room at all: the rest of the demand alone is already that much over the limit.
     room_text = mib_text(room_kb) if room_kb > 0 else "none (%s short without it)" % mib_text(-room_kb)
     return FitVerdict(False, peak_kb, room_kb, shortfall_kb,
                       "%s %s does not fit: configured peak %s > room %s by %s (%s).%s" % (
                           estimate.engine, estimate.server, mib_text(peak_kb), room_text,
-                          mib_text(shortfall_kb), estimate.formula, " Fix: %s" % fix_text if fixes else ""),
+                          mib_text_up(shortfall_kb), estimate.formula, " Fix: %s" % fix_text if fixes else ""),
                       tuple(fixes))

@@ -82,6 +82,16 @@ def mib_text(kb: int) -> str:
     return "%d MiB" % round(kb / KIB)
 
 
+def mib_text_up(kb: int) -> str:
+    """An amount that must be made up (a shortfall, swap to add), as mib_text but rounded up, so that
+    it is never short of what the planner's lines say (they round such amounts up too)."""
+    if 0 < kb < KIB:
+        return "%d kB" % kb
+    if 0 < kb < 10 * KIB and kb % KIB:
+        return "%.1f MiB" % (-(-kb * 10 // KIB) / 10)
+    return "%d MiB" % -(-kb // KIB)
+
+
 def size_text(kb: int) -> str:
     """A setting's value as a DBA writes it: the largest of GB, MB, kB that divides it."""
     for factor, unit in ((KIB * KIB, "GB"), (KIB, "MB")):

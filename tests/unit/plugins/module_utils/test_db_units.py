@@ -50,3 +50,11 @@ def test_kb_are_shown_in_mib_with_a_decimal_only_where_it_matters(kb, text):
 @pytest.mark.parametrize("kb, text", [(2048, "2MB"), (1984, "1984kB"), (1048576, "1GB"), (64, "64kB")])
 def test_a_proposed_setting_is_written_in_the_largest_unit_that_divides_it(kb, text):
     assert units.size_text(kb) == text
+
+
+@pytest.mark.parametrize("kb, text", [
+    (1, "1 kB"), (1023, "1023 kB"), (1024, "1 MiB"), (1025, "1.1 MiB"), (1536, "1.5 MiB"), (1537, "1.6 MiB"),
+    (10 * 1024, "10 MiB"), (10 * 1024 + 1, "11 MiB"), (1177810, "1151 MiB"),
+])
+def test_an_amount_to_make_up_is_rounded_up_never_short(kb, text):
+    assert units.mib_text_up(kb) == text
