@@ -753,8 +753,9 @@ def render_html(rows: Sequence[AuditRow], generated_at: str = "") -> str:
                 esc(row.host), LEVEL_COLOURS[risk.level], risk.level, esc(_source_text(row)),
                 esc(_live_limit_text(row)), human_kb(row.commit_limit_kb), human_kb(row.committed_as_kb),
                 human_kb(row.backable_kb), headroom, locked))
-        body_rows.append('<tr class="findings"><td colspan="%d"><b>Plan</b> %s%s</td></tr>' % (
-            len(_HTML_COLUMNS), esc(_planned_text(row)),
+        databases = "" if row.databases is None else " <b>Databases</b> %s" % esc(_databases_text(row))
+        body_rows.append('<tr class="findings"><td colspan="%d"><b>Plan</b> %s%s%s</td></tr>' % (
+            len(_HTML_COLUMNS), esc(_planned_text(row)), databases,
             "<ul>%s</ul>" % "".join("<li>%s</li>" % esc(f) for f in risk.findings) if risk.findings else ""))
     return """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Overcommit audit</title><style>%s</style></head>

@@ -554,6 +554,9 @@ def test_the_databases_columns_say_which_servers_their_configured_peak_and_wheth
         "postgresql 15/main; mariadb mariadbd; redis redis-server 127.0.0.1:6379", "4494664", "no")
     markdown = fleet_report([audit_row(info, host="db")], format="markdown")
     assert "postgresql 15/main, mariadb mariadbd, redis redis-server 127.0.0.1:6379 (4.3 GiB, fits: no)" in markdown
+    page = fleet_report([audit_row(info, host="db")], format="html")
+    assert "<b>Databases</b> postgresql 15/main, mariadb mariadbd, redis redis-server 127.0.0.1:6379 (4.3 GiB, " \
+        "fits: no)" in page
 
 
 @pytest.mark.parametrize("databases, fit, text", [
