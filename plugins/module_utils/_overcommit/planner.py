@@ -6,9 +6,9 @@
 The plan sits between two bounds:
 
 * lower bound (keeps the host alive): a process without CAP_SYS_ADMIN must still be able
-  to commit the demand plus headroom, under the kernel's own check (see check_commit_state, the one place that rule
-  lives): CommitLimit less the admin reserve that lets root log in, less the user reserve
-  hold, less one page for the strict comparison;
+  to commit the demand plus headroom, under the kernel's own check (see check_commit_state,
+  the one place that rule lives): CommitLimit less the admin reserve that lets root log in,
+  less the user reserve hold, less one page for the strict comparison;
 * upper bound (keeps the OOM killer away): CommitLimit must not exceed what RAM, less
   huge pages and a reserve for the kernel and page cache, plus swap can really back.
 
@@ -265,17 +265,18 @@ def _mode2_end_state(ratio_pct: int, kbytes: int, admin_reserve_kb: int) -> Dict
     return {KEY_MODE: "2", KEY_RATIO: str(ratio_pct), KEY_KBYTES: str(kbytes), KEY_ADMIN_RESERVE: str(admin_reserve_kb)}
 
 
-def _counts_databases(options: PlanOptions) -> bool:
-    return options.databases is not None and options.database_peak == "enforce"
+def _counted_databases(options: PlanOptions) -> Optional[DatabaseDemand]:
+    """The databases whose peaks are part of the demand: those read, with database_peak "enforce"."""
+    return options.databases if options.database_peak == "enforce" else None
 
 
 def demand_kb(memory: MemoryShape, options: PlanOptions) -> int:
     """What the lower bound starts from: max(Committed_AS, workload peak), and with database_peak
     "enforce" and the databases read, everything else committed now + their configured peaks."""
     demand = max(memory.committed_as_kb or 0, options.workload_commit_kb)
-    if _counts_databases(options):
-        assert options.databases is not None
-        demand = max(demand, options.databases.demand_kb(memory.committed_as_kb))
+    databases = _counted_databases(options)
+    if databases is not None:
+        demand = max(demand, databases.demand_kb(memory.committed_as_kb))
     return demand
 
 
@@ -300,9 +301,7 @@ def room_for_more_kb(verdict: "CommitStateVerdict", headroom_pct: int) -> Option
     less it needs), None in modes 0 and 1, which compare nothing."""
     if verdict.room_kb is None:
         return None
-    if verdict.safe:
-        return largest_demand_within(verdict.room_kb, headroom_pct) - verdict.demand_kb
-    return -(verdict.demand_kb - largest_demand_within(verdict.room_kb, headroom_pct))
+    return largest_demand_within(verdict.room_kb, headroom_pct) - verdict.demand_kb
 
 
 def swap_for_demand_kb(demand_kb_more: int, headroom_pct: int) -> int:
@@ -312,10 +311,8 @@ def swap_for_demand_kb(demand_kb_more: int, headroom_pct: int) -> int:
 
 
 def _demand_text(memory: MemoryShape, options: PlanOptions) -> str:
-    databases = ""
-    if _counts_databases(options):
-        assert options.databases is not None
-        databases = ", %s" % options.databases.text(memory.committed_as_kb)
+    counted = _counted_databases(options)
+    databases = "" if counted is None else ", %s" % counted.text(memory.committed_as_kb)
     if memory.committed_as_kb is None:
         return "max(workload peak %s%s) (Committed_AS unknown)" % (_mib(options.workload_commit_kb), databases)
     return "max(Committed_AS %s, workload peak %s%s)" % (
@@ -595,13 +592,15 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
                _mib_up(shortfall_kb), _mib_up(excess_demand_kb))
         )
     database_verdict = None
-    if options.databases is not None and not options.databases.servers:
+    databases = options.databases
+    if databases is not None and not databases.servers:
         reasons.append(NO_DATABASE_PEAK)
-    elif options.databases is not None:
-        database_verdict = commit_state if _counts_databases(options) else check_commit_state(
+    elif databases is not None:
+        enforced = _counted_databases(options) is not None
+        database_verdict = commit_state if enforced else check_commit_state(
             memory, _mode2_end_state(ratio_pct, kbytes, options.admin_reserve_kb),
             replace(options, database_peak="enforce"))
-        reasons.append(_database_reason(database_verdict, options))
+        reasons.append(_database_reason(database_verdict, databases, enforced, options.headroom_pct))
     return Plan(
         profiles=tuple(options.profiles), mode=2, limit_by=limit_by, sysctl=sysctl,
         commit_limit_kb=planned_kb, safe=commit_state.safe, reasons=tuple(reasons),
@@ -610,20 +609,20 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
     )
 
 
-def _database_reason(verdict: CommitStateVerdict, options: PlanOptions) -> str:
+def _database_reason(verdict: CommitStateVerdict, databases: DatabaseDemand, enforced: bool,
+                     headroom_pct: int) -> str:
     """One line on whether the databases' configured peaks fit this plan, by the one rule."""
-    assert options.databases is not None
-    names = ", ".join(options.databases.servers)
+    names = ", ".join(databases.servers)
     if verdict.safe:
         return ("The databases' configured peaks fit (%s): the demand with them, %s, plus headroom needs %s of the "
                 "%s non-root processes may commit." % (names, _mib(verdict.demand_kb), _mib(verdict.needed_kb),
                                                       _mib(verdict.room_kb or 0)))
-    more_kb = -(room_for_more_kb(verdict, options.headroom_pct) or 0)
-    head = "enforced (database_peak=enforce): the plan is unsafe" if _counts_databases(options) else \
+    more_kb = -(room_for_more_kb(verdict, headroom_pct) or 0)
+    head = "enforced (database_peak=enforce): the plan is unsafe" if enforced else \
         "warning only (database_peak=warn: the verdict does not count them)"
     return ("The databases' configured peaks do not fit (%s), %s: the demand with them, %s, plus headroom needs %s, "
             "%s more than the %s non-root processes may commit. At their busy hour their memory requests would "
             "fail with ENOMEM. Fix: lower their peaks by %s in total (each database's line says how), or add at "
             "least %s of swap." % (names, head, _mib(verdict.demand_kb), _mib(verdict.needed_kb),
                                    _mib_up(verdict.shortfall_kb), _mib(verdict.room_kb or 0), _mib_up(more_kb),
-                                   _mib_up(swap_for_demand_kb(more_kb, options.headroom_pct))))
+                                   _mib_up(swap_for_demand_kb(more_kb, headroom_pct))))
