@@ -150,6 +150,7 @@ class Plan:
     # The same check with the databases' configured peaks in the demand, whatever database_peak
     # says; None when no databases were read. With "enforce" it is commit_state itself.
     database_verdict: Optional["CommitStateVerdict"] = None
+    database_reason: Optional[str] = None  # its line among the reasons, for a warning to quote
 
     @property
     def verdict(self) -> str:
@@ -591,7 +592,7 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
             % (_mib(bounds.lower_kb), _mib(planned_kb), limit_key, value, _mib(shortfall_kb),
                _mib_up(shortfall_kb), _mib_up(excess_demand_kb))
         )
-    database_verdict = None
+    database_verdict = database_reason = None
     databases = options.databases
     if databases is not None and not databases.servers:
         reasons.append(NO_DATABASE_PEAK)
@@ -600,12 +601,13 @@ def plan_overcommit(memory: MemoryShape, options: PlanOptions) -> Plan:
         database_verdict = commit_state if enforced else check_commit_state(
             memory, _mode2_end_state(ratio_pct, kbytes, options.admin_reserve_kb),
             replace(options, database_peak="enforce"))
-        reasons.append(_database_reason(database_verdict, databases, enforced, options.headroom_pct))
+        database_reason = _database_reason(database_verdict, databases, enforced, options.headroom_pct)
+        reasons.append(database_reason)
     return Plan(
         profiles=tuple(options.profiles), mode=2, limit_by=limit_by, sysctl=sysctl,
         commit_limit_kb=planned_kb, safe=commit_state.safe, reasons=tuple(reasons),
         memory=memory, bounds=bounds, formula=formula, options=options, commit_state=commit_state,
-        database_verdict=database_verdict,
+        database_verdict=database_verdict, database_reason=database_reason,
     )
 
 

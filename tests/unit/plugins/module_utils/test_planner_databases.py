@@ -95,6 +95,7 @@ def test_warn_keeps_the_verdict_and_says_by_how_much_the_peaks_do_not_fit():
     assert not verdict.safe and verdict.demand_kb == 1433600 and verdict.shortfall_kb == 1720320 - ROOM_KB
     assert room_for_more_kb(verdict, 20) == -79193  # 1433600 - 1354407
     line = plan.reasons[-1]
+    assert plan.database_reason == line  # the line a warning quotes, as data, not found again in prose
     assert "do not fit (postgresql 15/main), warning only (database_peak=warn" in line
     assert "lower their peaks by 78 MiB in total" in line and "add at least 93 MiB of swap" in line
 
