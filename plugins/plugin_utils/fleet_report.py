@@ -506,8 +506,8 @@ def _databases_text(row: AuditRow) -> str:
         return "-"
     if not row.databases:
         return "none"
-    return "%s (%s, fits: %s)" % (", ".join(row.databases), human_kb(row.database_configured_peak_kb),
-                                 row.databases_fit)
+    return "%s (%s, fits: %s)" % (
+        ", ".join(row.databases), human_kb(row.database_configured_peak_kb), row.databases_fit)
 
 
 def _source_text(row: AuditRow) -> str:

@@ -617,8 +617,8 @@ def _database_reason(verdict: CommitStateVerdict, databases: DatabaseDemand, enf
     names = ", ".join(databases.servers)
     if verdict.safe:
         return ("The databases' configured peaks fit (%s): the demand with them, %s, plus headroom needs %s of the "
-                "%s non-root processes may commit." % (names, _mib(verdict.demand_kb), _mib(verdict.needed_kb),
-                                                      _mib(verdict.room_kb or 0)))
+                "%s non-root processes may commit."
+                % (names, _mib(verdict.demand_kb), _mib(verdict.needed_kb), _mib(verdict.room_kb or 0)))
     more_kb = -(room_for_more_kb(verdict, headroom_pct) or 0)
     head = "enforced (database_peak=enforce): the plan is unsafe" if enforced else \
         "warning only (database_peak=warn: the verdict does not count them)"

@@ -54,8 +54,8 @@ def test_an_unread_servers_charge_stays_in_everything_else_and_its_line_says_why
 
 def test_on_a_host_with_room_each_configured_peak_fits_with_its_formula(host_tree):
     found = read(host_tree)
-    plan = plan_overcommit(memory(16 * 1024 * MIB), PlanOptions(profiles=("postgresql",),
-                                                                 databases=dbs.demand_of(found)))
+    options = PlanOptions(profiles=("postgresql",), databases=dbs.demand_of(found))
+    plan = plan_overcommit(memory(16 * 1024 * MIB), options)
     lines = dbs.judge(found, plan.database_verdict, 20)
     assert [(line.server, line.fits) for line in lines] == [("mariadbd", True), ("15/main", True)]
     result = lines[1].as_dict()

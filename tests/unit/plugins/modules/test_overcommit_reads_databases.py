@@ -146,7 +146,6 @@ def test_the_modules_import_the_db_layer_only_when_the_reader_is_called():
     assert out.split() == ["0", "True"]
 
 
-
 def test_enforce_lets_a_run_take_a_host_from_a_limit_its_peak_misses_to_one_it_fits(kernel, run_module, databases):
     """Live mode 2 at ratio 50 leaves non-root about 2.7 GiB: PostgreSQL as installed (configured peak 3706 MiB)
     does not fit it. The plan (ratio 90) does, with no headroom: enforce must not refuse the run that fixes it,
@@ -155,8 +154,8 @@ def test_enforce_lets_a_run_take_a_host_from_a_limit_its_peak_misses_to_one_it_f
     databases.rules.insert(0, (("mariadb",), failure("fail-mariadb-no-auth")))
     kernel.set("overcommit_memory", "2")
     kernel.set_committed(500000)
-    failed, result = run_module(overcommit.main, {"profile": ["postgresql"], "database_peak": "enforce",
-                                                   "headroom_pct": 0})
+    args = {"profile": ["postgresql"], "database_peak": "enforce", "headroom_pct": 0}
+    failed, result = run_module(overcommit.main, args)
     assert not failed, result.get("msg")
     verdict = result["plan"]["database_verdict"]
     assert verdict["safe"] and verdict["demand_kb"] == 500000 - PG_CHARGE_KB + 3794948

@@ -575,6 +575,6 @@ def test_databases_that_fit_or_are_unknown_leave_a_healthy_host_ok(databases, fi
 def test_a_result_that_says_nothing_of_databases_has_no_database_columns():
     row = row_from_results("db", CASES["mode2-healthy"][0])
     assert (row.databases, row.database_configured_peak_kb, row.databases_fit) == (None, None, None)
-    record = next(csv.DictReader(io.StringIO(fleet_report([audit_row(CASES["mode2-healthy"][0], host="db")],
-                                                           format="csv"))))
+    text = fleet_report([audit_row(CASES["mode2-healthy"][0], host="db")], format="csv")
+    record = next(csv.DictReader(io.StringIO(text)))
     assert (record["databases"], record["databases_fit"]) == ("", "")
