@@ -101,6 +101,14 @@ def test_enforce_refuses_and_changes_nothing_with_the_same_numbers(kernel, run_m
     assert snapshot(kernel.root) == before and kernel.writes == [] and kernel.live() == BOOT
 
 
+def test_overcommit_info_with_enforce_says_the_run_would_refuse_with_the_same_numbers(kernel, run_module, databases):
+    failed, result = run_module(overcommit_info.main, {"profile": ["postgresql"], "database_peak": "enforce"})
+    assert not failed and result["verdict"] == "unsafe"
+    assert result["database_verdict"] == result["commit_state"]
+    assert result["would_refuse"].startswith("Unsafe overcommit plan, nothing changed: ")
+    assert result["databases"][1]["reason"] in result["would_refuse"]
+
+
 def test_an_unreadable_database_is_reported_with_its_reason_and_judged_by_nothing(kernel, run_module, databases):
     databases.rules.insert(0, (("mariadb",), failure("fail-mariadb-no-auth")))
     failed, result = run_module(overcommit_info.main, {"profile": ["postgresql"], "database_peak": "enforce"})
