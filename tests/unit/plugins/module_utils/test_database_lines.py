@@ -4,8 +4,6 @@ runner, planned by the one rule, and judged one line per server."""
 
 from __future__ import annotations
 
-from conftest import FakeRunner, db_text, debian12_db_host, failure, ok
-
 from ansible_collections.dbfleet.memory.plugins.module_utils._db import host
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import MemoryShape
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import databases as dbs
@@ -14,6 +12,13 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner
     plan_overcommit,
     room_for_more_kb,
     swap_for_demand_kb,
+)
+from ansible_collections.dbfleet.memory.tests.unit.plugins.module_utils.conftest import (
+    FakeRunner,
+    db_text,
+    debian12_db_host,
+    failure,
+    ok,
 )
 
 MIB = 1024
