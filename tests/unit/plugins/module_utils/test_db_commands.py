@@ -7,7 +7,10 @@ on this machine), through the same env/timeout wrapper the product uses.
 from __future__ import annotations
 
 import pytest
-from conftest import FakeRunner, failure
+from ansible_collections.dbfleet.memory.tests.unit.plugins.module_utils.conftest import (
+    FakeRunner,
+    failure,
+)
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._db import commands as cmd
 

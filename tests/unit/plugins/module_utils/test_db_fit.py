@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import db_text
+from ansible_collections.dbfleet.memory.tests.unit.plugins.module_utils.conftest import (
+    db_text,
+)
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._db import fit
 from ansible_collections.dbfleet.memory.plugins.module_utils._db import postgresql as pg

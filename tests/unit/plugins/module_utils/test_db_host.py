@@ -3,8 +3,17 @@ with what the real clients said, measured from the captured smaps."""
 
 from __future__ import annotations
 
-from conftest import (CAPTURED_MARIADB, DB_FIXTURES, FakeRunner, db_text, debian12_db_host, failure, ok,
-                      plant_process, postgres_c_rules)
+from ansible_collections.dbfleet.memory.tests.unit.plugins.module_utils.conftest import (
+    CAPTURED_MARIADB,
+    DB_FIXTURES,
+    FakeRunner,
+    db_text,
+    debian12_db_host,
+    failure,
+    ok,
+    plant_process,
+    postgres_c_rules,
+)
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._db import commands as cmd
 from ansible_collections.dbfleet.memory.plugins.module_utils._db import host, mysql

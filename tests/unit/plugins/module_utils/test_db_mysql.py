@@ -10,7 +10,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import FakeRunner, db_text, failure, ok
+from ansible_collections.dbfleet.memory.tests.unit.plugins.module_utils.conftest import (
+    FakeRunner,
+    db_text,
+    failure,
+    ok,
+)
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._db import commands as cmd
 from ansible_collections.dbfleet.memory.plugins.module_utils._db import fit

@@ -7,7 +7,14 @@ expected numbers were added up from the same files by a separate script at captu
 from __future__ import annotations
 
 import pytest
-from conftest import CAPTURED_MARIADB, CAPTURED_PG, db_text, debian12_db_host, plant_captured, plant_process
+from ansible_collections.dbfleet.memory.tests.unit.plugins.module_utils.conftest import (
+    CAPTURED_MARIADB,
+    CAPTURED_PG,
+    db_text,
+    debian12_db_host,
+    plant_captured,
+    plant_process,
+)
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._db import procfs
 

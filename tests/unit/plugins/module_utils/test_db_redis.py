@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DB_FIXTURES, FakeRunner, db_text, failure, ok
+from ansible_collections.dbfleet.memory.tests.unit.plugins.module_utils.conftest import (
+    DB_FIXTURES,
+    FakeRunner,
+    db_text,
+    failure,
+    ok,
+)
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._db import commands as cmd
 from ansible_collections.dbfleet.memory.plugins.module_utils._db import redis
