@@ -92,7 +92,7 @@ def read_process(host_path: HostPath, pid: int) -> Optional[ProcessInfo]:
         return None
     fields: Dict[str, str] = {}
     for line in status.splitlines():
-        key, _, value = line.partition(":")
+        key, _sep, value = line.partition(":")
         fields[key] = value.strip()
     try:
         ppid = int(fields["PPid"])

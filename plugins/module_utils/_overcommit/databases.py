@@ -59,7 +59,8 @@ class DatabaseLine:
         if self.failure is not None:
             return "%s could not be read (%s: %s): its configured peak is unknown, and only what it commits now " \
                    "counts." % (name, self.failure["kind"], self.failure["reason"])
-        assert self.estimate is not None
+        if self.estimate is None:  # a reading is either a failure or an estimate (line_of)
+            raise ValueError("database line %s has neither a failure nor an estimate" % name)
         if self.verdict is None:
             return "%s: configured peak %s (%s); the planned mode compares no commit charge with a limit." % (
                 name, mib_text(self.estimate.peak_kb), self.estimate.formula)
@@ -90,9 +91,10 @@ def demand_of(found: dbhost.HostDatabases) -> DatabaseDemand:
     estimated (an unread one's charge stays in everything else) and the sum of their peaks."""
     estimates = estimates_of(found)
     known = [(r, e) for r, e in zip(found.databases, estimates) if e is not None]
-    charge = procfs.combine(r.charge for r, _ in known if r.charge is not None)
-    return DatabaseDemand(charged_kb=charge.charged_kb, peaks_kb=sum(e.peak_kb for _, e in known),
-                          servers=tuple("%s %s" % (r.server.engine, r.server.name) for r, _ in known))
+    readings = [r for r, _estimate in known]
+    charge = procfs.combine(r.charge for r in readings if r.charge is not None)
+    return DatabaseDemand(charged_kb=charge.charged_kb, peaks_kb=sum(e.peak_kb for _reading, e in known),
+                          servers=tuple("%s %s" % (r.server.engine, r.server.name) for r in readings))
 
 
 def _line(reading: DatabaseReading, estimate: Optional[Estimate], verdict: Optional[FitVerdict]) -> DatabaseLine:

@@ -28,7 +28,7 @@ def smaps(*vmas: str) -> str:
     """smaps entries from "start-end perms dev inode path | flags" shorthands."""
     out = []
     for vma in vmas:
-        head, _, flags = vma.partition(" | ")
+        head, _sep, flags = vma.partition(" | ")
         span, perms, dev, inode, *path = head.split()
         out.append("%s %s 00000000 %s %s %s\nSize: 4 kB\nRss: 4 kB\nVmFlags: %s\n"
                    % (span, perms, dev, inode, " ".join(path), flags))
@@ -89,7 +89,7 @@ def test_a_cluster_counts_its_shared_segments_once_however_many_processes_map_th
 
 def test_a_process_gone_between_listing_and_reading_is_named_and_the_total_is_not_exact(host_tree):
     plant_captured(host_tree, POSTMASTER)
-    total, _ = procfs.charge_of_pids(host_tree.path, [POSTMASTER, 99999])
+    total = procfs.charge_of_pids(host_tree.path, [POSTMASTER, 99999])[0]
     assert total.unreadable == (99999,) and not total.exact
     assert total.private_kb == 3032
 

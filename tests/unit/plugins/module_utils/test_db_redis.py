@@ -25,6 +25,13 @@ def test_info_memory_gives_used_memory_its_peak_and_maxmemory_in_kb():
     assert (got.used_memory_kb, got.used_memory_peak_kb, got.maxmemory_kb) == (894, 894, 64 * 1024)
 
 
+def test_info_as_redis_cli_prints_it_with_crlf_line_ends_reads_the_same():
+    """The fixture is stored with LF (sanity's line-endings rule); redis-cli passes on the protocol's CRLF."""
+    text = db_text(INFO)
+    assert "\r" not in text
+    assert redis.parse_info(text.replace("\n", "\r\n")) == redis.parse_info(text)
+
+
 def test_the_estimate_is_maxmemory_and_a_save_childs_copy_and_says_it_is_not_calibrated():
     estimate = redis.estimate("r", "redis", redis.parse_info(db_text(INFO)))
     assert estimate.peak_kb == 2 * 64 * 1024 and not estimate.calibrated
