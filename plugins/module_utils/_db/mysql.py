@@ -150,8 +150,8 @@ class MySqlSettings:
 
     @property
     def global_kb(self) -> int:
-        return (self.key_buffer_kb + self.innodb_buffer_pool_kb + self.innodb_additional_mem_pool_kb
-                + self.innodb_log_buffer_kb + self.query_cache_kb + self.aria_pagecache_kb)
+        return sum((self.key_buffer_kb, self.innodb_buffer_pool_kb, self.innodb_additional_mem_pool_kb,
+                    self.innodb_log_buffer_kb, self.query_cache_kb, self.aria_pagecache_kb))
 
     def as_dict(self) -> Dict[str, object]:
         out = asdict(self)
@@ -350,8 +350,8 @@ def measure(settings: MySqlSettings, charge: Optional[Charge]) -> MyMeasured:
     if charge is None or settings.source != "server":
         return MyMeasured()
     threads = (settings.threads_connected or 0) + (settings.threads_cached or 0)
-    named_kb = (settings.global_kb + (settings.performance_schema_kb or 0)
-                + threads * (settings.thread_stack_kb + THREAD_BASE_KB))
+    threads_kb = threads * (settings.thread_stack_kb + THREAD_BASE_KB)
+    named_kb = settings.global_kb + (settings.performance_schema_kb or 0) + threads_kb
     return MyMeasured(max(0, charge.mode2_kb - named_kb))
 
 

@@ -388,8 +388,8 @@ def _shared_term(settings: PgSettings, measured: PgMeasured, hugetlb_free_kb: Op
 def process_count(settings: PgSettings, load: PgLoad) -> Tuple[int, str]:
     launcher = 1 if settings.autovacuum else 0
     archiver = 1 if settings.archive_mode in ("on", "always") else 0
-    count = (1 + AUX_PROCESSES + archiver + launcher + load.connections + load.autovacuum_workers
-             + load.parallel_workers + load.background_workers + load.wal_senders)
+    count = sum((1, AUX_PROCESSES, archiver, launcher, load.connections, load.autovacuum_workers,
+                 load.parallel_workers, load.background_workers, load.wal_senders))
     text = ("(postmaster + %d auxiliary + %d connections + %d autovacuum (+%d launcher) + %d parallel + %d other "
             "workers + %d WAL senders)" % (AUX_PROCESSES + archiver, load.connections, load.autovacuum_workers,
                                            launcher, load.parallel_workers, load.background_workers,
@@ -403,8 +403,9 @@ def hash_mem_kb(settings: PgSettings) -> int:
 
 def query_kb(settings: PgSettings, load: PgLoad) -> int:
     """What one query's sort and hash nodes leave charged in one backend or parallel worker."""
-    return (settings.work_mem_kb * SORT_NODE_PCT // 100 * load.sort_nodes
-            + hash_mem_kb(settings) * HASH_NODE_PCT // 100 * load.hash_nodes)
+    sorts_kb = settings.work_mem_kb * SORT_NODE_PCT // 100 * load.sort_nodes
+    hashes_kb = hash_mem_kb(settings) * HASH_NODE_PCT // 100 * load.hash_nodes
+    return sorts_kb + hashes_kb
 
 
 def estimate(server_name: str, settings: PgSettings, load: PgLoad, measured: PgMeasured = PgMeasured(),
@@ -441,8 +442,8 @@ def estimate(server_name: str, settings: PgSettings, load: PgLoad, measured: PgM
         formula = "%d sessions x temp_buffers %s" % (load.temp_table_sessions, mib_text(settings.temp_buffers_kb))
         terms.append(Term("temp_buffers", load.temp_table_sessions * settings.temp_buffers_kb, formula,
                           _SOURCES["temp"]))
-    maint_kb = (load.autovacuum_workers * settings.autovacuum_mem_kb
-                + load.maintenance_sessions * settings.maintenance_work_mem_kb)
+    autovacuum_kb = load.autovacuum_workers * settings.autovacuum_mem_kb
+    maint_kb = autovacuum_kb + load.maintenance_sessions * settings.maintenance_work_mem_kb
     if maint_kb:
         formula = "%d autovacuum workers x %s + %d maintenance x maintenance_work_mem %s" % (
             load.autovacuum_workers, mib_text(settings.autovacuum_mem_kb), load.maintenance_sessions,

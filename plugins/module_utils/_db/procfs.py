@@ -229,8 +229,8 @@ class Vma:
     @property
     def shmem(self) -> bool:
         """A shared memory object the kernel charges: major device 0 and a shmem path."""
-        return (not self.private and self.dev.split(":")[0] == "00"
-                and any(self.path.startswith(prefix) for prefix in _SHMEM_PATHS))
+        anonymous_device = self.dev.split(":")[0] == "00"
+        return not self.private and anonymous_device and self.path.startswith(_SHMEM_PATHS)
 
 
 class MapsError(ValueError):

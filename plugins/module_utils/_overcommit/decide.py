@@ -309,8 +309,8 @@ def _decide_present(request: Request, host: HostState) -> Decision:
         refusal = "Unsafe overcommit plan, nothing changed: " + " ".join(plan.reasons)
     elif plan.database_verdict is not None and not plan.database_verdict.safe:
         # database_peak=warn: the verdict stands, and the run says what the busy hour would meet.
-        warnings.append(" ".join([plan.database_reason or ""] +
-                                 [line.reason for line in database_lines or () if line.fits is False]))
+        misfits = [line.reason for line in database_lines or () if line.fits is False]
+        warnings.append(" ".join([plan.database_reason or ""] + misfits))
     changes: List[FileChange] = []
     for other, data in sorted(host.ours.items()):
         if other != path:

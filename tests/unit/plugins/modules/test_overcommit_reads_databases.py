@@ -26,8 +26,10 @@ from ansible_collections.dbfleet.memory.tests.unit.plugins.module_utils.conftest
 )
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import BOOT, snapshot
 
-PG_PEAK_KB, MARIADB_PEAK_KB = 4085064, 3477904
-PG_CHARGE_KB, MARIADB_CHARGE_KB = 154608, 532888
+PG_PEAK_KB = 4085064
+MARIADB_PEAK_KB = 3477904
+PG_CHARGE_KB = 154608
+MARIADB_CHARGE_KB = 532888
 
 
 @pytest.fixture
