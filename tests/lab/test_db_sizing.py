@@ -229,7 +229,7 @@ def test_mariadb_estimate_is_within_the_margin_of_committed_as_at_every_load_poi
             idle_settings = _fields(mysql.MySqlSettings, dz.reading(idle, "mariadb")["settings"])
             threads = (idle_settings.threads_connected or 0) + (idle_settings.threads_cached or 0)
             if not sorts and not joins:
-                estimate_kb, _ = my_estimate_kb(idle, name, mysql.MyLoad("idle", connections=threads))
+                estimate_kb = my_estimate_kb(idle, name, mysql.MyLoad("idle", connections=threads))[0]
                 rows.append(measured_row("mariadb", label, "idle", estimate_kb, idle, base_kb, "-"))
                 continue
             sort_rows = min(dz.NARROW_ROWS, 2 * idle_settings.sort_buffer_kb * MY_ROWS_PER_KB)
@@ -239,7 +239,7 @@ def test_mariadb_estimate_is_within_the_margin_of_committed_as_at_every_load_poi
             # the load's connections, the barrier's holder, the poller's cached thread, and the idle ones
             load = mysql.MyLoad(f"{sorts} sorts + {joins} joins", connections=sorts + joins + 2 + threads,
                                 sorts=sorts, joins=joins)
-            estimate_kb, _ = my_estimate_kb(idle, name, load)
+            estimate_kb = my_estimate_kb(idle, name, load)[0]
             point = " + ".join(p for p in (f"{sorts} sorts" if sorts else "", f"{joins} joins" if joins else "") if p)
             rows.append(measured_row("mariadb", label, point, estimate_kb, result.found, base_kb,
                                      f"{result.held}/{sorts + joins}"))

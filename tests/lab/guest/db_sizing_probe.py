@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Runs inside a lab guest (test code, not product code): the product's database reader
 (plugins/module_utils/_db) on the guest's own /proc, through the servers' own clients, printed as
 JSON for test_db_sizing.py's calibration. Verdicts are not made here: the proofs take theirs
