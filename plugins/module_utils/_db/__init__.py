@@ -12,8 +12,8 @@
 
 ``host.read_databases(host_path, run)`` is the one call that reads a host; ``fit.judge`` the one
 that says whether a database's configured peak fits the room the plan leaves it. The
-formulas and their sources are in docs/docsite/rst/guide_sizing.rst; the calibration of their
-constants against Committed_AS on real servers is pending.
+formulas and their sources are in docs/docsite/rst/guide_sizing.rst; their calibration against
+Committed_AS on PostgreSQL 15 and MariaDB 10.11 is there too (make lab-sizing).
 
 Pure, typed Python with no Ansible import. The only module_utils file used is _host.regular_file
 (the one rule for reading a host's files without blocking).

@@ -71,8 +71,9 @@ DEFAULTS: Dict[str, Dict[str, str]] = {
     },
 }
 
-# Provisional constants from exploratory lab runs on MariaDB 10.11.18 (Debian 12, x86_64) until the
-# calibration (guide_sizing.rst, "Calibration: pending") backs them; mode-2 terms (procfs): an idle server
+# Constants from lab runs on MariaDB 10.11.18 (Debian 12, x86_64), held by the calibration
+# (guide_sizing.rst, "Calibration"; make lab-sizing) but for a stopped server's overhead, which it does
+# not measure; mode-2 terms (procfs): an idle server
 # right after its start, less its global buffers, and what one more connection thread adds
 # beyond its thread_stack.
 DEFAULT_SERVER_OVERHEAD_KB = 120 * KIB
@@ -86,7 +87,7 @@ _SOURCES = {
               "innodb_log_buffer_size + query_cache_size + aria_pagecache_buffer_size",
     "thread": "MySQLTuner's per-thread terms; join buffer capped by join_buffer_space_limit (MariaDB "
               "optimize_join_buffer_size); binlog_cache_size only with log_bin",
-    "stack": "thread_stack per connection thread (MySQLTuner) + a provisional thread base (calibration pending)",
+    "stack": "thread_stack per connection thread (MySQLTuner) + a thread base calibrated on MariaDB 10.11",
     "ps": "SHOW ENGINE PERFORMANCE_SCHEMA STATUS, performance_schema.memory (MySQLTuner)",
     "overhead": "the running server's charge less its buffers and threads (120 MiB, provisional, when stopped)",
     "temptable": "MySQL 8 TempTable: temptable_max_ram, shared by all sessions",

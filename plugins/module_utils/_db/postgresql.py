@@ -58,12 +58,12 @@ REQUIRED = ("server_version_num", "shared_buffers", "max_connections", "work_mem
             "autovacuum_max_workers", "max_worker_processes")
 CLIENT_BACKENDS = "dbfleet.client_backends"  # a row our query adds: the connections open now
 
-# Provisional constants, from exploratory lab runs on PostgreSQL 15.18 (Debian 12, x86_64) until the
-# calibration (guide_sizing.rst, "Calibration: pending") backs them: the postmaster's private charge, and
+# Constants from lab runs on PostgreSQL 15.18 (Debian 12, x86_64), held by the calibration
+# (guide_sizing.rst, "Calibration"; make lab-sizing): the postmaster's private charge, and
 # what a backend adds to the copy it inherits once it has started and run a query.
 DEFAULT_POSTMASTER_PRIVATE_KB = 3072
 BACKEND_START_KB = 1024
-# What one work_mem-bounded node leaves charged, per kB of its limit (provisional, as above): a
+# What one work_mem-bounded node leaves charged, per kB of its limit (calibrated, as above): a
 # sort that outgrows work_mem writes runs and merges them, and glibc keeps the freed run memory
 # in the heap while the merge allocates its buffers (1.35-1.45 x work_mem); a hash table holds its
 # hash_mem and its bucket array (1.04-1.09 x hash_mem). The heap keeps what a finished node freed
@@ -71,7 +71,7 @@ BACKEND_START_KB = 1024
 SORT_NODE_PCT = 140
 HASH_NODE_PCT = 105
 # A backend that JIT-compiles loads LLVM: libLLVM's relocated data (7.6 MiB, charged per process)
-# and LLVM's own heap; provisional, as above (Debian's LLVM 14).
+# and LLVM's own heap; calibrated, as above (Debian's LLVM 14).
 JIT_KB = 12 * KIB
 # checkpointer, background writer, WAL writer (the archiver only with archive_mode).
 AUX_PROCESSES = 3
@@ -87,12 +87,12 @@ _SOURCES = {
     "shm": "PostgreSQL 15+ shared_memory_size (the server's own total of its main shared segment)",
     "shm_old": "approximation before 15: shared_buffers + wal_buffers + 10 % (not calibrated)",
     "fork": "fork(2) charges a copy of the postmaster's private writable memory (mm/mmap.c dup_mmap); "
-            "start growth provisional (calibration pending)",
+            "start growth calibrated on PostgreSQL 15",
     "query": "PostgreSQL manual, Resource Consumption: work_mem per sort/hash node, hash_mem_multiplier; "
-             "postgresqltuner counts work_mem x 1.5 per connection, pgtune divides by 3; node factors provisional "
-             "(calibration pending)",
-    "jit": "PostgreSQL manual, JIT Compilation (jit, jit_above_cost); LLVM's charge per backend provisional "
-           "(calibration pending)",
+             "postgresqltuner counts work_mem x 1.5 per connection, pgtune divides by 3; node factors "
+             "calibrated on PostgreSQL 15",
+    "jit": "PostgreSQL manual, JIT Compilation (jit, jit_above_cost); LLVM's charge per backend "
+           "calibrated on PostgreSQL 15",
     "maint": "PostgreSQL manual: maintenance_work_mem, autovacuum_work_mem; postgresqltuner's "
              "autovacuum_max_workers x maintenance_work_mem",
     "temp": "PostgreSQL manual: temp_buffers, allocated only in sessions that touch temporary tables",
