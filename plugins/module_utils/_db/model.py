@@ -6,7 +6,7 @@ and the verdict on whether it fits. Plain data with ``as_dict`` for module resul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._db.commands import ReadFailure
@@ -55,7 +55,7 @@ class Term:
     source: str = ""
 
     def as_dict(self) -> Dict[str, Any]:
-        return {"name": self.name, "kb": self.kb, "formula": self.formula, "source": self.source}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,7 @@ class Fix:
     restart: bool  # the setting only takes effect at a server restart
 
     def as_dict(self) -> Dict[str, Any]:
-        return {"setting": self.setting, "current": self.current, "proposed": self.proposed,
-                "peak_after_kb": self.peak_after_kb, "how": self.how, "restart": self.restart}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
