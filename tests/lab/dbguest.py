@@ -28,8 +28,9 @@ OOM_KILL_LINE = re.compile(r"(?:Memory cgroup )?[Oo]ut of memory: Killed process
 
 
 def psql(lab: Lab, guest: str, sql: str, *, check: bool = True, timeout: float = 60) -> str:
-    """One SQL statement as the postgres superuser (peer auth over the socket); -At output."""
-    proc = lab.run(guest, "cd / && runuser -u postgres -- psql -XAt -v ON_ERROR_STOP=1 -c " + shlex.quote(sql) + " 2>&1",
+    """SQL as the postgres superuser in its database "postgres" (peer auth over the socket); -At
+    output, no command tags (-q)."""
+    proc = lab.run(guest, "cd / && runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -c " + shlex.quote(sql) + " 2>&1",
                    check=False, timeout=timeout)
     if check and proc.returncode != 0:
         raise LabError(f"{guest}: psql `{sql}` exited {proc.returncode}: {proc.stdout.strip()}")

@@ -1,4 +1,5 @@
-"""Loads and measurements on a real PostgreSQL 15 and MariaDB 10.11 for test_db_sizing.py.
+"""Loads and measurements on a real PostgreSQL 15 and MariaDB 10.11 for test_db_calibration.py,
+test_db_sizing.py and busyhour.py.
 
 The product's reader runs in the guest (guest/db_sizing_probe.py on an uploaded copy of
 plugins/module_utils/_db); this file configures the servers, runs the busy loads and reads the
@@ -30,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from dbguest import MARIADB_UNIT, PG_UNIT
-from umlab import Lab, LabError
+from dbguest import MARIADB_UNIT, PG_UNIT, mariadb, psql, wait_for_databases
+from umlab import GuestSpec, Lab, LabError, check_host
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE_UTILS = REPO / "plugins" / "module_utils"
@@ -60,6 +61,19 @@ def upload_product(lab: Lab, guest: str) -> None:
             input_text=base64.b64encode(buf.getvalue()).decode())
 
 
+@contextmanager
+def sizing_lab(spec: GuestSpec) -> Iterator[Lab]:
+    """A db-flavour guest with both servers up, the product's reader uploaded and the loads'
+    tables in both servers."""
+    check_host()
+    with Lab([spec]) as lab:
+        wait_for_databases(lab, spec.name)
+        upload_product(lab, spec.name)
+        pg_prepare(lab, spec.name)
+        my_prepare(lab, spec.name)
+        yield lab
+
+
 def probe(lab: Lab, guest: str, clients: list[int] = ()) -> dict:
     """The product's reading of the guest's databases and their charge now (calibration; the
     proofs take their verdicts from overcommit_info)."""
@@ -82,21 +96,18 @@ def reading(found: dict, engine: str) -> dict:
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
-def psql(lab: Lab, guest: str, sql: str, db: str = "postgres", check: bool = True, timeout: float = 60) -> str:
-    proc = lab.run(guest, f"cd / && runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d {db} -c "
-                          + shlex.quote(sql) + " 2>&1", check=False, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise LabError(f"{guest}: psql `{sql}` exited {proc.returncode}: {proc.stdout.strip()}")
-    return proc.stdout.strip()
+def _wait_answer(lab: Lab, guest: str, client, server: str, timeout_s: float) -> None:
+    """Until ``client`` (dbguest.psql or dbguest.mariadb) gets an answer to SELECT 1."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if client(lab, guest, "SELECT 1", check=False) == "1":
+            return
+        time.sleep(1)
+    raise LabError(f"{guest}: {server} does not answer after {timeout_s} s")
 
 
 def wait_pg(lab: Lab, guest: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if psql(lab, guest, "SELECT 1", check=False) == "1":
-            return
-        time.sleep(1)
-    raise LabError(f"{guest}: PostgreSQL does not answer after {timeout_s} s")
+    _wait_answer(lab, guest, psql, "PostgreSQL", timeout_s)
 
 
 def pg_configure(lab: Lab, guest: str, settings: dict[str, str]) -> None:
@@ -152,6 +163,31 @@ def _pg_titles(lab: Lab, guest: str, holder: int) -> tuple[int, int]:
     return working, waiting
 
 
+class Settling:
+    """When a load has settled: every client is either at the barrier or has given up, for
+    SETTLED_POLLS polls in a row. A client that is still connecting shows nowhere (no backend, no
+    thread yet) and one that gave up may not say so where we look, so a picture that has not
+    changed for STILL_POLLS polls counts as settled too."""
+    SETTLED_POLLS = 3
+    STILL_POLLS = 10
+
+    def __init__(self, clients: int) -> None:
+        self.clients = clients
+        self.settled = self.still = 0
+        self.last: tuple | None = None
+
+    def see(self, busy: int, waiting: int, gave_up: int, client_running: bool) -> bool:
+        """One poll: ``busy`` clients still working, ``waiting`` at the barrier, ``gave_up`` known
+        to have ended with an error; True once the load has settled."""
+        quiet = busy == 0 and (waiting or not client_running)
+        accounted = waiting + gave_up >= self.clients or not client_running
+        self.settled = self.settled + 1 if quiet and accounted else 0
+        picture = (busy, waiting, gave_up)
+        self.still = self.still + 1 if quiet and picture == self.last else 0
+        self.last = picture
+        return self.settled >= self.SETTLED_POLLS or self.still >= self.STILL_POLLS
+
+
 def _pids(lab: Lab, guest: str, pattern: str) -> list[int]:
     return [int(p) for p in lab.run(guest, f"pgrep {pattern} || true").stdout.split()]
 
@@ -194,15 +230,15 @@ def pg_busy(lab: Lab, guest: str, clients: int, kind: str, rows: int, settle_s: 
                                   " AND l.mode = 'ExclusiveLock'", check=False)
     lab.run(guest, f"cd /tmp && setsid -f runuser -u postgres -- pgbench -n -c {clients} -j 1 -t 1 -f {PG_LOAD_SQL} "
                    f"postgres >{PGBENCH_LOG} 2>&1 </dev/null")
-    held, stable = 0, 0
+    held, settling = 0, Settling(clients)
     deadline = time.monotonic() + settle_s
     while time.monotonic() < deadline:
         time.sleep(1)
         working, waiting = _pg_titles(lab, guest, int(holder))
         bench = _pids(lab, guest, "-x pgbench")
-        stable = stable + 1 if working == 0 and (waiting or not bench) else 0
+        aborted = lab.run(guest, f"grep -c ' aborted ' {PGBENCH_LOG} || true").stdout.strip()
         held = waiting
-        if stable >= 3:
+        if settling.see(working, waiting, int(aborted or 0), bool(bench)):
             break
     found = probe(lab, guest, _pids(lab, guest, "-x pgbench") + _pids(lab, guest, "-x runuser")
                   + _pids(lab, guest, "-x psql"))
@@ -216,20 +252,8 @@ def pg_busy(lab: Lab, guest: str, clients: int, kind: str, rows: int, settle_s: 
 
 # --- MariaDB ------------------------------------------------------------------------------------
 
-def mariadb(lab: Lab, guest: str, sql: str, check: bool = True, timeout: float = 60) -> str:
-    proc = lab.run(guest, "mariadb -NB -e " + shlex.quote(sql) + " 2>&1", check=False, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise LabError(f"{guest}: mariadb `{sql}` exited {proc.returncode}: {proc.stdout.strip()}")
-    return proc.stdout.strip()
-
-
 def wait_my(lab: Lab, guest: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if mariadb(lab, guest, "SELECT 1", check=False) == "1":
-            return
-        time.sleep(1)
-    raise LabError(f"{guest}: MariaDB does not answer after {timeout_s} s")
+    _wait_answer(lab, guest, mariadb, "MariaDB", timeout_s)
 
 
 def my_configure(lab: Lab, guest: str, settings: dict[str, str]) -> None:
@@ -291,7 +315,7 @@ def my_busy(lab: Lab, guest: str, sorts: int, joins: int, sort_rows: int, settle
         _slap(lab, guest, "sort", sorts, my_sort_sql(sort_rows))
     if joins:
         _slap(lab, guest, "join", joins, my_join_sql())
-    held, stable = 0, 0
+    held, settling = 0, Settling(sorts + joins)
     query = (f"SELECT COUNT(*), COALESCE(SUM(STATE = 'User lock'), 0) FROM information_schema.PROCESSLIST"
              f" WHERE INFO LIKE '%{TAG}%' AND INFO NOT LIKE '%PROCESSLIST%'")
     deadline = time.monotonic() + settle_s
@@ -299,13 +323,11 @@ def my_busy(lab: Lab, guest: str, sorts: int, joins: int, sort_rows: int, settle
         time.sleep(1)
         answer = mariadb(lab, guest, query, check=False).split()
         if len(answer) != 2 or not all(a.isdigit() for a in answer):
-            stable = 0  # no connection to be had now: look again
-            continue
+            continue  # no connection to be had now: look again
         total, waiting = map(int, answer)
         slaps = _pids(lab, guest, "-x mariadb-slap")
-        stable = stable + 1 if total == waiting and (waiting or not slaps) else 0
         held = waiting
-        if stable >= 3:
+        if settling.see(total - waiting, waiting, 0, bool(slaps)):
             break
     found = probe(lab, guest, _pids(lab, guest, "-x mariadb-slap") + _pids(lab, guest, "-x mariadb"))
     used = mariadb(lab, guest, "SELECT COALESCE(SUM(MEMORY_USED), 0) FROM information_schema.PROCESSLIST"

@@ -12,6 +12,13 @@ runaway query asks for more memory than the host has, while another session work
            "out of memory", the other session keeps running, nothing restarts, and root
            still logs in.
 
+Then the busy hour (sizing from the database): the DBA sizes MariaDB as a small side database
+and raises PostgreSQL to max_connections 40 and work_mem 32MB for reports. overcommit_info,
+before any load, says this configured peak does not fit under the limit and gives the fix in
+PostgreSQL's terms; 26 concurrent sorts then meet "out of memory" as predicted (nothing killed, logins work); the fix,
+applied with a reload, makes the verdict "fits" and the same 26 sorts run clean, with the same
+postmaster. busyhour.py tells this story; test_db_sizing.py proves it in `make test`.
+
 It ends with a before/after table and tears the guest down.
 """
 
@@ -23,6 +30,8 @@ from dataclasses import dataclass
 
 # Run as a script (`make demo`), Python puts this file's directory, the lab's import
 # root, first on sys.path: the package umlab and the modules beside it import by name.
+import busyhour
+import dbsizing as dz
 from dbguest import DB_PROFILE, PG_UNIT, identity, oom_kills, psql, unit_state, wait_for_databases
 from role_runner import run_oom_role, run_role
 from umlab import GuestSpec, Lab, ensure_image
@@ -33,6 +42,20 @@ GUEST = GuestSpec("pgdemo", mem_mb=1536, flavour="db")
 PIECE_MB = 800
 RUNAWAY_SQL = f"SELECT length(repeat('x', {PIECE_MB} * 1024 * 1024)) + length(repeat('y', {PIECE_MB} * 1024 * 1024))"
 OTHER_LOG = "/tmp/other-session.log"
+# The busy hour on a host that runs both servers. MariaDB as a small side database of 10
+# connections: as installed (151 connections, 128M key and Aria caches, 16M temporary tables per
+# connection) its configured peak alone is more than this host can back, and the verdict would
+# leave PostgreSQL no room at all. PostgreSQL as a small OLTP host (few workers, JIT off) whose
+# work_mem was raised for reports. 26 sorts at once, each of 32000 rows of about 1 kB that fills
+# its work_mem of 32MB: more than the limit leaves, so some meet ENOMEM. (After the fix each sort
+# spills its 32 MB to the guest's disk; with 36 sorts, 4 did not reach the barrier.)
+BUSY_MY = {"max_connections": "10", "innodb_buffer_pool_size": "64M", "key_buffer_size": "16M",
+           "aria_pagecache_buffer_size": "16M", "tmp_table_size": "4M", "max_heap_table_size": "4M"}
+BUSY_PG = {"max_connections": "40", "work_mem": "32MB", "maintenance_work_mem": "32MB",
+           "autovacuum_max_workers": "2", "max_worker_processes": "4", "max_parallel_workers": "2",
+           "max_wal_senders": "2", "jit": "off"}
+BUSY_CLIENTS = 26
+BUSY_ROWS = 32000
 
 
 def say(message: str) -> None:
@@ -143,6 +166,17 @@ def main() -> int:
             overcommit.changed(GUEST.name), oom.changed(GUEST.name), restarted or "none"))
         after = act(lab, overcommit_text(lab) + ", OOMPolicy=" + unit_state(lab, GUEST.name, PG_UNIT)["OOMPolicy"])
         print(f"  PostgreSQL: {after.query}")
+
+        say(f"THE BUSY HOUR: the DBA sizes MariaDB {BUSY_MY} and sets PostgreSQL {BUSY_PG} for reports"
+            " (both restart, as such changes need)")
+        dz.upload_product(lab, GUEST.name)   # the product's reader, for Committed_AS at the load's peak
+        dz.pg_prepare(lab, GUEST.name)
+        dz.my_configure(lab, GUEST.name, BUSY_MY)
+        dz.pg_configure(lab, GUEST.name, BUSY_PG)
+        say(f"overcommit_info, then {BUSY_CLIENTS} concurrent sorts of {BUSY_ROWS} rows, the fix, the same sorts again")
+        hour = busyhour.busy_hour(lab, GUEST.name, busyhour.PostgresHour(BUSY_CLIENTS, BUSY_ROWS), DB_PROFILE)
+        print("  " + hour.story().replace("\n", "\n  "))
+        busy_problems = hour.problems()
         say("tearing the guest down")
 
     rows = [("settings", before.settings, after.settings),
@@ -157,9 +191,22 @@ def main() -> int:
     for label, left, right in rows:
         print("%-19s %-*s  %s" % (label, width, left, right))
     print()
+    busy = [("verdict", hour.before["verdict"], hour.after["verdict"]),
+            ("work_mem", BUSY_PG["work_mem"], hour.fix["proposed"]),
+            (f"{BUSY_CLIENTS} sorts", f"{len(hour.failing.result.out_of_memory)} out of memory",
+             f"{len(hour.passing.result.out_of_memory)} out of memory, {hour.passing.result.held} held their sort"),
+            ("OOM kills, lockout", f"{len(hour.failing.oom_kills)}, {'; '.join(hour.failing.lockout) or 'none'}",
+             f"{len(hour.passing.oom_kills)}, {'; '.join(hour.passing.lockout) or 'none'}")]
+    width = max(len(r[1]) for r in busy)
+    print("%-19s %-*s  %s" % ("THE BUSY HOUR", width, "AS CONFIGURED", "AFTER THE FIX (a reload)"))
+    for label, left, right in busy:
+        print("%-19s %-*s  %s" % (label, width, left, right))
+    print()
+    for problem in busy_problems:
+        print("  NOT AS PREDICTED: " + problem.splitlines()[0])
     ok = (before.killed != "nothing" and after.killed == "nothing" and "out of memory" in after.query
           and after.other_session == "still running" and after.root_login == "works" and not restarted
-          and "(same)" in after.cluster)
+          and "(same)" in after.cluster and not busy_problems)
     say("done in %.0f s: %s" % (time.monotonic() - started,
                                 "the story holds" if ok else "SOMETHING DID NOT HAPPEN AS TOLD (see above)"))
     return 0 if ok else 1

@@ -1,7 +1,7 @@
 """Runs inside a lab guest (test code, not product code): the product's database reader
 (plugins/module_utils/_db) on the guest's own /proc, through the servers' own clients, printed as
-JSON for test_db_sizing.py's calibration. Verdicts are not made here: the proofs take theirs
-from overcommit_info, as a user does.
+JSON for dbsizing.py (the calibration, and Committed_AS at the barrier of the proofs' loads).
+Verdicts are not made here: the proofs take theirs from overcommit_info, as a user does.
 
   db_sizing_probe.py COLLECTION_ROOT [--clients PID,...]
 

@@ -46,7 +46,7 @@ def test_the_guides_example_verdict_is_what_the_code_says_for_its_host(host_tree
 
 
 def test_the_guide_claims_calibration_only_for_the_versions_the_code_marks_calibrated():
-    """The table comes from make lab-sizing (tests/lab/test_db_sizing.py, margin 15 %, not in the tarball);
+    """The table comes from make lab-sizing (tests/lab/test_db_calibration.py, margin 15 %, not in the tarball);
     the versions it names are the ones whose estimates say calibrated."""
     text = GUIDE.read_text()
     assert "**Calibrated on PostgreSQL 15 and MariaDB 10.11 only**" in text and "Calibration: pending" not in text
