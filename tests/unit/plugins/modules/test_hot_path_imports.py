@@ -24,8 +24,8 @@ PG = {"profile": ["postgresql"]}
 
 # The fake host runs no database, so no engine's client and formulas are needed.
 ENGINES = {"_db.mysql", "_db.postgresql", "_db.redis"}
-# No tuned and no zram on the fake host; no metrics asked for.
-ABSENT_HERE = {"_boot.tuned", "_boot.tuned_files", "_boot.zram", "_overcommit.metrics"}
+# No tuned and no zram on the fake host; no metrics or facts asked for.
+ABSENT_HERE = {"_boot.tuned", "_boot.tuned_files", "_boot.zram", "_overcommit.metrics", "_overcommit.facts"}
 
 
 def loaded_by(name, root, args):
