@@ -394,7 +394,7 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbfleet.memory.plugins.module_utils._oom import transaction as oom
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import host as oom
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import api
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import SHARED_ARGUMENT_SPEC
 

@@ -27,6 +27,9 @@ ENGINES = {"_db.mysql", "_db.postgresql", "_db.redis"}
 # No tuned and no zram on the fake host; no metrics or facts asked for.
 ABSENT_HERE = {"_boot.tuned", "_boot.tuned_files", "_boot.zram", "_overcommit.metrics", "_overcommit.facts"}
 
+# An audit writes nothing: no lock, and of the OOM side only the read-only report (_oom.host, rules).
+NOT_FOR_AN_AUDIT = {"_host.lock", "_oom.transaction", "_oom.decide"}
+
 
 def loaded_by(name, root, args):
     """(result, modules loaded) of one run of module ``name`` on the fake host at ``root``."""
@@ -52,11 +55,18 @@ def test_a_no_op_run_compiles_no_engine_or_tool_the_host_does_not_have(at_the_pl
     assert result["databases"] == []  # they were read: there are none
     assert "_db.host" in loaded and "_overcommit.boot_check" in loaded
     assert sorted(loaded & (ENGINES | ABSENT_HERE)) == []
+    assert sorted(m for m in loaded if m.startswith("_oom")) == []  # the other module's half
 
 
 def test_an_audit_compiles_no_engine_or_tool_the_host_does_not_have(at_the_plan):
     result, loaded = loaded_by("overcommit_info", at_the_plan, PG)
     assert not result.get("failed") and result["would_change"] is False, result
     assert result["databases"] == []
-    assert "_db.host" in loaded and "_oom.transaction" in loaded
+    assert "_db.host" in loaded and "_oom.host" in loaded
     assert sorted(loaded & (ENGINES | ABSENT_HERE)) == []
+
+
+def test_an_audit_compiles_no_lock_and_no_oom_decision(at_the_plan):
+    result, loaded = loaded_by("overcommit_info", at_the_plan, PG)
+    assert result["database_units"]["error"] is None, result["database_units"]  # the OOM side was read
+    assert sorted(loaded & NOT_FOR_AN_AUDIT) == []
