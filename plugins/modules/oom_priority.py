@@ -241,6 +241,7 @@ rollback:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dbfleet.memory.plugins.module_utils._oom import transaction as oom_host
 from ansible_collections.dbfleet.memory.plugins.module_utils._oom import rules as core
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom.decide import validate_request
 from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LockError
 
 
@@ -262,8 +263,8 @@ def main():
     p = module.params
     # Every option is checked before the host is read, so bad input changes nothing.
     try:
-        core.validate_request(p["profile"], p["units"], p["oom_score_adj"], p["oom_policy"], p["dropin_priority"],
-                              p["live"], p["allow_unkillable"], p["state"])
+        validate_request(p["profile"], p["units"], p["oom_score_adj"], p["oom_policy"], p["dropin_priority"],
+                         p["live"], p["allow_unkillable"], p["state"])
     except core.OomInputError as exc:
         module.fail_json(msg=str(exc), option=exc.option)
     if p["lock_timeout"] < 0:

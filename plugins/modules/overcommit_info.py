@@ -394,9 +394,8 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbfleet.memory.plugins.module_utils._oom import transaction as oom
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import host as oom
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import api
-from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.facts import build_facts
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.options import SHARED_ARGUMENT_SPEC
 
 
@@ -421,6 +420,9 @@ def main():
     # The other half of the defence: which process the OOM killer picks (read-only, systemctl show).
     result["database_units"] = oom.describe_host(module.run_command)
     if p["facts"]:
+        # Imported here: an audit that asks for no facts does not compile them (AnsiballZ ships no bytecode).
+        from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.facts import build_facts
+
         result["ansible_facts"] = build_facts(
             seen.host.memory, seen.host.live, seen.live_verdict, seen.boot_now.unsafe, seen.source,
             seen.host.container, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))

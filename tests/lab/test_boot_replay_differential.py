@@ -32,6 +32,7 @@ from umlab import Lab
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_outcome as so
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
 
 # A Debian 12 and a Debian 13 guest (conftest.GUESTS): the prediction uses each one's own tool versions.
@@ -156,7 +157,7 @@ def test_prediction_equals_the_real_tools(lab: Lab, guest, case: Case):
         p = predicted[name]
         print("%s %s %s: predicted %s%s, real %s%s" % (
             host, case.name, p.rules.name, p.end, " (hangs)" if p.hung_on else "", real[1], " (hung)" if real[0] else ""))
-        for line in sr.diff_end_state(p, dict(real[1].items())):
+        for line in so.diff_end_state(p, dict(real[1].items())):
             report.append(line)
         if (p.hung_on is not None) != real[0]:
             report.append("%s: predicted hang=%s, real hang=%s" % (p.rules.name, p.hung_on, real[0]))

@@ -38,6 +38,7 @@ from umlab import GuestSpec, Lab, LabError, check_host
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_outcome as so
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned_files as tf
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
@@ -293,6 +294,6 @@ def test_prediction_equals_the_real_tuned(tuned_lab, guest_rules, case: Case):
         "\n  ".join(sr.decided_by(predicted, key).message for key in KEYS)))
     assert tuned.runs and tuned.unmodelled == [], tuned.unmodelled
     assert {k: boot.end[k] for k in KEYS} == after_systemd, "the boot replay itself differs from systemd-sysctl"
-    assert sr.diff_end_state(predicted, real) == [], "prediction differs from the real tuned"
+    assert so.diff_end_state(predicted, real) == [], "prediction differs from the real tuned"
     assert {k: predicted.end[k] for k in case.expected(rules)} == dict(case.expected(rules))
     assert {k: after_systemd[k] for k in case.after_systemd} == dict(case.after_systemd)

@@ -11,6 +11,10 @@ commits now. Read-only: nothing here starts, stops, reloads or reconfigures a se
 
 ``read_databases(host_path, run)`` is the call; ``estimate_of`` and ``fixes_of`` apply the engine's
 formula to a reading.
+
+An engine's module (its client, settings and formulas: about half of _db) is imported only when
+that engine is found on the host (``_engine``): every run of the overcommit modules reads the
+databases, and most hosts run one engine or none, so the others are not compiled.
 """
 
 from __future__ import annotations
@@ -19,18 +23,23 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._db import commands as cmd
-from ansible_collections.dbfleet.memory.plugins.module_utils._db import mysql, postgresql, procfs, redis
+from ansible_collections.dbfleet.memory.plugins.module_utils._db import procfs
 from ansible_collections.dbfleet.memory.plugins.module_utils._db.model import (
     MARIADB, MYSQL, POSTGRESQL, REDIS, VALKEY, DatabaseReading, Estimate, Fix, Server)
 from ansible_collections.dbfleet.memory.plugins.module_utils._db.procfs import HostPath, ProcessInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from types import ModuleType
 
 _PG_MAJOR_IN_PATH = re.compile(r"/(?:postgresql|pgsql)[-/]?([0-9]+(?:\.[0-9]+)?)/")
 _DEBIAN_CLUSTER = re.compile(r"/(?:etc|var/lib)/postgresql/([0-9.]+)/([^/]+)/?")
 MYSQL_BINARIES = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")
 DEBIAN_PG_BIN = "/usr/lib/postgresql/%s/bin/postgres"
+# Debian's postgresql-common lists its clusters, running or not (absent elsewhere).
+LSCLUSTERS_JSON = ["pg_lsclusters", "--json"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,21 @@ class HostDatabases:
     def as_dict(self) -> Dict[str, Any]:
         return {"databases": [d.as_dict() for d in self.databases], "notes": list(self.notes),
                 "hugetlb_free_kb": self.hugetlb_free_kb}
+
+
+def _engine(engine: str) -> "ModuleType":
+    """The module of ``engine`` (model.POSTGRESQL, MARIADB, ...): its client, settings and formulas."""
+    # pylint: disable=import-outside-toplevel
+    if engine == POSTGRESQL:
+        from ansible_collections.dbfleet.memory.plugins.module_utils._db import postgresql
+        return postgresql
+    if engine in (MARIADB, MYSQL):
+        from ansible_collections.dbfleet.memory.plugins.module_utils._db import mysql
+        return mysql
+    if engine in (REDIS, VALKEY):
+        from ansible_collections.dbfleet.memory.plugins.module_utils._db import redis
+        return redis
+    raise ValueError("unknown engine %s" % engine)
 
 
 # --- finding servers ----------------------------------------------------------------------------
@@ -96,7 +120,7 @@ def running_servers(host_path: HostPath) -> List[Server]:
                                       info.argv[0] if info.argv else None))
         elif info.comm in procfs.REDIS_COMMS:
             if parent is None or parent.comm not in procfs.REDIS_COMMS:  # a save child is its own
-                host, port = redis.listen_address(info.argv)
+                host, port = _engine(REDIS).listen_address(info.argv)
                 engine = VALKEY if info.comm.startswith("valkey") else REDIS
                 servers.append(Server(engine, "%s %s:%d" % (info.comm, host, port), True, info.pid,
                                       procfs.descendants(procs, info.pid), users.get(info.uid), info.uid,
@@ -111,11 +135,12 @@ def _int(text: Optional[str]) -> Optional[int]:
 def stopped_postgresql(run: cmd.Runner, running: Sequence[Server], users: Dict[int, str]) -> Tuple[List[Server], List[str]]:
     """Debian's clusters that are down, from pg_lsclusters (absent elsewhere: then there are none we
     can know of without a process)."""
-    outcome = cmd.run_bounded(run, postgresql.LSCLUSTERS_JSON)
+    outcome = cmd.run_bounded(run, LSCLUSTERS_JSON)
     if outcome.rc in (cmd.NOT_FOUND_RC, cmd.CANNOT_RUN_RC):
         return [], []
     if not outcome.ok:
         return [], ["pg_lsclusters failed, stopped clusters are not listed: %s" % cmd.failure(outcome, "pg_lsclusters").reason]
+    postgresql = _engine(POSTGRESQL)
     try:
         clusters = postgresql.parse_lsclusters_json(outcome.out)
     except postgresql.PgParseError as exc:
@@ -162,21 +187,23 @@ def server_version(run: cmd.Runner, server: Server) -> Tuple[Optional[str], Opti
 def read_server(server: Server, run: cmd.Runner) -> DatabaseReading:
     settings: Any
     if server.engine == POSTGRESQL:
+        postgresql = _engine(POSTGRESQL)
         settings = postgresql.read_running(server, run) if server.running else postgresql.read_stopped(server, run)
     elif server.engine in (MARIADB, MYSQL):
+        mysql = _engine(server.engine)
         if server.running:
             settings = mysql.read_running(server, run)
         else:
             version, failed = server_version(run, server)
             settings = failed if failed is not None else mysql.read_stopped(server, run, version or "")
+        if isinstance(settings, mysql.MySqlSettings) and settings.engine != server.engine:
+            server = replace(server, engine=settings.engine)  # a "mysqld" that says it is MariaDB
     elif server.engine in (REDIS, VALKEY):
-        settings = redis.read_running(server, run)
+        settings = _engine(server.engine).read_running(server, run)
     else:  # pragma: no cover - running_servers makes no other engine
         settings = cmd.ReadFailure(cmd.FAILED, "unknown engine %s" % server.engine)
     if isinstance(settings, cmd.ReadFailure):
         return DatabaseReading(server, failure=settings)
-    if isinstance(settings, mysql.MySqlSettings) and settings.engine != server.engine:
-        server = replace(server, engine=settings.engine)  # a "mysqld" that says it is MariaDB
     return DatabaseReading(server, settings=settings)
 
 
@@ -218,28 +245,42 @@ def databases_charge(host: HostDatabases) -> procfs.Charge:
 def estimate_of(reading: DatabaseReading, load: Any = None, hugetlb_free_kb: Optional[int] = None) -> Optional[Estimate]:
     """The estimate at ``load`` (default: the configured peak), or None when the reading failed."""
     settings = reading.settings
-    name = reading.server.name
-    if isinstance(settings, postgresql.PgSettings):
-        measured = postgresql.PgMeasured.from_charges(reading.process_charges.get(reading.server.pid or -1))
-        return postgresql.estimate(name, settings, load or postgresql.configured_peak(settings), measured,
-                                   hugetlb_free_kb)
-    if isinstance(settings, mysql.MySqlSettings):
-        return mysql.estimate(name, settings, load or mysql.configured_peak(settings),
-                              mysql.measure(settings, reading.charge))
-    if isinstance(settings, redis.RedisSettings):
-        return redis.estimate(name, reading.server.engine, settings)
+    server = reading.server
+    if settings is None:
+        return None
+    if server.engine == POSTGRESQL:
+        postgresql = _engine(POSTGRESQL)
+        if isinstance(settings, postgresql.PgSettings):
+            measured = postgresql.PgMeasured.from_charges(reading.process_charges.get(server.pid or -1))
+            return postgresql.estimate(server.name, settings, load or postgresql.configured_peak(settings), measured,
+                                       hugetlb_free_kb)
+    elif server.engine in (MARIADB, MYSQL):
+        mysql = _engine(MYSQL)
+        if isinstance(settings, mysql.MySqlSettings):
+            return mysql.estimate(server.name, settings, load or mysql.configured_peak(settings),
+                                  mysql.measure(settings, reading.charge))
+    elif server.engine in (REDIS, VALKEY):
+        redis = _engine(REDIS)
+        if isinstance(settings, redis.RedisSettings):
+            return redis.estimate(server.name, server.engine, settings)
     return None
 
 
 def fixes_of(reading: DatabaseReading, room_kb: int, load: Any = None,
              hugetlb_free_kb: Optional[int] = None) -> List[Fix]:
     settings = reading.settings
-    name = reading.server.name
-    if isinstance(settings, postgresql.PgSettings):
-        measured = postgresql.PgMeasured.from_charges(reading.process_charges.get(reading.server.pid or -1))
-        return postgresql.fixes(name, settings, load or postgresql.configured_peak(settings), room_kb, measured,
-                                hugetlb_free_kb)
-    if isinstance(settings, mysql.MySqlSettings):
-        return mysql.fixes(name, settings, load or mysql.configured_peak(settings), room_kb,
-                           mysql.measure(settings, reading.charge))
+    server = reading.server
+    if settings is None:
+        return []
+    if server.engine == POSTGRESQL:
+        postgresql = _engine(POSTGRESQL)
+        if isinstance(settings, postgresql.PgSettings):
+            measured = postgresql.PgMeasured.from_charges(reading.process_charges.get(server.pid or -1))
+            return postgresql.fixes(server.name, settings, load or postgresql.configured_peak(settings), room_kb,
+                                    measured, hugetlb_free_kb)
+    elif server.engine in (MARIADB, MYSQL):
+        mysql = _engine(MYSQL)
+        if isinstance(settings, mysql.MySqlSettings):
+            return mysql.fixes(server.name, settings, load or mysql.configured_peak(settings), room_kb,
+                               mysql.measure(settings, reading.charge))
     return []

@@ -287,9 +287,6 @@ class Cluster:
     socket_dir: Optional[str]
 
 
-LSCLUSTERS_JSON = ["pg_lsclusters", "--json"]
-
-
 def parse_lsclusters_json(text: str) -> List[Cluster]:
     """``pg_lsclusters --json`` (postgresql-common 230+)."""
     try:

@@ -12,7 +12,6 @@ suffix (powers of 1024). Bytes become kB rounded up: a buffer of 1 byte still ta
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 KIB = 1024
 
@@ -69,10 +68,6 @@ def mysql_bytes(text: str) -> int:
     return int(match.group(1)) * KIB ** _MYSQL_SUFFIX_POWER[match.group(2).upper()]
 
 
-def mysql_kb(text: str) -> int:
-    return kb_from_bytes(mysql_bytes(text))
-
-
 def mib_text(kb: int) -> str:
     """kB as MiB for people: kB below 1 MiB, one decimal below 10 MiB, where rounding would hide it."""
     if -KIB < kb < KIB and kb:
@@ -98,12 +93,3 @@ def size_text(kb: int) -> str:
         if kb >= factor and kb % factor == 0:
             return "%d%s" % (kb // factor, unit)
     return "%dkB" % kb
-
-
-def optional_int(text: Optional[str]) -> Optional[int]:
-    if text is None:
-        return None
-    try:
-        return pg_int(text)
-    except SizeError:
-        return None

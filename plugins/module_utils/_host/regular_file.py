@@ -20,7 +20,7 @@ Why each step:
 
 The result says what happened (``FileRead.status``); each caller keeps its own meaning of it
 (sysctl_files: a status for the boot replay; _host.container: evidence; _overcommit.transaction and
-_oom.transaction: our own files, which must be read in full or not at all).
+_oom.host: our own files, which must be read in full or not at all).
 
 ``resolve_links`` follows a symlink chain in *logical* space for the callers that must read
 through links as the tools they model do (sysctl.d links, systemd unit aliases): every hop is

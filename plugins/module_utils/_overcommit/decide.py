@@ -15,7 +15,7 @@ out. Pure Python, no Ansible import.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit import boot_check as bc
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
@@ -35,6 +35,9 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._overcommit.planner
     check_commit_state,
     plan_overcommit,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.dbfleet.memory.plugins.module_utils._boot.sysctl_outcome import BootEnd
 
 DROPIN_DIR = "/etc/sysctl.d"
 OUR_SUFFIX = "-dbfleet-overcommit.conf"
@@ -215,7 +218,7 @@ def _restore_changes(host: HostState) -> Tuple[List[FileChange], List[str]]:
     return changes, notes
 
 
-def _restore_warning(restore: sr.BootEnd, host: HostState, mode_left: bool) -> str:
+def _restore_warning(restore: BootEnd, host: HostState, mode_left: bool) -> str:
     """What state=absent did when the modelled tools disagree about the remaining files."""
     if not restore.disputed:
         return ("state=absent restored the live values as this host's boot tool sets them (%s: %s); %s"
@@ -413,11 +416,14 @@ def _decide_absent(request: Request, host: HostState) -> Decision:
     live_now = bc.full_state(host.live)
     target: Dict[str, str] = {}
     if changes:
+        # Imported here: only state=absent asks what the boot leaves without our file.
+        from ansible_collections.dbfleet.memory.plugins.module_utils._boot.sysctl_outcome import boot_end
+
         remaining = bc.sources_after(host.sources, changes)
         # The live values return to what the host would boot with: what every modelled way sets,
         # else what this host's own boot tool sets, else only the keys they agree on (no guess).
-        restore = sr.boot_end(remaining, host.boot_tool, start=host.boot.start,
-                              after=lambda replay: host.boot.after_boot_tool(replay, remaining, changes))
+        restore = boot_end(remaining, host.boot_tool, start=host.boot.start,
+                           after=lambda replay: host.boot.after_boot_tool(replay, remaining, changes))
         target = sw.restore_target(restore.end)
         # A disputed mode is no reason to stay in mode 2: leaving it is safe whatever the boot
         # does, and staying could hold a limit below what is committed.

@@ -28,7 +28,6 @@ from ansible_collections.dbfleet.memory.plugins.module_utils._host import contai
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import regular_file as rf
 from ansible_collections.dbfleet.memory.plugins.module_utils._host.files import Failed, FileChange, Refused, StepError
-from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LOCK_PATH, HostLock
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import live
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import writes as sw
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel.meminfo import (
@@ -420,6 +419,9 @@ def decide_or_refuse(request: Request, host: HostState) -> Decision:
 def run(request: Request, check_mode: bool, want_diff: bool, lock_timeout_s: float,
         warn: Callable[[str], None], read_databases: Optional[DatabaseReader] = None) -> Dict[str, Any]:
     """The overcommit module's whole run. Raises Refused, Failed or _host.lock.LockTimeout."""
+    # Imported here: examine() (overcommit_info, the audit) reads without the lock and does not compile it.
+    from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LOCK_PATH, HostLock
+
     with HostLock(files.host_path(LOCK_PATH), lock_timeout_s) as lock:
         host = read_host(read_databases=read_databases)
         decision = decide_or_refuse(request, host)

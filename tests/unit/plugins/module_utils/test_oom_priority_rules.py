@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import decide as oom_decide
 from ansible_collections.dbfleet.memory.plugins.module_utils._oom import rules as core
 
 SHOW_BOOKWORM = """Type=notify
@@ -117,16 +118,16 @@ VALID = dict(oom_score_adj=None, oom_policy=None, priority=90, live="auto")
 ])
 def test_a_unit_of_a_database_not_in_profile_is_refused_by_name(profiles, units, refused):
     if refused is None:
-        core.validate_request(profiles, units, allow_unkillable=[], **VALID)
+        oom_decide.validate_request(profiles, units, allow_unkillable=[], **VALID)
         return
     with pytest.raises(core.OomInputError) as exc:
-        core.validate_request(profiles, units, allow_unkillable=[], **VALID)
+        oom_decide.validate_request(profiles, units, allow_unkillable=[], **VALID)
     assert exc.value.option == "units"
     assert refused in str(exc.value) and "add it to profile" in str(exc.value)
 
 
 def test_state_absent_may_name_a_unit_of_another_database_to_clean_up_after_it():
-    core.validate_request(["postgresql"], ["mariadb.service"], allow_unkillable=[], state="absent", **VALID)
+    oom_decide.validate_request(["postgresql"], ["mariadb.service"], allow_unkillable=[], state="absent", **VALID)
 
 
 def test_postgresql_common_is_not_a_pgdg_server_unit():
@@ -139,12 +140,12 @@ def test_postgresql_common_is_not_a_pgdg_server_unit():
 def test_service_settings_takes_the_last_assignment_and_ignores_comments_and_other_sections():
     text = ("[Unit]\nOOMScoreAdjust=5\n[Service]\n# OOMScoreAdjust=-600\nOOMScoreAdjust=-900\n"
             "Environment=A=1\nEnvironment=B=2\nOOMScoreAdjust=-100\n")
-    assert core.service_settings(text) == {"OOMScoreAdjust": "-100", "Environment": "A=1 B=2"}
+    assert oom_decide.service_settings(text) == {"OOMScoreAdjust": "-100", "Environment": "A=1 B=2"}
 
 
 def test_the_dropin_explains_itself_with_the_rule_and_its_source():
     rule = core.RULES["postgresql"]
-    text = core.render_dropin("postgresql@.service", rule, {"OOMScoreAdjust": "-1000", "OOMPolicy": "continue"}, [])
+    text = oom_decide.render_dropin("postgresql@.service", rule, {"OOMScoreAdjust": "-1000", "OOMPolicy": "continue"}, [])
     assert "# Source: PostgreSQL manual, 'Linux Memory Overcommit'" in text
     assert text.endswith("[Service]\nOOMScoreAdjust=-1000\nOOMPolicy=continue\n")
 
@@ -190,7 +191,7 @@ def test_describe_says_unknown_when_the_environment_cannot_be_read():
 
 def test_validate_refuses_the_cgroup_write_and_names_the_option():
     with pytest.raises(core.OomInputError) as exc:
-        core.validate_request(["postgresql"], [], None, None, 90, "cgroup", [])
+        oom_decide.validate_request(["postgresql"], [], None, None, 90, "cgroup", [])
     assert exc.value.option == "live" and "Only the main PID is ever written" in str(exc.value)
 
 
@@ -208,11 +209,11 @@ def test_validate_refuses_the_cgroup_write_and_names_the_option():
 def test_a_unit_name_with_anything_after_service_is_refused_by_option(option, name):
     units, allow = ([name], []) if option == "units" else ([], [name])
     with pytest.raises(core.OomInputError) as exc:
-        core.validate_request(["mariadb"], units, allow_unkillable=allow, **VALID)
+        oom_decide.validate_request(["mariadb"], units, allow_unkillable=allow, **VALID)
     assert exc.value.option == option and repr(name) in str(exc.value) and "NAME.service" in str(exc.value)
 
 
 @pytest.mark.parametrize("name", ["mariadb.service", "postgresql@15-main.service", "postgresql@.service",
                                   "dev-disk-by\\x2duuid.service", "a:b_c.d.service"])
 def test_a_service_unit_name_is_accepted(name):
-    core.validate_request(["generic"], [name], allow_unkillable=[name], **VALID)
+    oom_decide.validate_request(["generic"], [name], allow_unkillable=[name], **VALID)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_outcome as so
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
 
 MODE, RATIO, KBYTES, RESERVE = sk.MODE, sk.RATIO, sk.KBYTES, sk.ADMIN_RESERVE
@@ -45,7 +46,7 @@ def host(extra=None, plan=None, debian12=True):
         files["/etc/sysctl.conf"] = DEBIAN12_SYSCTL_CONF
         files["/etc/sysctl.d/99-sysctl.conf"] = DEBIAN12_SYSCTL_CONF  # the symlink, followed
     files.update(extra or {})
-    return sr.sources_from_texts(files)
+    return so.sources_from_texts(files)
 
 
 def end(sources, rules, start=None, **kw):
@@ -65,7 +66,7 @@ ids = pytest.mark.parametrize("rules", ALL, ids=[r.name for r in ALL])
 @ids
 def test_our_plan_alone_is_the_end_state(rules):
     result = sr.replay(host(), rules, BOOT)
-    assert sr.diff_end_state(result, RATIO_PLAN) == []
+    assert so.diff_end_state(result, RATIO_PLAN) == []
     assert result.problems == []
 
 
@@ -76,7 +77,7 @@ def test_later_kbytes_0_zeroes_our_ratio_under_procps(rules):
     sources = host({"/etc/sysctl.d/95-tuning.conf": "vm.overcommit_kbytes = 0\n"})
     result = sr.replay(sources, rules, BOOT)
     assert pick(result.end, RATIO, KBYTES, MODE) == ("0", "0", "2")
-    assert sr.diff_end_state(result, RATIO_PLAN) == [
+    assert so.diff_end_state(result, RATIO_PLAN) == [
         "%s: vm.overcommit_ratio ends at 0, not 87: vm.overcommit_ratio = 0 because "
         "/etc/sysctl.d/95-tuning.conf:1 writes vm.overcommit_kbytes = 0, and a write to "
         "vm.overcommit_kbytes zeroes vm.overcommit_ratio" % rules.name
@@ -89,7 +90,7 @@ def test_systemd_skips_a_kbytes_0_write_when_kbytes_already_reads_0(rules):
     (WRITE_STRING_FILE_SUPPRESS_REDUNDANT_VIRTUAL), so the same line is harmless at boot."""
     sources = host({"/etc/sysctl.d/95-tuning.conf": "vm.overcommit_kbytes = 0\n"})
     result = sr.replay(sources, rules, BOOT)
-    assert sr.diff_end_state(result, RATIO_PLAN) == []
+    assert so.diff_end_state(result, RATIO_PLAN) == []
     assert [(w.key, w.suppressed) for w in result.writes if w.path.endswith("95-tuning.conf")] == [(KBYTES, True)]
 
 
@@ -154,11 +155,11 @@ def test_the_later_of_two_own_drop_ins_decides(rules, old, new):
     old_plan = {RESERVE: "65536", RATIO: "70", MODE: "2"}
     files = {"/etc/sysctl.d/%s-dbfleet-overcommit.conf" % old: dropin(old_plan),
              "/etc/sysctl.d/%s-dbfleet-overcommit.conf" % new: dropin(RATIO_PLAN)}
-    sources = sr.sources_from_texts(files)
+    sources = so.sources_from_texts(files)
     result = sr.replay(sources, rules, BOOT)
     winner = max(old, new)
     want = RATIO_PLAN if winner == new else old_plan
-    assert sr.diff_end_state(result, want) == []
+    assert so.diff_end_state(result, want) == []
     assert sr.decided_by(result, RATIO).write.path == "/etc/sysctl.d/%s-dbfleet-overcommit.conf" % winner
 
 
@@ -205,7 +206,7 @@ def test_lib_sysctl_d_is_read_only_by_procps(rules, ratio):
                          ids=[r.name for r in ALL])
 def test_hidden_files_are_read_only_by_procps(rules, ratio):
     """systemd skips names starting with '.', procps only skips '.' and '..'."""
-    sources = sr.sources_from_texts({"/etc/sysctl.d/.hidden.conf": "vm.overcommit_ratio = 40\n"})
+    sources = so.sources_from_texts({"/etc/sysctl.d/.hidden.conf": "vm.overcommit_ratio = 40\n"})
     assert end(sources, rules)[RATIO] == ratio
 
 
@@ -239,7 +240,7 @@ def test_a_fifo_that_a_tool_reads_hangs_it_and_nothing_is_applied(rules):
     result = sr.replay(sources, rules, BOOT)
     assert result.hung_on == "/etc/sysctl.d/99-x.conf"
     assert result.end == BOOT and result.writes == []
-    assert sr.diff_end_state(result, {RATIO: "87"}) == [
+    assert so.diff_end_state(result, {RATIO: "87"}) == [
         "%s: vm.overcommit_ratio ends at 50, not 87: vm.overcommit_ratio stays 50: %s hangs on "
         "/etc/sysctl.d/99-x.conf and applies nothing" % (rules.name, rules.tool)]
 
@@ -264,7 +265,7 @@ def test_a_fifo_hidden_by_a_same_named_file_above_is_never_opened(rules):
     sources = host({"/etc/sysctl.d/99-x.conf": "kernel.pid_max = 65536\n"})
     sources["/usr/lib/sysctl.d/99-x.conf"] = _node("/usr/lib/sysctl.d/99-x.conf", sf.KIND_FIFO)
     result = sr.replay(sources, rules, BOOT)
-    assert result.hung_on is None and sr.diff_end_state(result, RATIO_PLAN) == []
+    assert result.hung_on is None and so.diff_end_state(result, RATIO_PLAN) == []
 
 
 @pytest.mark.parametrize("rules", PROCPS, ids=[r.name for r in PROCPS])
@@ -438,7 +439,7 @@ def test_a_glob_skips_explicit_keys_but_hits_kbytes_which_zeroes_our_ratio(rules
 @pytest.mark.parametrize("glob_file", ["/etc/sysctl.d/10-globs.conf", "/etc/sysctl.d/99-globs.conf"])
 def test_explicit_beats_glob_whatever_the_file_order(rules, glob_file):
     sources = host({glob_file: "vm.overcommit_* = 1\n-vm.overcommit_kbytes\n"})
-    assert sr.diff_end_state(sr.replay(sources, rules, BOOT), RATIO_PLAN) == []
+    assert so.diff_end_state(sr.replay(sources, rules, BOOT), RATIO_PLAN) == []
 
 
 @pytest.mark.parametrize("rules, kbytes", [(sr.SYSTEMD_252, "1"), (sr.SYSTEMD_257, "1"), (sr.PROCPS_4_0_2, "1"),
@@ -452,7 +453,7 @@ def test_a_glob_exclusion_works_only_in_procps_4_0_5_and_later(rules, kbytes):
 @ids
 def test_glob_matches_are_written_in_sorted_order(rules):
     """vm.overcommit_[kr]* writes kbytes, then ratio: the ratio write zeroes kbytes again."""
-    sources = sr.sources_from_texts({"/etc/sysctl.d/50-g.conf": "vm.overcommit_[kr]* = 5\n"})
+    sources = so.sources_from_texts({"/etc/sysctl.d/50-g.conf": "vm.overcommit_[kr]* = 5\n"})
     result = sr.replay(sources, rules, BOOT)
     assert [w.key for w in result.writes] == [KBYTES, RATIO]
     assert pick(result.end, KBYTES, RATIO) == ("0", "5")
@@ -460,7 +461,7 @@ def test_glob_matches_are_written_in_sorted_order(rules):
 
 @ids
 def test_globs_expand_over_existing_keys_too(rules):
-    sources = sr.sources_from_texts({"/etc/sysctl.d/50-g.conf": "vm.* = 3\n"})
+    sources = so.sources_from_texts({"/etc/sysctl.d/50-g.conf": "vm.* = 3\n"})
     result = sr.replay(sources, rules, BOOT, existing_keys=["vm.swappiness"])
     # The boot-memory keys are followed too: a glob over vm.* sets the huge pages and user reserve.
     assert [w.key for w in result.writes] == [RESERVE, sk.NR_HUGEPAGES, KBYTES, MODE, RATIO, sk.USER_RESERVE]
@@ -476,7 +477,7 @@ def test_decided_by_names_the_write_or_says_no_file_sets_it(rules):
     assert sr.decided_by(result, RATIO).message == (
         "vm.overcommit_ratio = 87 is set by %s:3 (vm.overcommit_ratio = 87)" % OURS)
     assert sr.decided_by(result, KBYTES).side_effect
-    unset = sr.replay(sr.sources_from_texts({}), rules, BOOT)
+    unset = sr.replay(so.sources_from_texts({}), rules, BOOT)
     assert sr.decided_by(unset, MODE).message == "vm.overcommit_memory stays 0: no file read by %s sets it" % (
         rules.name)
 
@@ -502,20 +503,20 @@ def test_decided_by_names_a_later_writer_with_its_file_and_the_whole_chain_when_
 def test_diff_end_state_takes_ints_and_refuses_values_the_kernel_would_read_otherwise():
     """Expected values follow _kernel.sysctl.plain_decimal, the one rule: ' 2' is not silently 2."""
     result = sr.replay(host(), sr.SYSTEMD_252, BOOT)
-    assert sr.diff_end_state(result, {RATIO: 87, MODE: "2"}) == []
+    assert so.diff_end_state(result, {RATIO: 87, MODE: "2"}) == []
     with pytest.raises(ValueError, match="vm.overcommit_memory = ' 2' is refused"):
-        sr.diff_end_state(result, {MODE: " 2"})
+        so.diff_end_state(result, {MODE: " 2"})
 
 
 def test_start_values_come_from_the_live_host_for_a_later_sysctl_system():
     """A run of sysctl --system on a live host starts from the live values, not the boot's."""
     live = {MODE: "2", RATIO: "0", KBYTES: "4194304", RESERVE: "131072"}
-    sources = sr.sources_from_texts({OURS: dropin(KBYTES_PLAN)})
+    sources = so.sources_from_texts({OURS: dropin(KBYTES_PLAN)})
     assert sr.replay(sources, sr.PROCPS_4_0_4, live).end == dict(BOOT, **live)
 
 
 def test_replay_all_covers_every_rule_set():
-    assert sorted(sr.replay_all(host(), BOOT)) == sorted(r.name for r in sr.RULE_SETS)
+    assert sorted(so.replay_all(host(), BOOT)) == sorted(r.name for r in sr.RULE_SETS)
     assert {r.tool for r in sr.RULE_SETS} == {sr.TOOL_SYSTEMD, sr.TOOL_PROCPS}
 
 
@@ -541,10 +542,10 @@ def test_systemd_normalize(key, normal):
 def test_with_file_answers_what_if_our_drop_in_changes_or_goes():
     sources = host({"/etc/sysctl.conf": "vm.overcommit_memory = 2\n", "/etc/sysctl.d/99-sysctl.conf":
                     "vm.overcommit_memory = 2\n"})
-    gone = sr.replay(sr.with_file(sources, OURS, None), sr.SYSTEMD_252, BOOT)
+    gone = sr.replay(so.with_file(sources, OURS, None), sr.SYSTEMD_252, BOOT)
     assert pick(gone.end, MODE, RATIO, RESERVE) == ("2", "50", "8192")  # finding 2: absent settles into this
-    changed = sr.replay(sr.with_file(sources, OURS, dropin(KBYTES_PLAN).encode()), sr.SYSTEMD_252, BOOT)
-    assert sr.diff_end_state(changed, KBYTES_PLAN) == []
+    changed = sr.replay(so.with_file(sources, OURS, dropin(KBYTES_PLAN).encode()), sr.SYSTEMD_252, BOOT)
+    assert so.diff_end_state(changed, KBYTES_PLAN) == []
 
 
 @pytest.mark.parametrize("rules", [sr.SYSTEMD_257, sr.PROCPS_4_0_4], ids=lambda r: r.name)
@@ -557,7 +558,7 @@ def test_managed_lines_resolve_spellings_and_list_globs_that_hit_our_keys(rules)
 
 def test_report_is_json_friendly_and_says_why():
     sources = host({"/etc/sysctl.d/95-tuning.conf": "vm.overcommit_kbytes = 0\n"})
-    summary = sr.report(sr.replay(sources, sr.PROCPS_4_0_2, BOOT), RATIO_PLAN)
+    summary = so.report(sr.replay(sources, sr.PROCPS_4_0_2, BOOT), RATIO_PLAN)
     assert summary["ok"] is False and summary["rules"] == "procps-4.0.2"
     assert summary["decided_by"][RATIO].startswith("vm.overcommit_ratio = 0 because /etc/sysctl.d/95-tuning.conf:1")
     assert summary["files"][-1] == "/etc/sysctl.conf"
@@ -590,14 +591,14 @@ def without_ours(extra):
 
 
 def test_boot_end_is_the_common_end_when_every_tool_agrees():
-    result = sr.boot_end(without_ours({"/usr/lib/sysctl.d/30-vendor.conf": "vm.overcommit_ratio = 70\n"}), None)
+    result = so.boot_end(without_ours({"/usr/lib/sysctl.d/30-vendor.conf": "vm.overcommit_ratio = 70\n"}), None)
     assert result.end == dict(BOOT_MANAGED, **{RATIO: "70"})
     assert result.rules == tuple(r.name for r in ALL) and result.disputed == {} and result.note is None
 
 
 def test_boot_end_follows_the_hosts_own_boot_tool_when_the_tools_disagree():
     """systemd skips "kbytes = 0" (already 0) and keeps ratio 70; procps writes it and zeroes the ratio."""
-    result = sr.boot_end(without_ours(VENDOR_AND_LATER_KBYTES_0), sr.TOOL_SYSTEMD)
+    result = so.boot_end(without_ours(VENDOR_AND_LATER_KBYTES_0), sr.TOOL_SYSTEMD)
     assert result.end == dict(BOOT_MANAGED, **{RATIO: "70"}) and result.disputed == {}
     assert result.rules == ("systemd-252", "systemd-257")
     assert result.note.startswith("the modelled tools disagree about the remaining files: ")
@@ -608,7 +609,7 @@ def test_boot_end_follows_the_hosts_own_boot_tool_when_the_tools_disagree():
 
 def test_boot_end_without_the_hosts_tool_keeps_only_what_every_tool_agrees_on():
     """No guess: the pair is disputed as one setting, mode and admin reserve are agreed."""
-    result = sr.boot_end(without_ours(VENDOR_AND_LATER_KBYTES_0), None)
+    result = so.boot_end(without_ours(VENDOR_AND_LATER_KBYTES_0), None)
     assert result.end == {MODE: "0", RESERVE: "8192"}
     assert result.disputed == {
         RATIO: {"systemd-252": "70", "systemd-257": "70", "procps-4.0.2": "0", "procps-4.0.4": "0",
@@ -620,7 +621,7 @@ def test_boot_end_without_the_hosts_tool_keeps_only_what_every_tool_agrees_on():
 
 def test_boot_end_when_the_hosts_own_tool_versions_disagree_keeps_only_what_they_agree_on():
     """procps 4.0.5 honours a glob exclusion that 4.0.2 and 4.0.4 ignore (kbytes 1000 there)."""
-    result = sr.boot_end(without_ours({"/etc/sysctl.d/99-globs.conf": "vm.overcommit_k* = 1000\n-vm.overcommit_k*\n"}),
+    result = so.boot_end(without_ours({"/etc/sysctl.d/99-globs.conf": "vm.overcommit_k* = 1000\n-vm.overcommit_k*\n"}),
                          sr.TOOL_PROCPS)
     assert set(result.disputed) == {RATIO, KBYTES} and result.end == {MODE: "0", RESERVE: "8192"}
     assert result.disputed[KBYTES] == {"procps-4.0.2": "1000", "procps-4.0.4": "1000", "procps-4.0.5": "0"}

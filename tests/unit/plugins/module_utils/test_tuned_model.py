@@ -14,6 +14,7 @@ import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_files as sf
 from ansible_collections.dbfleet.memory.plugins.module_utils._kernel import sysctl as sk
+from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_outcome as so
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import sysctl_replay as sr
 from ansible_collections.dbfleet.memory.plugins.module_utils._boot import tuned as tm
 
@@ -144,7 +145,7 @@ def sources(extra: Optional[Mapping[str, Optional[str]]] = None, dropin: Optiona
         files["/etc/sysctl.conf"] = DEBIAN12_SYSCTL_CONF
         files["/etc/sysctl.d/99-sysctl.conf"] = DEBIAN12_SYSCTL_CONF  # the symlink, followed
     files.update(extra or {})
-    return sr.sources_from_texts(files)
+    return so.sources_from_texts(files)
 
 
 def boot(tuned_host: tm.TunedHost, srcs: Mapping[str, sf.SysctlSource], rules: tm.TunedRules = T20,
@@ -531,7 +532,7 @@ def test_profile_ratio_40_with_reapply_off_replaces_the_drop_ins_90_at_boot():
     where = "%s:%d" % (profile_path(T20, "dbfleet-pg", True), DB_PROFILE_LINE[RATIO])
     assert sr.decided_by(result, RATIO).message == (
         "vm.overcommit_ratio = 40 is set by tuned-2.20 from %s (vm.overcommit_ratio = 40)" % where)
-    assert sr.diff_end_state(result, {RATIO: 90}) == [
+    assert so.diff_end_state(result, {RATIO: 90}) == [
         "systemd-252: vm.overcommit_ratio ends at 40, not 90: vm.overcommit_ratio = 40 is set by tuned-2.20 from %s "
         "(vm.overcommit_ratio = 40)" % where]
 

@@ -1,4 +1,4 @@
-"""How _oom.transaction reads unit files, /proc/PID files and its own drop-ins (regular_file's one rule).
+"""How _oom.host reads unit files, /proc/PID files and its own drop-ins (regular_file's one rule).
 
 Unit files are read as systemd reads them, through their links (Debian's mysql.service alias
 of mariadb.service); nothing but a regular file is ever opened; a file larger than the cap is
@@ -13,8 +13,8 @@ import os
 import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._host import files
-from ansible_collections.dbfleet.memory.plugins.module_utils._oom import transaction as oom_host
-from ansible_collections.dbfleet.memory.plugins.module_utils._oom import rules as core
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import decide as oom_decide
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom import host as oom_host
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_systemd import DIRECT_PG_UNIT, PG_ENV
 
 OUR_DROPIN = "/etc/systemd/system/mariadb.service.d/90-dbfleet-oom.conf"
@@ -57,7 +57,7 @@ def test_a_unit_file_larger_than_the_cap_is_unreadable_not_cut_into_another_valu
     host = oom_host.read_host_units(systemd.run, ["postgresql"])
     unit = host.units["postgresql.service"]
     assert host.file_texts[unit.fragment_path] is None
-    assert core.unit_own_score(unit, host) is None
+    assert oom_decide.unit_own_score(unit, host) is None
 
 
 def test_a_unit_file_reached_through_an_alias_link_is_read_from_the_link_target(kernel, host_tree):
@@ -115,4 +115,4 @@ def test_a_unit_using_the_direct_pg_unit_still_reads_its_own_score(systemd):
     systemd.process(812, -200, PG_ENV)
     systemd.load("postgresql.service", main_pid=812)
     host = oom_host.read_host_units(systemd.run, ["postgresql"])
-    assert core.unit_own_score(host.units["postgresql.service"], host) == -200
+    assert oom_decide.unit_own_score(host.units["postgresql.service"], host) == -200

@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._oom import transaction as oom_host
 from ansible_collections.dbfleet.memory.plugins.module_utils._oom import rules as core
+from ansible_collections.dbfleet.memory.plugins.module_utils._oom.host import describe_host
 from ansible_collections.dbfleet.memory.plugins.module_utils._host.lock import LOCK_PATH
 from ansible_collections.dbfleet.memory.plugins.modules import oom_priority
 from ansible_collections.dbfleet.memory.tests.unit.plugins.modules.fake_kernel import snapshot
@@ -507,7 +508,7 @@ def test_describe_host_reports_every_database_unit_read_only(systemd):
     debian_pg(systemd, environ=PLAIN_ENV)
     mariadb(systemd)
     before = snapshot(systemd.root)
-    report = oom_host.describe_host(systemd.run)
+    report = describe_host(systemd.run)
     assert report["error"] is None and report["container"] is None and report["oomd_active"] is False
     rows = {r["unit"]: r for r in report["units"]}
     pg = rows["postgresql@15-main.service"]
@@ -519,6 +520,6 @@ def test_describe_host_reports_every_database_unit_read_only(systemd):
 
 def test_describe_host_without_systemd_says_why_instead_of_failing(systemd):
     os.rmdir(systemd.root / "run/systemd/system")
-    report = oom_host.describe_host(systemd.run)
+    report = describe_host(systemd.run)
     assert report["units"] == [] and "systemd is not running here" in report["error"]
     assert systemd.commands == []
