@@ -111,7 +111,7 @@ def base_variables(path):
 
 CALLERS = [
     ("roles/overcommit/tasks/main.yml", "dbfleet.memory.overcommit"),
-    ("roles/overcommit/tasks/main.yml", "dbfleet.memory.overcommit_metrics"),
+    ("roles/overcommit/tasks/metrics.yml", "dbfleet.memory.overcommit_metrics"),
     ("playbooks/plan_report.yml", "dbfleet.memory.overcommit_info"),
     ("playbooks/audit.yml", "dbfleet.memory.overcommit_info"),
     ("playbooks/audit.yml", "dbfleet.memory.overcommit_metrics"),
