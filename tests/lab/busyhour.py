@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dbsizing as dz
 from dbguest import MARIADB_UNIT, PG_PID_FILE, PG_UNIT, oom_kills
@@ -40,9 +40,11 @@ def database_line(info: dict, engine: str) -> dict:
     return lines[0]
 
 
-# What a server's journal says when an allocation failed inside it (MariaDB logs "Out of memory
-# (Needed N bytes)"; a server that aborts on a failed allocation ends with a signal).
-SERVER_MEMORY_LINE = re.compile(r"out of memory|cannot allocate memory|errno 12|signal 6|abort", re.I)
+# What a server's journal says when an allocation failed inside it: MariaDB logs "Out of memory
+# (Needed N bytes)"; a server that aborts on a failed allocation ends with SIGABRT, which systemd
+# logs as "status=6/ABRT". Not "Aborted connection": MariaDB logs that for any client that left
+# without saying goodbye.
+SERVER_MEMORY_LINE = re.compile(r"out of memory|cannot allocate memory|errno 12|signal 6|/ABRT|core dumped", re.I)
 
 
 @dataclass
@@ -88,7 +90,6 @@ class BusyHour:
     passing: Load            # the same load after the fix
     server_pid_before: str   # once the fix is in, before the load after it
     server_pid_after: str
-    notes: list[str] = field(default_factory=list)
 
     def story(self) -> str:
         return "\n".join([
@@ -99,7 +100,7 @@ class BusyHour:
             f"after the fix: {self.after['reason']}",
             f"the same busy hour: {self.passing.describe()}",
             f"server PID {self.server_pid_before} once the fix was in, {self.server_pid_after} after the load",
-        ] + self.notes)
+        ])
 
     def problems(self) -> list[str]:
         """What did not go as the verdict predicted, or []: the one definition of "the story holds"
