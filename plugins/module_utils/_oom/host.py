@@ -7,7 +7,7 @@
     describe_host(run)             -> the report of overcommit_info (rules.describe_units)
 
 systemctl is run through ``run`` (AnsibleModule.run_command in the module), and only ever as
-``systemctl show`` here. Paths go through ``host_path`` (_host.files', so unit tests use one fake
+``systemctl show`` here. Paths go through ``host_path`` (_host.files, so unit tests use one fake
 tree), and every file is read by regular_file's one rule: unit files through their links as
 systemd follows them, our own drop-ins never through a link. The writes are transaction.py's;
 overcommit_info imports only this file, so an audit compiles neither them nor the lock.
