@@ -20,6 +20,7 @@ way to boot (systemd-sysctl 252, then tuned 2.20).
 from __future__ import annotations
 
 import shlex
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -83,10 +84,19 @@ def predicted(lab: Lab) -> dict[str, Any]:
 
 
 def power_cycle_until_tuned_applied(lab: Lab) -> None:
+    """Power-cycles and waits until tuned is active, one `systemctl is-active` per poll. With
+    headroom_pct 0 the plan leaves no room for transients, and tuned's start (a Python daemon, as
+    root) can take the admin reserve for a moment: a poll that cannot fork is counted and printed,
+    not fatal. What the boot must give, the database and a process of nobody's, is asserted after."""
     lab.power_cycle(HOST)
-    state = lab.run(HOST, f"for i in $(seq {TUNED_ACTIVE_TIMEOUT_S}); do s=$(systemctl is-active tuned); "
-                          "[ $s = active ] && { echo $s; exit; }; [ $s = failed ] && { echo $s; exit; }; sleep 1; "
-                          "done; echo timeout", timeout=TUNED_ACTIVE_TIMEOUT_S + 60).stdout.strip()
+    deadline, state, refused = time.monotonic() + TUNED_ACTIVE_TIMEOUT_S, "", 0
+    while time.monotonic() < deadline and state not in ("active", "failed"):
+        poll = lab.run(HOST, "systemctl is-active tuned", check=False, timeout=60)
+        state = poll.stdout.strip()
+        if "Cannot allocate memory" in poll.stderr:
+            refused += 1
+        time.sleep(1)
+    print(f"tuned {state or 'unknown'} after the power cycle; polls refused with ENOMEM while it started: {refused}")
     assert state == "active", lab.run(HOST, "journalctl -q -b -u tuned | tail -20", check=False).stdout
 
 
