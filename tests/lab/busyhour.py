@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 import dbsizing as dz
-from dbguest import MARIADB_UNIT, PG_PID_FILE, PG_UNIT, oom_kills
+from dbguest import MARIADB_UNIT, PG_PID_FILE, PG_UNIT, mariadb, oom_kills, psql
 from helpers import lockout_problems
 from role_runner import run_info
 from umlab import Lab, LabError
@@ -150,7 +150,7 @@ class PostgresHour:
         # transaction block, so one statement per psql call.
         for statement in fix["how"].split("--")[0].split(";"):
             if statement.strip():
-                dz.psql(lab, guest, statement.strip())
+                psql(lab, guest, statement.strip())
         time.sleep(1)
 
 
@@ -184,7 +184,7 @@ class MariadbHour:
         set_global = re.search(r"SET GLOBAL [^;]+;", fix["how"])
         if not set_global:
             raise LabError(f"the fix has no SET GLOBAL statement: {fix['how']}")
-        dz.mariadb(lab, guest, set_global.group(0))
+        mariadb(lab, guest, set_global.group(0))
 
 
 def _server_lines(lab: Lab, guest: str, unit: str, since: str) -> list[str]:

@@ -24,7 +24,7 @@ import pytest
 
 import busyhour
 import dbsizing as dz
-from dbguest import MARIADB_UNIT, PG_UNIT
+from dbguest import MARIADB_UNIT, PG_UNIT, psql
 from umlab import GuestSpec, Lab
 
 from ansible_collections.dbfleet.memory.plugins.module_utils._db.units import KIB
@@ -61,7 +61,7 @@ def test_postgresql_a_peak_that_does_not_fit_fails_as_predicted_and_the_fix_hold
         try:
             hour = busyhour.busy_hour(lab, GUEST, busyhour.PostgresHour(PROOF_PG_CLIENTS, PROOF_PG_ROWS),
                                       "postgresql")
-            work_mem_now = dz.psql(lab, GUEST, "SHOW work_mem")
+            work_mem_now = psql(lab, GUEST, "SHOW work_mem")
         finally:
             dz.back_to_mode0(lab, GUEST)
     print(f"\n=== PostgreSQL {PROOF_PG}, {PROOF_PG_CLIENTS} sorts of {PROOF_PG_ROWS} rows ===")
